@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The README's test command: set-up, then pytest (arguments go to pytest).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+case "${1:-}" in -h|--help) echo "usage: scripts/test.sh [PYTEST_ARGS...]  (runs setup.sh, then pytest on the local cluster)"; exit 0;; esac
+scripts/setup.sh
+exec .venv/bin/python -m pytest "$@"
