@@ -1,0 +1,1 @@
+"""Parsl workflows that launch multi-node MPI runs on Slurm, with verified placement."""
