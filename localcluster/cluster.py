@@ -1,0 +1,255 @@
+"""Bring a local cluster up and down: munged, slurmctld and one slurmd per node namespace."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import network
+from .procs import CommandError, alive, pids_matching, read_pid, run, stop
+from .spec import ClusterSpec, cgroup_conf, client_env, slurm_conf
+
+# Which Debian package brings each command, for the one-line "missing package" error.
+REQUIRED = {
+    "munged": "munge",
+    "slurmctld": "slurmctld (slurm-wlm)",
+    "slurmd": "slurmd (slurm-wlm)",
+    "sinfo": "slurm-client (slurm-wlm)",
+    "ip": "iproute2",
+    "unshare": "util-linux",
+}
+
+Progress = Callable[[str], None]
+
+
+class ClusterError(RuntimeError):
+    """The cluster cannot come up or go down; the message is one line."""
+
+
+@dataclass
+class NodeState:
+    name: str
+    state: str
+    cpus: str
+
+
+def _env(spec: ClusterSpec) -> dict[str, str]:
+    return {**os.environ, **client_env(spec)}
+
+
+def check_tools() -> None:
+    for cmd, package in REQUIRED.items():
+        if shutil.which(cmd) is None:
+            raise ClusterError(f"missing package {package}: '{cmd}' not found (run scripts/setup.sh)")
+    if os.geteuid() != 0:
+        raise ClusterError("no permission: the local cluster needs root (namespaces, bridge)")
+
+
+def check_port_free(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            raise ClusterError(f"port {port} in use (pick another with --ctld-port)") from None
+
+
+def load(root: Path) -> ClusterSpec | None:
+    """The spec a cluster at root was brought up with, if any."""
+    try:
+        return ClusterSpec.from_json((root / "cluster.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def node_states(spec: ClusterSpec) -> list[NodeState]:
+    proc = run(["sinfo", "-h", "-N", "-o", "%N %T %c"], env=_env(spec), check=False, timeout=10)
+    if proc.returncode != 0:
+        return []
+    states = []
+    for line in proc.stdout.splitlines():
+        name, state, cpus = line.split()
+        states.append(NodeState(name, state, cpus))
+    return states
+
+
+def daemon_pids(spec: ClusterSpec) -> dict[str, int | None]:
+    """munged, slurmctld and each slurmd, by pid file; None where it does not run."""
+    files = {"munged": spec.munge_dir / "munged.pid", "slurmctld": spec.run_dir / "slurmctld.pid"}
+    files.update({f"slurmd@{n}": spec.run_dir / f"slurmd-{n}.pid" for n in spec.node_names})
+    pids = {}
+    for name, path in files.items():
+        pid = read_pid(path)
+        pids[name] = pid if pid is not None and alive(pid) else None
+    return pids
+
+
+def healthy(spec: ClusterSpec) -> bool:
+    if any(pid is None for pid in daemon_pids(spec).values()):
+        return False
+    states = node_states(spec)
+    return len(states) == spec.nodes and all(s.state in ("idle", "mixed", "allocated") for s in states)
+
+
+def _write_files(spec: ClusterSpec) -> None:
+    for d in (spec.etc, spec.log_dir, spec.run_dir, spec.root / "ctld"):
+        d.mkdir(parents=True, exist_ok=True)
+    for node in spec.node_names:
+        (spec.node_dir(node) / "spool").mkdir(parents=True, exist_ok=True)
+        tmp = spec.node_dir(node) / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        tmp.chmod(0o1777)
+    spec.slurm_conf.write_text(slurm_conf(spec))
+    (spec.etc / "cgroup.conf").write_text(cgroup_conf())
+    spec.munge_dir.mkdir(parents=True, exist_ok=True)
+    spec.munge_dir.chmod(0o755)  # munged refuses a socket directory others may not traverse
+    key = spec.munge_dir / "munge.key"
+    key.write_bytes(os.urandom(1024))
+    key.chmod(0o400)
+    spec.state_file.write_text(spec.to_json())
+
+
+def _start_munged(spec: ClusterSpec) -> None:
+    d = spec.munge_dir
+    run(["munged", "--force", f"--socket={spec.munge_socket}", f"--key-file={d / 'munge.key'}",
+         f"--pid-file={d / 'munged.pid'}", f"--log-file={spec.log_dir / 'munged.log'}",
+         f"--seed-file={d / 'munged.seed'}"])
+
+
+def _node_command(spec: ClusterSpec, node: str) -> list[str]:
+    """slurmd inside the node's namespaces, with its own hostname, /tmp and /dev/shm."""
+    tmp = spec.node_dir(node) / "tmp"
+    inner = (
+        f"hostname {node} && mount --bind {shlex.quote(str(tmp))} /tmp && "
+        f"mount -t tmpfs -o mode=1777,size=1g shm /dev/shm && "
+        f"exec slurmd -f {shlex.quote(str(spec.slurm_conf))} -N {node}"
+    )
+    return ["ip", "netns", "exec", spec.netns(node), "unshare", "--uts", "sh", "-c", inner]
+
+
+def _start_slurm(spec: ClusterSpec) -> None:
+    env = _env(spec)
+    procs = [subprocess.Popen(["slurmctld", "-f", str(spec.slurm_conf)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)]
+    procs += [subprocess.Popen(_node_command(spec, node), env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True) for node in spec.node_names]
+    for proc in procs:
+        _, err = proc.communicate(timeout=30)
+        if proc.returncode != 0:
+            line = (err.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+            raise ClusterError(f"{' '.join(proc.args[:2])} failed to start: {line}")
+
+
+def _wait_idle(spec: ClusterSpec, timeout: float) -> None:
+    started = time.monotonic()
+    while True:
+        states = node_states(spec)
+        if len(states) == spec.nodes and all(s.state == "idle" for s in states):
+            return
+        waited = time.monotonic() - started
+        dead = [name for name, pid in daemon_pids(spec).items() if pid is None]
+        if dead and waited > 1.0:  # daemons write their pid files right after forking
+            raise ClusterError(f"{', '.join(dead)} exited during start-up")
+        if waited > timeout:
+            seen = ", ".join(f"{s.name}={s.state}" for s in states) or "sinfo gave no nodes"
+            raise ClusterError(f"nodes not idle after {timeout:.0f} s ({seen})")
+        time.sleep(0.03)
+
+
+def log_tails(spec: ClusterSpec, lines: int = 5) -> str:
+    out = []
+    for log in sorted(spec.log_dir.glob("*.log")) if spec.log_dir.exists() else []:
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        out.append(f"==> {log} <==\n" + "\n".join(tail))
+    return "\n".join(out)
+
+
+def up(spec: ClusterSpec, *, timeout: float = 30, progress: Progress = lambda _: None) -> str:
+    """Bring the cluster up (idempotent); returns a one-line summary."""
+    check_tools()
+    previous = load(spec.root)
+    if previous == spec and healthy(spec):
+        return f"already up: {spec.nodes} nodes x {spec.cpus} CPUs at {spec.root}"
+    down(previous or spec, progress=progress)
+    if previous and previous != spec:
+        down(spec, progress=progress)
+    check_port_free(spec.ctld_port)
+    started = time.monotonic()
+    try:
+        progress("writing configuration")
+        _write_files(spec)
+        progress(f"creating bridge {spec.bridge} and {spec.nodes} node namespaces")
+        network.apply_up(spec)
+        progress("starting munged, slurmctld and slurmd")
+        _start_munged(spec)
+        _start_slurm(spec)
+        _wait_idle(spec, timeout)
+    except (ClusterError, CommandError) as err:
+        tails = log_tails(spec)
+        down(spec)
+        raise ClusterError(f"cluster did not come up: {err}" + (f"\n{tails}" if tails else "")) from None
+    took = time.monotonic() - started
+    return f"up: {spec.nodes} nodes x {spec.cpus} CPUs in {took:.2f} s (SLURM_CONF={spec.slurm_conf})"
+
+
+def _cancel_jobs(spec: ClusterSpec) -> None:
+    env = _env(spec)
+    proc = run(["squeue", "-h", "-o", "%i"], env=env, check=False, timeout=5)
+    jobs = proc.stdout.split() if proc.returncode == 0 else []
+    if jobs:
+        run(["scancel", *jobs], env=env, check=False, timeout=5)
+
+
+def down(spec: ClusterSpec, *, progress: Progress = lambda _: None) -> str:
+    """Cancel jobs, stop every process of the cluster, remove namespaces, links and state."""
+    started = time.monotonic()
+    pids = daemon_pids(spec)
+    if pids.get("slurmctld"):
+        progress("cancelling jobs")
+        try:
+            _cancel_jobs(spec)
+        except CommandError:
+            pass
+    progress("stopping processes")
+    in_nodes = [pid for ns in network.namespaces(spec) for pid in network.namespace_pids(ns)]
+    stop(in_nodes)
+    host_side = [p for p in pids.values() if p] + pids_matching(str(spec.root) + "/")
+    stop(host_side)
+    progress("removing namespaces and links")
+    network.apply_down(spec)
+    if spec.root.exists():
+        shutil.rmtree(spec.root, ignore_errors=True)
+    return f"down in {time.monotonic() - started:.2f} s"
+
+
+def leftovers(spec: ClusterSpec) -> list[str]:
+    """What of this cluster still exists: processes, namespaces, links, state (empty when clean)."""
+    found = [f"process {p}" for p in pids_matching(str(spec.root) + "/")]
+    found += [f"namespace {ns}" for ns in network.namespaces(spec)]
+    found += [f"link {link}" for link in network.host_links(spec)]
+    if spec.root.exists():
+        found.append(f"state {spec.root}")
+    return found
+
+
+def status(spec: ClusterSpec) -> tuple[bool, str]:
+    """(up, a readable table of daemons and nodes)."""
+    lines = [f"cluster at {spec.root}: {spec.nodes} nodes x {spec.cpus} CPUs, bridge {spec.bridge}"]
+    pids = daemon_pids(spec)
+    for name, pid in pids.items():
+        lines.append(f"  {name:<14} {'running, pid ' + str(pid) if pid else 'not running'}")
+    states = node_states(spec) if pids.get("slurmctld") else []
+    if states:
+        lines.append(f"  {'NODE':<8}{'STATE':<12}CPUS")
+        lines += [f"  {s.name:<8}{s.state:<12}{s.cpus}" for s in states]
+    return healthy(spec), "\n".join(lines)
+
+
+def env_lines(spec: ClusterSpec) -> str:
+    return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in client_env(spec).items())

@@ -1,0 +1,190 @@
+"""The shape of a local cluster and the configuration files it implies (pure)."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+from pathlib import Path
+
+MAX_NODES = 200
+
+
+class SpecError(ValueError):
+    """A cluster shape that cannot be built."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterSpec:
+    root: Path
+    host: str
+    nodes: int = 4
+    cpus: int = 2
+    bridge: str = "slbr0"
+    subnet: str = "10.250.0.0/24"
+    prefix: str = "slnode-"
+    ctld_port: int = 16817
+    slurmd_port: int = 16818
+    partition: str = "debug"
+
+    def __post_init__(self) -> None:
+        if self.nodes < 1 or self.nodes > MAX_NODES:
+            raise SpecError(f"--nodes must be between 1 and {MAX_NODES}, got {self.nodes}")
+        if self.cpus < 1 or self.cpus > 256:
+            raise SpecError(f"--cpus must be between 1 and 256, got {self.cpus}")
+        if not 1 <= len(self.bridge) <= 15 or not self.bridge.replace("-", "").isalnum():
+            raise SpecError(f"--bridge must be 1-15 letters, digits or '-', got {self.bridge!r}")
+        if not self.prefix or len(self.prefix) > 9 or not self.prefix.replace("-", "").isalnum():
+            raise SpecError(f"--prefix must be 1-9 letters, digits or '-', got {self.prefix!r}")
+        try:
+            net = ipaddress.IPv4Network(self.subnet)
+        except ValueError as err:
+            raise SpecError(f"--subnet is not an IPv4 network: {err}") from None
+        if net.num_addresses < self.nodes + 16:
+            raise SpecError(f"--subnet {self.subnet} is too small for {self.nodes} nodes")
+        for name, port in (("--ctld-port", self.ctld_port), ("--slurmd-port", self.slurmd_port)):
+            if not 1024 <= port <= 65535:
+                raise SpecError(f"{name} must be between 1024 and 65535, got {port}")
+        if self.ctld_port == self.slurmd_port:
+            raise SpecError("--ctld-port and --slurmd-port must differ")
+
+    # Derived names and addresses -------------------------------------------------------------
+    @property
+    def node_names(self) -> list[str]:
+        return [f"n{i}" for i in range(1, self.nodes + 1)]
+
+    @property
+    def host_address(self) -> str:
+        """The bridge's address: slurmctld, srun and Parsl's interchange are reached there."""
+        return str(ipaddress.IPv4Network(self.subnet)[1])
+
+    @property
+    def prefixlen(self) -> int:
+        return ipaddress.IPv4Network(self.subnet).prefixlen
+
+    def node_address(self, index: int) -> str:
+        """Address of node n<index> (1-based)."""
+        return str(ipaddress.IPv4Network(self.subnet)[10 + index])
+
+    def netns(self, node: str) -> str:
+        return f"{self.prefix}{node}"
+
+    def veth(self, node: str) -> str:
+        return f"{self.prefix}{node}"[:15]
+
+    # Files under the root --------------------------------------------------------------------
+    @property
+    def etc(self) -> Path:
+        return self.root / "etc"
+
+    @property
+    def slurm_conf(self) -> Path:
+        return self.etc / "slurm.conf"
+
+    @property
+    def munge_dir(self) -> Path:
+        return self.root / "munge"
+
+    @property
+    def munge_socket(self) -> Path:
+        return self.munge_dir / "munge.socket.2"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.root / "log"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "cluster.json"
+
+    def node_dir(self, node: str) -> Path:
+        return self.root / "nodes" / node
+
+    def to_json(self) -> str:
+        data = dataclasses.asdict(self)
+        data["root"] = str(self.root)
+        return json.dumps(data, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ClusterSpec:
+        data = json.loads(text)
+        data["root"] = Path(data["root"])
+        return cls(**data)
+
+
+def slurm_conf(spec: ClusterSpec) -> str:
+    """slurm.conf for the cluster: every path under the root, nothing in /etc/slurm."""
+    r = spec.root
+    lines = [
+        "# Written by localcluster; all state lives under the cluster root.",
+        "ClusterName=local",
+        f"SlurmctldHost={spec.host}({spec.host_address})",
+        f"SlurmctldPort={spec.ctld_port}",
+        f"SlurmdPort={spec.slurmd_port}",
+        "SlurmUser=root",
+        "SlurmdUser=root",
+        "AuthType=auth/munge",
+        "CredType=cred/munge",
+        f"AuthInfo=socket={spec.munge_socket}",
+        f"StateSaveLocation={r}/ctld",
+        # Per node (%n): spool and TmpFS, or the PMIx temp directories of different nodes collide.
+        f"SlurmdSpoolDir={r}/nodes/%n/spool",
+        f"TmpFS={r}/nodes/%n/tmp",
+        f"SlurmctldPidFile={spec.run_dir}/slurmctld.pid",
+        f"SlurmdPidFile={spec.run_dir}/slurmd-%n.pid",
+        f"SlurmctldLogFile={spec.log_dir}/slurmctld.log",
+        f"SlurmdLogFile={spec.log_dir}/slurmd-%n.log",
+        "SlurmctldDebug=info",
+        "SlurmdDebug=info",
+        # No cgroup filesystem inside `ip netns exec`: track processes through /proc.
+        "ProctrackType=proctrack/linuxproc",
+        "TaskPlugin=task/none",
+        # Lets a node declare more CPUs than the machine has.
+        "SlurmdParameters=config_overrides",
+        "SwitchType=switch/none",
+        "MpiDefault=none",
+        "SelectType=select/cons_tres",
+        "SelectTypeParameters=CR_CPU",
+        "SchedulerType=sched/backfill",
+        "SchedulerParameters=bf_interval=1",
+        "ReturnToService=2",
+        "SlurmctldTimeout=10",
+        "SlurmdTimeout=10",
+        "MessageTimeout=10",
+        "InactiveLimit=0",
+        "KillWait=2",
+        "MinJobAge=30",
+        "JobCompType=jobcomp/none",
+        "JobAcctGatherType=jobacct_gather/none",
+        "AccountingStorageType=accounting_storage/none",
+    ]
+    for i, node in enumerate(spec.node_names, start=1):
+        lines.append(
+            f"NodeName={node} NodeAddr={spec.node_address(i)} NodeHostname={node} "
+            f"CPUs={spec.cpus} State=UNKNOWN"
+        )
+    lines.append(
+        f"PartitionName={spec.partition} Nodes=ALL Default=YES MaxTime=INFINITE State=UP"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def cgroup_conf() -> str:
+    """cgroup.conf: slurmd reads it even with proctrack/linuxproc and dies without a plugin it can load."""
+    return "CgroupPlugin=cgroup/v1\nCgroupAutomount=no\n"
+
+
+def client_env(spec: ClusterSpec) -> dict[str, str]:
+    """What client commands and jobs need to use this cluster."""
+    return {
+        "SLURM_CONF": str(spec.slurm_conf),
+        # Debian's PMIx shared-memory store segfaults in a few % of srun --mpi=pmix steps.
+        "PMIX_MCA_gds": "hash",
+        "OMPI_ALLOW_RUN_AS_ROOT": "1",
+        "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+        "LOCAL_CLUSTER_ADDRESS": spec.host_address,
+    }
