@@ -1,0 +1,56 @@
+"""Session fixtures: one real local Slurm cluster for every test that asks for it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from localcluster import cluster
+from localcluster.spec import ClusterSpec, client_env
+
+PROJECT = Path(__file__).resolve().parent.parent
+STATE = PROJECT / ".state"
+
+
+def spec_for(name: str, index: int, *, nodes: int = 4, cpus: int = 2) -> ClusterSpec:
+    """A cluster beside the user's default one: own root, bridge, subnet, prefix and ports."""
+    return ClusterSpec(
+        root=STATE / name, host=socket.gethostname().split(".")[0], nodes=nodes, cpus=cpus,
+        bridge=f"sltest{index}", subnet=f"10.25{index}.0.0/24", prefix=f"slt{index}-",
+        ctld_port=16900 + 10 * index, slurmd_port=16901 + 10 * index)
+
+
+@dataclass
+class Cluster:
+    spec: ClusterSpec
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[Cluster]:
+    """4 nodes x 2 CPUs, up once for the session and down at its end, also when tests fail."""
+    spec = spec_for("test-cluster", 1)
+    try:
+        cluster.up(spec)
+    except cluster.ClusterError as err:
+        pytest.fail(f"local cluster did not come up: {err}")
+    try:
+        yield Cluster(spec, {**os.environ, **client_env(spec)})
+    finally:
+        cluster.down(spec)
+
+
+@pytest.fixture
+def shared_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A directory every node sees (nodes have a private /tmp, like real compute nodes)."""
+    path = STATE / "test-shared" / f"{request.node.name[:60]}-{uuid.uuid4().hex[:6]}"
+    path.mkdir(parents=True)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
