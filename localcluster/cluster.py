@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import network
 from .procs import CommandError, alive, pids_matching, read_pid, run, stop
-from .spec import ClusterSpec, cgroup_conf, client_env, slurm_conf
+from .spec import ClusterSpec, cgroup_conf, client_env, hosts_file, slurm_conf
 
 # Which Debian package brings each command, for the one-line "missing package" error.
 REQUIRED = {
@@ -109,6 +109,7 @@ def _write_files(spec: ClusterSpec) -> None:
         tmp.chmod(0o1777)
     spec.slurm_conf.write_text(slurm_conf(spec))
     (spec.etc / "cgroup.conf").write_text(cgroup_conf())
+    (spec.etc / "hosts").write_text(hosts_file(spec))
     spec.munge_dir.mkdir(parents=True, exist_ok=True)
     spec.munge_dir.chmod(0o755)  # munged refuses a socket directory others may not traverse
     key = spec.munge_dir / "munge.key"
@@ -125,10 +126,11 @@ def _start_munged(spec: ClusterSpec) -> None:
 
 
 def _node_command(spec: ClusterSpec, node: str) -> list[str]:
-    """slurmd inside the node's namespaces, with its own hostname, /tmp and /dev/shm."""
+    """slurmd inside the node's namespaces, with its own hostname, /etc/hosts, /tmp and /dev/shm."""
     tmp = spec.node_dir(node) / "tmp"
     inner = (
         f"hostname {node} && mount --bind {shlex.quote(str(tmp))} /tmp && "
+        f"mount --bind {shlex.quote(str(spec.etc / 'hosts'))} /etc/hosts && "
         f"mount -t tmpfs -o mode=1777,size=1g shm /dev/shm && "
         f"exec slurmd -f {shlex.quote(str(spec.slurm_conf))} -N {node}"
     )

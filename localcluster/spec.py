@@ -173,6 +173,13 @@ def slurm_conf(spec: ClusterSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
+def hosts_file(spec: ClusterSpec) -> str:
+    """/etc/hosts as the nodes see it: MPICH's Hydra and others resolve node names, with no DNS."""
+    lines = ["127.0.0.1 localhost", f"{spec.host_address} {spec.host}"]
+    lines += [f"{spec.node_address(i)} {node}" for i, node in enumerate(spec.node_names, start=1)]
+    return "\n".join(lines) + "\n"
+
+
 def cgroup_conf() -> str:
     """cgroup.conf: slurmd reads it even with proctrack/linuxproc and dies without a plugin it can load."""
     return "CgroupPlugin=cgroup/v1\nCgroupAutomount=no\n"
