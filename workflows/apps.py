@@ -1,0 +1,30 @@
+"""The two apps every variant runs: compile the MPI program once, then one MPI run."""
+
+from __future__ import annotations
+
+import shlex
+
+from parsl.app.app import bash_app
+
+STAMP = 'echo "# {0} $(date +%s.%N)"'
+
+
+def compile_line(cc: str, source: str, binary: str) -> str:
+    return f"{shlex.quote(cc)} -O2 -o {shlex.quote(binary)} {shlex.quote(source)}"
+
+
+def run_line(command: str) -> str:
+    """The MPI run between start and end stamps, keeping its exit status."""
+    return f"{STAMP.format('start')}; {command}; rc=$?; {STAMP.format('end')}; exit $rc"
+
+
+@bash_app
+def compile_mpi(line: str, stdout: str | None = None, stderr: str | None = None,
+                parsl_resource_specification: dict | None = None) -> str:
+    return line
+
+
+@bash_app
+def mpi_run(line: str, stdout: str | None = None, stderr: str | None = None,
+            walltime: float | None = None, parsl_resource_specification: dict | None = None) -> str:
+    return line

@@ -1,0 +1,51 @@
+"""result.json and the summary table (pure builders, one writer)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .placement import Run
+from .settings import Settings
+
+
+def result(s: Settings, runs: Sequence[Run], problems: Sequence[str], wall: float,
+           extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    params = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(s).items()}
+    return {
+        "variant": s.variant,
+        "parameters": params,
+        "runs": [{"index": r.index, "output": r.output, "nodes": r.nodes,
+                  "ranks": [dataclasses.asdict(k) for k in sorted(r.ranks, key=lambda k: k.rank)],
+                  "start": r.start, "end": r.end} for r in sorted(runs, key=lambda r: r.index)],
+        "verified": not problems,
+        "problems": list(problems),
+        "wall_seconds": round(wall, 3),
+        **(extra or {}),
+    }
+
+
+def summary(data: dict[str, Any]) -> str:
+    runs = data["runs"]
+    t0 = min((r["start"] for r in runs if r["start"] is not None), default=0.0)
+    lines = [f"{data['variant']}: {len(runs)} runs, wall {data['wall_seconds']:.1f} s",
+             f"{'run':>4}  {'nodes':<16}{'ranks':>6}  {'start s':>8}  {'took s':>7}"]
+    for r in runs:
+        start = f"{r['start'] - t0:8.2f}" if r["start"] is not None else f"{'?':>8}"
+        took = f"{r['end'] - r['start']:7.2f}" if None not in (r["start"], r["end"]) else f"{'?':>7}"
+        lines.append(f"{r['index']:>4}  {','.join(r['nodes']):<16}{len(r['ranks']):>6}  {start}  {took}")
+    if data["verified"]:
+        lines.append("verified: every CPU of every node answered once; overlapping runs used disjoint nodes")
+    else:
+        lines.append("NOT verified:")
+        lines += [f"  - {p}" for p in data["problems"]]
+    return "\n".join(lines)
+
+
+def write(run_dir: Path, data: dict[str, Any]) -> Path:
+    path = run_dir / "result.json"
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path

@@ -1,0 +1,167 @@
+"""python workflows/run.py VARIANT [options]: the MPI hello world through one Parsl executor variant.
+
+CLI args -> Settings -> variant.config(settings) -> apps on Slurm -> raw outputs -> verify -> report.
+Every Slurm job the run submitted is cancelled when it ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from workflows import environment, placement, report, slurm  # noqa: E402
+from workflows.settings import VARIANTS, Settings, SettingsError  # noqa: E402
+
+SOURCE = Path(__file__).resolve().parent / "mpi_hello.c"
+MARKER = ".workflows-run"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        self.exit(2, f"run.py: {message}\n")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python workflows/run.py", description=__doc__.split("\n")[0])
+    p.add_argument("variant", choices=(*VARIANTS, "clean"), help="executor variant, or clean")
+    p.add_argument("--repeats", type=int, default=4, help="MPI runs (default 4)")
+    p.add_argument("--nodes-per-run", type=int, default=2, help="nodes per MPI run (default 2)")
+    p.add_argument("--partition", help="Slurm partition (default: the cluster's default)")
+    p.add_argument("--account", help="Slurm account")
+    p.add_argument("--walltime", default="00:20:00", help="block walltime (default 00:20:00)")
+    p.add_argument("--scheduler-options", default="", help="extra '#SBATCH ...' lines for every block")
+    p.add_argument("--load", action="append", metavar="SPEC",
+                   help=f"spack load SPEC, in order, miniconda3 last (default {' '.join(environment.DEFAULT_LOADS)})")
+    p.add_argument("--no-spack", action="store_true", help="tools already on PATH: no spack loads")
+    p.add_argument("--mpi", default="openmpi", help="MPI flavour: openmpi or mpich (default openmpi)")
+    p.add_argument("--address", default=os.environ.get("LOCAL_CLUSTER_ADDRESS"),
+                   help="address workers reach this machine at (default: $LOCAL_CLUSTER_ADDRESS or Parsl's guess)")
+    p.add_argument("--run-timeout", type=float, default=300, help="seconds before an MPI run is ended")
+    p.add_argument("--retries", type=int, default=1, help="retries of a failed MPI run (default 1)")
+    p.add_argument("--strategy-period", type=float, default=0.5, help="Parsl scaling period, seconds")
+    p.add_argument("--run-dir", type=Path, help="run directory (default runs/<variant>-<timestamp>)")
+    p.add_argument("--json", action="store_true", help="print only the path of result.json")
+    p.add_argument("--dry-run", action="store_true", help="with clean: list what would be removed")
+    return p
+
+
+def settings_from(args: argparse.Namespace, nodes: dict[str, int]) -> Settings:
+    use_spack = not args.no_spack and (bool(args.load) or shutil.which("spack") is not None)
+    loads = tuple(args.load or environment.DEFAULT_LOADS) if use_spack else ()
+    environment.check_order(loads)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = (args.run_dir or Path("runs") / f"{args.variant}-{stamp}").resolve()
+    return Settings(
+        variant=args.variant, run_dir=run_dir, repeats=args.repeats, nodes_per_run=args.nodes_per_run,
+        cpus_per_node=min(nodes.values()), cluster_nodes=len(nodes), partition=args.partition,
+        account=args.account, walltime=args.walltime, scheduler_options=args.scheduler_options,
+        loads=loads, use_spack=use_spack, venv=environment.current_venv(), address=args.address,
+        mpi=args.mpi, run_timeout=args.run_timeout, retries=args.retries,
+        strategy_period=args.strategy_period, tag=f"parslmpi-{uuid.uuid4().hex[:12]}")
+
+
+def _spec(resources: dict | None) -> dict:
+    return {} if resources is None else {"parsl_resource_specification": resources}
+
+
+def execute(s: Settings) -> tuple[list[placement.Run], list[str], dict]:
+    """Run the workflow; returns the parsed runs, the errors of failed runs, and extra facts."""
+    import parsl
+
+    from workflows import apps, launch, variants
+
+    variant = variants.load(s.variant)
+    out = s.run_dir / "outputs"
+    shutil.rmtree(out, ignore_errors=True)  # bash apps append: a reused run directory starts clean
+    out.mkdir(parents=True)
+    binary = str(s.run_dir / "mpi_hello")
+    errors: list[str] = []
+    sampler = slurm.BlockSampler(s.tag)
+    dfk = parsl.load(variant.config(s))
+    try:
+        with sampler:
+            line = apps.compile_line(launch.compiler(s.mpi), str(SOURCE), binary)
+            apps.compile_mpi(line, stdout=str(out / "compile.out"), stderr=str(out / "compile.err"),
+                             **_spec(variant.compile_resources(s))).result()
+            command = apps.run_line(variant.run_command(s, binary))
+            futures = [apps.mpi_run(command, stdout=str(out / f"run-{i}.out"), stderr=str(out / f"run-{i}.err"),
+                                    walltime=s.run_timeout, **_spec(variant.run_resources(s)))
+                       for i in range(s.repeats)]
+            for i, fut in enumerate(futures):
+                try:
+                    fut.result()
+                except Exception as err:  # a failed run is reported, the others still verified
+                    errors.append(f"run {i} failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
+    finally:
+        dfk.cleanup()
+        parsl.clear()
+        cancelled = slurm.cancel_tagged(s.tag)
+    runs = []
+    for i in range(s.repeats):
+        path = out / f"run-{i}.out"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        runs.append(placement.parse(i, str(path.relative_to(s.run_dir)), text))
+    extra = {"block_samples": sampler.samples, "cancelled_jobs": cancelled,
+             "max_concurrent_runs": placement.max_concurrency(runs)}
+    return runs, errors, extra
+
+
+def clean(dry_run: bool, runs_root: Path = Path("runs")) -> int:
+    """Remove run directories (those holding the marker) and Parsl's stray runinfo, nothing else."""
+    targets = sorted(p.parent for p in runs_root.glob(f"*/{MARKER}")) if runs_root.exists() else []
+    targets += [p for p in (Path("runinfo"),) if p.is_dir()]
+    for t in targets:
+        print(f"{'would remove' if dry_run else 'removing'} {t}")
+        if not dry_run:
+            shutil.rmtree(t)
+    if not targets:
+        print("nothing to clean")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.variant == "clean":
+        return clean(args.dry_run)
+    try:
+        if args.variant == "flux" and shutil.which("flux") is None:
+            from workflows.variants.flux import HOW_TO_GET
+            raise SettingsError(HOW_TO_GET)
+        nodes = slurm.partition_nodes(args.partition)
+        s = settings_from(args, nodes)
+    except (SettingsError, slurm.SlurmError, environment.LoadOrderError) as err:
+        print(f"run.py: {err}", file=sys.stderr)
+        return 2
+    s.run_dir.mkdir(parents=True, exist_ok=True)
+    (s.run_dir / MARKER).touch()
+    # Parsl starts interchange.py from PATH: this interpreter's scripts must be found even unactivated.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    logging.getLogger("parsl").propagate = False  # Parsl's log goes to the run directory only
+    started = time.time()
+    try:
+        runs, errors, extra = execute(s)
+    except KeyboardInterrupt:
+        print(f"run.py: interrupted; every Slurm job of this run was cancelled ({s.run_dir})", file=sys.stderr)
+        return 130
+    problems = errors + placement.verify(runs, repeats=s.repeats, nodes_per_run=s.nodes_per_run,
+                                         cpus_by_node=nodes)
+    if s.variant == "static":
+        problems += placement.block_count_problems(extra["block_samples"], s.repeats)
+    data = report.result(s, runs, problems, time.time() - started, extra)
+    path = report.write(s.run_dir, data)
+    print(path if args.json else report.summary(data) + f"\nrun directory: {s.run_dir}")
+    return 0 if data["verified"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Everything a workflow run is parameterised by, in one frozen value."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+VARIANTS = ("htex", "static", "mpi", "flux")
+MPI_FLAVOURS = ("openmpi", "mpich")
+
+
+class SettingsError(ValueError):
+    """Settings that cannot run; the message is one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    variant: str
+    run_dir: Path
+    repeats: int = 4
+    nodes_per_run: int = 2
+    cpus_per_node: int = 2  # what Slurm gives each node of the partition (read with sinfo)
+    cluster_nodes: int = 4  # nodes in the partition
+    partition: str | None = None
+    account: str | None = None
+    walltime: str = "00:20:00"
+    scheduler_options: str = ""
+    loads: tuple[str, ...] = ()
+    use_spack: bool = False
+    venv: str | None = None
+    address: str | None = None  # where workers reach the interchange
+    mpi: str = "openmpi"
+    run_timeout: float = 300.0
+    retries: int = 1
+    strategy_period: float = 0.5
+    tag: str = "parslmpi"  # Slurm --comment on every block job, to find and cancel them
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise SettingsError(f"unknown variant {self.variant!r} (choose from {', '.join(VARIANTS)})")
+        for name in ("repeats", "nodes_per_run", "cpus_per_node", "cluster_nodes"):
+            if getattr(self, name) < 1:
+                flag = "--" + name.replace("_", "-")
+                raise SettingsError(f"{flag} must be at least 1, got {getattr(self, name)}")
+        if self.nodes_per_run > self.cluster_nodes:
+            raise SettingsError(f"--nodes-per-run {self.nodes_per_run} is more than the "
+                                f"{self.cluster_nodes} nodes of the partition")
+        if self.mpi not in MPI_FLAVOURS:
+            raise SettingsError(f"--mpi must be one of {', '.join(MPI_FLAVOURS)}, got {self.mpi!r}")
+        if self.run_timeout <= 0 or self.retries < 0:
+            raise SettingsError("--run-timeout must be positive and --retries not negative")
+
+    @property
+    def ranks_per_run(self) -> int:
+        return self.nodes_per_run * self.cpus_per_node
+
+    @property
+    def concurrent_runs(self) -> int:
+        """How many runs fit on the partition at once."""
+        return max(1, self.cluster_nodes // self.nodes_per_run)

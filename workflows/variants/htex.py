@@ -1,0 +1,47 @@
+"""HighThroughputExecutor + SlurmProvider as users write it (SimpleLauncher, a block per MPI run), fixed.
+
+Two fixes, both here:
+- Slots: Parsl submits blocks with --ntasks-per-node=1, so mpirun would see one slot per node.
+  workflows.launch gives mpirun the ranks per node explicitly (no SLURM_TASKS_PER_NODE override).
+- Scaling: Parsl's strategy counts a block's slots as workers_per_node * nodes_per_block, but a
+  SimpleLauncher block runs one worker pool on its first node: nodes_per_block times too many.
+  parallelism = nodes_per_block cancels that factor, so one block is requested per waiting run.
+"""
+
+from __future__ import annotations
+
+from parsl.config import Config
+from parsl.executors import HighThroughputExecutor
+from parsl.launchers import SimpleLauncher
+
+from ..settings import Settings
+from . import launch_in_block, slurm_provider
+
+
+def executor(s: Settings, *, blocks: tuple[int, int, int], label: str) -> HighThroughputExecutor:
+    init, lo, hi = blocks
+    provider = slurm_provider(s, nodes_per_block=s.nodes_per_run, init_blocks=init, min_blocks=lo,
+                              max_blocks=hi, launcher=SimpleLauncher(), parallelism=s.nodes_per_run)
+    return HighThroughputExecutor(label=label, address=s.address, max_workers_per_node=1,
+                                  cores_per_worker=1, provider=provider, heartbeat_period=5,
+                                  heartbeat_threshold=30, worker_logdir_root=str(s.run_dir / "workers"))
+
+
+def config(s: Settings) -> Config:
+    # All blocks the runs can use are asked for at once; the corrected strategy keeps them right after.
+    wanted = min(s.concurrent_runs, s.repeats)
+    ex = executor(s, blocks=(wanted, 0, wanted), label="htex")
+    return Config(executors=[ex], run_dir=str(s.run_dir / "runinfo"), retries=s.retries,
+                  strategy_period=s.strategy_period, max_idletime=5)
+
+
+def run_command(s: Settings, binary: str) -> str:
+    return launch_in_block(s, binary, "slurm")
+
+
+def run_resources(s: Settings) -> dict | None:
+    return None
+
+
+def compile_resources(s: Settings) -> dict | None:
+    return None
