@@ -5,7 +5,7 @@ usage() { echo "usage: scripts/setup.sh [--help]  (installs system packages with
 case "${1:-}" in -h|--help) usage; exit 0;; "") ;; *) echo "setup.sh: unknown argument '$1'" >&2; usage >&2; exit 2;; esac
 cd "$(dirname "$0")/.."
 
-packages=(slurm-wlm munge openmpi-bin libopenmpi-dev mpich gcc make iproute2 procps psmisc util-linux patchelf zstd pigz file)
+packages=(slurm-wlm munge openmpi-bin libopenmpi-dev mpich libmpich-dev gcc make iproute2 procps psmisc util-linux patchelf zstd pigz file)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

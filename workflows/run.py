@@ -91,12 +91,17 @@ def execute(s: Settings) -> tuple[list[placement.Run], list[str], dict]:
     try:
         with sampler:
             line = apps.compile_line(launch.compiler(s.mpi), str(SOURCE), binary)
-            apps.compile_mpi(line, stdout=str(out / "compile.out"), stderr=str(out / "compile.err"),
-                             **_spec(variant.compile_resources(s))).result()
+            compiled = apps.compile_mpi(line, stdout=str(out / "compile.out"), stderr=str(out / "compile.err"),
+                                        **_spec(variant.compile_resources(s)))
+            try:
+                compiled.result()
+            except Exception:
+                errors.append(f"compiling the MPI program failed: see {out / 'compile.err'}")
             command = apps.run_line(variant.run_command(s, binary))
-            futures = [apps.mpi_run(command, stdout=str(out / f"run-{i}.out"), stderr=str(out / f"run-{i}.err"),
-                                    walltime=s.run_timeout, **_spec(variant.run_resources(s)))
-                       for i in range(s.repeats)]
+            futures = [] if errors else [
+                apps.mpi_run(command, stdout=str(out / f"run-{i}.out"), stderr=str(out / f"run-{i}.err"),
+                             walltime=s.run_timeout, **_spec(variant.run_resources(s)))
+                for i in range(s.repeats)]
             for i, fut in enumerate(futures):
                 try:
                     fut.result()
