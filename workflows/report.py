@@ -49,3 +49,33 @@ def write(run_dir: Path, data: dict[str, Any]) -> Path:
     path = run_dir / "result.json"
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path
+
+
+def plot(data: dict[str, Any], path: Path) -> Path:
+    """placement.png: a row per node, time across, each MPI run a labelled bar (overlap shows at a glance)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [r for r in data["runs"] if r["start"] is not None and r["end"] is not None]
+    nodes = sorted({n for r in runs for n in r["nodes"]}, key=lambda n: (len(n), n))
+    t0 = min((r["start"] for r in runs), default=0.0)
+    fig, ax = plt.subplots(figsize=(10, 1 + 0.5 * max(len(nodes), 1)))
+    colours = plt.get_cmap("tab20")
+    for r in runs:
+        for n in r["nodes"]:
+            y = nodes.index(n)
+            ax.barh(y, r["end"] - r["start"], left=r["start"] - t0, height=0.7,
+                    color=colours(r["index"] % 20), edgecolor="black", linewidth=0.5)
+            ax.text(r["start"] - t0 + (r["end"] - r["start"]) / 2, y, str(r["index"]),
+                    ha="center", va="center", fontsize=8)
+    ax.set_yticks(range(len(nodes)), nodes)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds since the first MPI run started")
+    state = "verified" if data["verified"] else "NOT verified"
+    ax.set_title(f"{data['variant']}: {len(runs)} MPI runs on {len(nodes)} nodes ({state})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -164,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         problems += placement.block_count_problems(extra["block_samples"], s.repeats)
     data = report.result(s, runs, problems, time.time() - started, extra)
     path = report.write(s.run_dir, data)
+    report.plot(data, s.run_dir / "placement.png")
     print(path if args.json else report.summary(data) + f"\nrun directory: {s.run_dir}")
     return 0 if data["verified"] else 1
 

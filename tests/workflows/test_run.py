@@ -41,6 +41,7 @@ def test_variant_verifies_with_runs_in_parallel_on_disjoint_nodes(slurm_cluster,
         assert (shared_dir / r["output"]).is_file()
     assert data["max_concurrent_runs"] == 2  # two runs at a time on 4 nodes: in parallel, not in turn
     assert (shared_dir / "runinfo").is_dir()
+    assert (shared_dir / "placement.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert our_jobs(slurm_cluster.env) == []
     if variant == "static":
         counts = [n for _, n in data["block_samples"]]

@@ -1,0 +1,124 @@
+"""Benchmark: every variant against the raw-Slurm baseline, for several K, side by side in one run.
+
+Rounds are interleaved (round 1 does every K and variant, then round 2 ...) and medians reported,
+so the machine's noise hits every line alike. Makespan and time to first result are measured from
+the moment the command starts to the end stamp of the last (first) MPI run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from workflows import placement
+from workflows.demo import runnable
+
+RUN = Path(__file__).resolve().parent / "run.py"
+SOURCE = Path(__file__).resolve().parent / "mpi_hello.c"
+
+
+def measure(cmd: list[str], out_dir: Path, repeats: int, nodes_per_run: int, cpus: dict[str, int]) -> dict:
+    started = time.time()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    ended = time.time()
+    outputs = out_dir / "outputs" if (out_dir / "outputs").is_dir() else out_dir
+    runs = [placement.parse(i, "", (outputs / f"run-{i}.out").read_text() if (outputs / f"run-{i}.out").exists()
+                            else "") for i in range(repeats)]
+    ends = [r.end for r in runs if r.end is not None]
+    problems = placement.verify(runs, repeats=repeats, nodes_per_run=nodes_per_run, cpus_by_node=cpus)
+    return {"makespan": (max(ends) - started) if ends else None, "first": (min(ends) - started) if ends else None,
+            "command_seconds": ended - started, "verified": proc.returncode == 0 and not problems,
+            "problems": problems[:3]}
+
+
+def _num(value: float | None, width: int, places: int) -> str:
+    return f"{value:>{width}.{places}f}" if value is not None else f"{'-':>{width}}"
+
+
+def table(rows: list[dict]) -> str:
+    head = f"{'variant':<9}{'K':>4}{'makespan s':>12}{'first s':>9}{'overhead/run ms':>17}{'x baseline':>11}  ok"
+    lines = [head]
+    for r in rows:
+        lines.append(f"{r['variant']:<9}{r['K']:>4}{_num(r['makespan'], 12, 2)}{_num(r['first'], 9, 2)}"
+                     f"{_num(r['overhead_ms'], 17, 0)}{_num(r['ratio'], 11, 2)}  {'yes' if r['verified'] else 'NO'}")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        pts = [(r["K"], r["makespan"]) for r in rows if r["variant"] == variant and r["makespan"] is not None]
+        ax.plot([k for k, _ in pts], [m for _, m in pts], marker="o", label=variant)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("K (MPI runs of 2 nodes x 2 ranks)")
+    ax.set_ylabel("makespan, s (median)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="scripts/bench.sh", description=__doc__.split("\n")[0])
+    p.add_argument("--k", type=int, nargs="+", default=[4, 16, 64], help="numbers of MPI runs (default 4 16 64)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
+    p.add_argument("--variants", nargs="+", default=runnable(), help="variants (default: all runnable here)")
+    p.add_argument("--out", type=Path, default=Path("runs") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}")
+    args = p.parse_args(argv)
+    from workflows import slurm
+
+    cpus = slurm.partition_nodes(None)
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    binary = out / "mpi_hello"
+    subprocess.run(["mpicc", "-O2", "-o", str(binary), str(SOURCE)], check=True)
+    names = ["baseline", *args.variants]
+    samples: dict[tuple[str, int], list[dict]] = {(n, k): [] for n in names for k in args.k}
+    for rnd in range(args.rounds):
+        for k in args.k:
+            for name in names:
+                d = out / f"{name}-K{k}-r{rnd}"
+                print(f"round {rnd + 1}/{args.rounds}  K={k:<3} {name}", file=sys.stderr, flush=True)
+                if name == "baseline":
+                    cmd = ["salloc", f"-N{len(cpus)}", "--exclusive", "-Q", sys.executable, "-m",
+                           "workflows.baseline", "--repeats", str(k), "--binary", str(binary), "--out", str(d)]
+                else:
+                    cmd = [sys.executable, str(RUN), name, "--no-spack", "--repeats", str(k), "--run-dir", str(d),
+                           "--json"]
+                samples[(name, k)].append(measure(cmd, d, k, 2, cpus))
+    rows = []
+    for k in args.k:
+        base = statistics.median(s["makespan"] for s in samples[("baseline", k)] if s["makespan"] is not None)
+        for name in names:
+            got = [s for s in samples[(name, k)] if s["makespan"] is not None]
+            mk = statistics.median(s["makespan"] for s in got) if got else None
+            first = statistics.median(s["first"] for s in got) if got else None
+            rows.append({"variant": name, "K": k, "makespan": mk, "first": first,
+                         "overhead_ms": (mk - base) / k * 1000 if mk is not None else None,
+                         "ratio": mk / base if mk is not None else None,
+                         "verified": all(s["verified"] for s in samples[(name, k)])})
+    (out / "bench.json").write_text(json.dumps({"rows": rows, "samples": {f"{n}-K{k}": v for (n, k), v in
+                                                                         samples.items()}}, indent=2))
+    plot(rows, out / "bench.png")
+    print(table(rows))
+    print(f"bench.json and bench.png in {out}")
+    for d in out.glob("*-K*-r*"):
+        shutil.rmtree(d / "runinfo", ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
