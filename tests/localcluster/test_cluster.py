@@ -129,3 +129,18 @@ def test_bad_arguments_give_one_line_and_change_nothing(slurm_cluster, args, wor
     assert len(proc.stderr.strip().splitlines()) == 1 and word in proc.stderr, proc.stderr
     assert not root.exists()
     assert cluster.healthy(slurm_cluster.spec)
+
+
+def test_a_port_in_use_is_a_one_line_reason_and_nothing_is_left():
+    import socket
+
+    spec = spec_for("test-port", 4, nodes=1)
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", spec.ctld_port))
+        busy.listen()
+        proc = subprocess.run([SCRIPT, "up", "-q", "--root", str(spec.root), "--nodes", "1", "--bridge", spec.bridge,
+                               "--subnet", spec.subnet, "--prefix", spec.prefix, "--ctld-port", str(spec.ctld_port),
+                               "--slurmd-port", str(spec.slurmd_port)], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [f"local-cluster: port {spec.ctld_port} in use (pick another with --ctld-port)"]
+    assert cluster.leftovers(spec) == []
