@@ -11,7 +11,8 @@ def output(nodes, start, end, *, size=None, drop=(), cpu_of=lambda local: local)
     lines = [f"# start {start}"]
     for rank, (node, local) in enumerate(ranks):
         if rank not in drop:
-            lines.append(f"Hello world from processor {node}, rank {rank} out of {size} processors, cpu {cpu_of(local)}")
+            lines.append(f"Hello world from processor {node}, rank {rank} out of {size} processors, "
+                         f"cpu {cpu_of(local)}")
     return "\n".join(lines + [f"# end {end}"]) + "\n"
 
 
