@@ -13,9 +13,17 @@ def compile_line(cc: str, source: str, binary: str) -> str:
     return f"{shlex.quote(cc)} -O2 -o {shlex.quote(binary)} {shlex.quote(source)}"
 
 
-def run_line(command: str) -> str:
-    """The MPI run between start and end stamps, keeping its exit status."""
-    return f"{STAMP.format('start')}; {command}; rc=$?; {STAMP.format('end')}; exit $rc"
+TIMED_OUT = 124  # coreutils timeout's exit status
+
+
+def run_line(command: str, timeout: float) -> str:
+    """The MPI run between start and end stamps, keeping its exit status.
+
+    `timeout` ends a hung run itself: Parsl's bash_app walltime raises but leaves the process
+    running on the nodes, where a retry would then overlap it.
+    """
+    timed = f"timeout --kill-after=5 {timeout:g} {command}"
+    return f"{STAMP.format('start')}; {timed}; rc=$?; {STAMP.format('end')}; exit $rc"
 
 
 @bash_app

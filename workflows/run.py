@@ -49,6 +49,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--run-timeout", type=float, default=300, help="seconds before an MPI run is ended")
     p.add_argument("--retries", type=int, default=1, help="retries of a failed MPI run (default 1)")
     p.add_argument("--strategy-period", type=float, default=0.5, help="Parsl scaling period, seconds")
+    p.add_argument("--source", type=Path, default=SOURCE,
+                   help="the MPI program's C source (default: workflows/mpi_hello.c; others must print its lines)")
     p.add_argument("--run-dir", type=Path, help="run directory (default runs/<variant>-<timestamp>)")
     p.add_argument("--json", action="store_true", help="print only the path of result.json")
     p.add_argument("--dry-run", action="store_true", help="with clean: list what would be removed")
@@ -74,7 +76,7 @@ def _spec(resources: dict | None) -> dict:
     return {} if resources is None else {"parsl_resource_specification": resources}
 
 
-def execute(s: Settings) -> tuple[list[placement.Run], list[str], dict]:
+def execute(s: Settings, source: Path = SOURCE) -> tuple[list[placement.Run], list[str], dict]:
     """Run the workflow; returns the parsed runs, the errors of failed runs, and extra facts."""
     import parsl
 
@@ -90,23 +92,26 @@ def execute(s: Settings) -> tuple[list[placement.Run], list[str], dict]:
     dfk = parsl.load(variant.config(s))
     try:
         with sampler:
-            line = apps.compile_line(launch.compiler(s.mpi), str(SOURCE), binary)
+            line = apps.compile_line(launch.compiler(s.mpi), str(source), binary)
             compiled = apps.compile_mpi(line, stdout=str(out / "compile.out"), stderr=str(out / "compile.err"),
                                         **_spec(variant.compile_resources(s)))
             try:
                 compiled.result()
             except Exception:
                 errors.append(f"compiling the MPI program failed: see {out / 'compile.err'}")
-            command = apps.run_line(variant.run_command(s, binary))
+            command = apps.run_line(variant.run_command(s, binary), s.run_timeout)
             futures = [] if errors else [
                 apps.mpi_run(command, stdout=str(out / f"run-{i}.out"), stderr=str(out / f"run-{i}.err"),
-                             walltime=s.run_timeout, **_spec(variant.run_resources(s)))
+                             walltime=s.run_timeout + 30, **_spec(variant.run_resources(s)))
                 for i in range(s.repeats)]
             for i, fut in enumerate(futures):
                 try:
                     fut.result()
                 except Exception as err:  # a failed run is reported, the others still verified
-                    errors.append(f"run {i} failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
+                    if f"exit code {apps.TIMED_OUT}" in str(err):
+                        errors.append(f"run {i} timed out after {s.run_timeout:g} s (--run-timeout)")
+                    else:
+                        errors.append(f"run {i} failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
     finally:
         dfk.cleanup()
         parsl.clear()
@@ -154,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("parsl").propagate = False  # Parsl's log goes to the run directory only
     started = time.time()
     try:
-        runs, errors, extra = execute(s)
+        runs, errors, extra = execute(s, args.source.resolve())
     except KeyboardInterrupt:
         print(f"run.py: interrupted; every Slurm job of this run was cancelled ({s.run_dir})", file=sys.stderr)
         return 130

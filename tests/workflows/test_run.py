@@ -107,3 +107,17 @@ def test_clean_removes_run_directories_and_nothing_else(tmp_path):
     assert "would remove runs/htex-1" in dry.stdout and (runs / "htex-1").exists()
     subprocess.run([*RUN, "clean"], cwd=tmp_path, check=True, capture_output=True)
     assert not (runs / "htex-1").exists() and (runs / "mine").exists()
+
+
+def test_a_hung_run_is_ended_at_its_timeout_and_reported(slurm_cluster, shared_dir):
+    hang = shared_dir / "hang.c"
+    hang.write_text("#include <mpi.h>\n#include <unistd.h>\n"
+                    "int main(int c, char **v) { MPI_Init(&c, &v); for (;;) sleep(1); }\n")
+    started = time.monotonic()
+    proc = run(slurm_cluster.env, "mpi", "--no-spack", "--source", str(hang), "--run-timeout", "3", "--retries", "0",
+               "--repeats", "2", "--run-dir", str(shared_dir / "r"))
+    assert proc.returncode == 1, proc.stderr
+    assert "run 0 timed out after 3 s (--run-timeout)" in proc.stdout
+    assert "run 1 timed out after 3 s (--run-timeout)" in proc.stdout
+    assert time.monotonic() - started < 60
+    assert our_jobs(slurm_cluster.env) == []
