@@ -24,7 +24,8 @@ HOW_TO_GET = ("flux not found on PATH: build the Spack environment (scripts/buil
 
 def launch_cmd(s: Settings) -> str:
     env = "; ".join(worker_init(s).splitlines())
-    return env + "; " + FluxExecutor.DEFAULT_LAUNCH_CMD
+    # FluxExecutor str.format()s the launch command: the shell's braces must survive that.
+    return env.replace("{", "{{").replace("}", "}}") + "; " + FluxExecutor.DEFAULT_LAUNCH_CMD
 
 
 def config(s: Settings) -> Config:
