@@ -1,0 +1,164 @@
+"""python -m bundle pack | redeploy | verify | diff: a thin shell over manifest, archive and deploy."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from bundle import archive, deploy, manifest
+from bundle.manifest import BundleError
+
+
+class Progress:
+    """Files and bytes done, on one stderr line (redrawn on a terminal, a final line otherwise)."""
+
+    def __init__(self, label: str, quiet: bool, stream: TextIO = sys.stderr) -> None:
+        self.label, self.quiet, self.stream = label, quiet, stream
+        self.files = self.bytes = self.total_files = self.total_bytes = 0
+        self.tty, self.last = stream.isatty(), 0.0
+
+    def plan(self, files: int, nbytes: int) -> None:
+        self.total_files, self.total_bytes = files, nbytes
+
+    def add(self, nbytes: int) -> None:
+        self.files += 1
+        self.bytes += nbytes
+        now = time.monotonic()
+        if self.tty and not self.quiet and now - self.last > 0.2:
+            self.last = now
+            self._draw("\r")
+
+    def _draw(self, start: str, end: str = "") -> None:
+        total = f"/{self.total_files}" if self.total_files else ""
+        total_b = f"/{self.total_bytes / 1e6:.1f}" if self.total_bytes else ""
+        self.stream.write(f"{start}{self.label}: {self.files}{total} files, {self.bytes / 1e6:.1f}{total_b} MB{end}")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if not self.quiet and (self.files or self.tty):
+            self._draw("\r" if self.tty else "", "\n")
+
+
+def _is_bundle(path: Path) -> bool:
+    return path.is_file()
+
+
+def _load(path: Path) -> dict:
+    """A manifest from a bundle file or a deployment directory."""
+    if _is_bundle(path):
+        return archive.read(path, manifest_only=True)[0]
+    recorded = path / deploy.META / "manifest.json"
+    if not recorded.is_file():
+        raise BundleError(f"{path}: neither a bundle nor a deployment")
+    return json.loads(recorded.read_text())
+
+
+def cmd_pack(args: argparse.Namespace) -> dict:
+    hashing = Progress("hash", args.quiet)
+    m = manifest.build(Path(args.root), Path(args.store) if args.store else None,
+                       Path(args.lock) if args.lock else None, on_file=hashing.add)
+    hashing.finish()
+    files, nbytes = manifest.totals(m["paths"])
+    packing = Progress("pack", args.quiet)
+    packing.plan(files, nbytes)
+    out = archive.write(m, args.output, compression=args.compression, level=args.level, on_file=packing.add)
+    packing.finish()
+    return {"bundle": str(out), "manifest": manifest.manifest_hash(m), "store_paths": len(m["paths"]),
+            "files": files, "bytes": nbytes, "compressed_bytes": out.stat().st_size,
+            "text": str(out)}
+
+
+def cmd_redeploy(args: argparse.Namespace) -> dict:
+    progress = Progress("redeploy", args.quiet)
+    profile = Path(args.profile_file or Path.home() / ".bashrc") if args.profile else None
+    result = deploy.redeploy(Path(args.bundle), Path(args.prefix) if args.prefix else None, relocate=args.relocate,
+                             wait=args.wait, profile=profile, on_file=progress.add, on_plan=progress.plan)
+    progress.finish()
+    result["text"] = (f"deployed {result['target']}: {len(result['written_paths'])} of {result['store_paths']} "
+                      f"store paths written ({result['written_bytes'] / 1e6:.1f} MB) in {result['seconds']} s\n"
+                      f"source {result['snippet']}")
+    return result
+
+
+def cmd_verify(args: argparse.Namespace) -> dict:
+    path = Path(args.path)
+    progress = Progress("verify", args.quiet)
+    if _is_bundle(path):
+        m, digest = archive.read(path, on_file=progress.add)
+        progress.finish()
+        return {"bundle": str(path), "manifest": digest, "store_paths": len(m["paths"]), "problems": [],
+                "text": f"{path.name}: OK, {len(m['paths'])} store paths, every sha256 matches"}
+    if not path.is_dir():
+        raise BundleError(f"{path}: no such bundle or deployment")
+    result = deploy.verify_deployment(path, on_file=progress.add)
+    progress.finish()
+    if result["problems"]:
+        raise BundleError(f"{path}: {len(result['problems'])} problems, first: {result['problems'][0]}")
+    result["text"] = f"{path}: OK, {result['store_paths']} store paths, every sha256 matches"
+    return result
+
+
+def cmd_diff(args: argparse.Namespace) -> dict:
+    d = manifest.diff(_load(Path(args.a)), _load(Path(args.b)))
+    lines = [f"+ {e['key']}  {e['bytes']} bytes" for e in d["added"]]
+    lines += [f"- {e['key']}  {e['bytes']} bytes" for e in d["removed"]]
+    lines += [f"~ {e['key']}  {e['bytes_before']} -> {e['bytes_after']} bytes" for e in d["changed"]]
+    return {**d, "text": "\n".join(lines) if lines else "no differences"}
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    common.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+    p = argparse.ArgumentParser(prog="python -m bundle",
+                                description="Pack an installed Spack tree into a reproducible bundle; redeploy it.")
+    sub = p.add_subparsers(dest="command", required=True)
+    pk = sub.add_parser("pack", parents=[common], help="ROOT -o BUNDLE: pack a Spack root (or --store DIR)")
+    pk.add_argument("root", help="SPACK_ROOT (store at opt/spack) or a store directory")
+    pk.add_argument("-o", "--output", required=True, help="bundle file or directory; the name gets the hash")
+    pk.add_argument("--store", help="store directory under ROOT, when not ROOT/opt/spack")
+    pk.add_argument("--lock", help="spack.lock to include (default: ROOT/spack.lock when present)")
+    pk.add_argument("--compression", choices=sorted(archive.SUFFIX), default="zstd")
+    pk.add_argument("--level", type=int, help="compression level (zstd default 3, gzip default 6)")
+    rd = sub.add_parser("redeploy", parents=[common], help="BUNDLE [--prefix DIR]: verify, stage, swap in")
+    rd.add_argument("bundle")
+    rd.add_argument("--prefix", help="where to deploy (default: where the bundle was built)")
+    rd.add_argument("--relocate", action="store_true", help="allow a prefix other than the build prefix (issue 6)")
+    rd.add_argument("--wait", action="store_true", help="wait for a concurrent redeploy instead of refusing")
+    rd.add_argument("--profile", action="store_true", help="also add a line sourcing the snippet to ~/.bashrc")
+    rd.add_argument("--profile-file", help="the profile file --profile edits (default ~/.bashrc)")
+    vf = sub.add_parser("verify", parents=[common], help="BUNDLE|DEPLOYMENT: check every file's sha256")
+    vf.add_argument("path")
+    df = sub.add_parser("diff", parents=[common], help="A B: store paths added, removed, changed")
+    df.add_argument("a")
+    df.add_argument("b")
+    return p
+
+
+COMMANDS = {"pack": cmd_pack, "redeploy": cmd_redeploy, "verify": cmd_verify, "diff": cmd_diff}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        result = COMMANDS[args.command](args)
+    except BundleError as err:
+        print(f"bundle: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bundle: interrupted", file=sys.stderr)
+        return 130
+    text = result.pop("text")
+    if args.json:
+        print(json.dumps(result, indent=1, sort_keys=True))
+    elif not args.quiet or args.command == "diff":
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

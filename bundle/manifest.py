@@ -1,0 +1,243 @@
+"""The manifest: which store paths a tree holds, their dependencies, and every file's digest.
+
+Pure apart from reading the tree. The sha256 of the manifest's canonical JSON names the bundle,
+so two trees with the same contents give the same name, whatever their mtimes or owners.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import re
+import stat
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+FORMAT = "bundle/1"
+# <name>-<version>-<hash>: Spack's default 32-character base32 hash.
+STORE_NAME = re.compile(r"^(?P<name>.+)-(?P<version>[^-]+)-(?P<hash>[a-z2-7]{32})$")
+CHUNK = 1 << 20
+
+
+class BundleError(Exception):
+    """A refusal or failure the CLI prints as one line (`bundle: <message>`)."""
+
+
+def canonical(obj: Any) -> bytes:
+    """The one byte form of a JSON value that hashes are taken over."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def manifest_hash(manifest: dict) -> str:
+    return hashlib.sha256(canonical(manifest)).hexdigest()
+
+
+def path_digest(store_path: dict) -> str:
+    """Identity of one store path's contents: what incremental redeploys compare."""
+    return hashlib.sha256(canonical(store_path)).hexdigest()
+
+
+def store_dir(root: Path, store: Path | None = None) -> Path:
+    """The store to walk: --store, else ROOT/opt/spack when ROOT is a Spack root, else ROOT itself."""
+    if store is not None:
+        return store
+    spack_store = root / "opt" / "spack"
+    return spack_store if spack_store.is_dir() else root
+
+
+def is_store_path(path: Path) -> bool:
+    return (path / ".spack" / "spec.json").is_file() or bool(STORE_NAME.match(path.name))
+
+
+def find_store_paths(store: Path) -> list[Path]:
+    """Every install prefix under the store, not descending into prefixes or dot-directories."""
+    found: list[Path] = []
+
+    def walk(directory: Path) -> None:
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as err:
+            raise BundleError(f"cannot read {directory}: {err.strerror}") from None
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                continue
+            path = Path(entry.path)
+            if is_store_path(path):
+                found.append(path)
+            else:
+                walk(path)
+
+    walk(store)
+    return found
+
+
+def spec_info(prefix: Path) -> dict:
+    """Name, version, hash and dependency hashes: from .spack/spec.json when present, else the name."""
+    info: dict = {"name": None, "version": None, "hash": None, "deps": []}
+    match = STORE_NAME.match(prefix.name)
+    if match:
+        info.update(name=match["name"], version=match["version"], hash=match["hash"])
+    spec_file = prefix / ".spack" / "spec.json"
+    if spec_file.is_file():
+        try:
+            nodes = json.loads(spec_file.read_text())["spec"]["nodes"]
+            node = nodes[0]
+            info["name"] = node.get("name", info["name"])
+            info["version"] = str(node.get("version", info["version"]))
+            info["hash"] = node.get("hash", info["hash"])
+            info["deps"] = sorted({d["hash"] for d in node.get("dependencies", []) if "hash" in d})
+        except (ValueError, KeyError, IndexError, TypeError) as err:
+            raise BundleError(f"{spec_file}: not a Spack spec.json ({err})") from None
+    return info
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def scan_prefix(prefix: Path) -> tuple[int, list[dict]]:
+    """(mode of the prefix, entries without sha256 yet): dirs, files and symlinks, sorted by path."""
+    entries: list[dict] = []
+    for dirpath, dirnames, filenames in os.walk(prefix):
+        dirnames.sort()
+        rel_dir = os.path.relpath(dirpath, prefix)
+        for name in sorted(dirnames + filenames):
+            full = os.path.join(dirpath, name)
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            st = os.lstat(full)
+            mode = stat.S_IMODE(st.st_mode) & 0o777  # setuid/setgid/sticky never travel
+            if stat.S_ISLNK(st.st_mode):
+                entries.append({"path": rel, "type": "link", "target": os.readlink(full)})
+            elif stat.S_ISDIR(st.st_mode):
+                entries.append({"path": rel, "type": "dir", "mode": mode})
+            elif stat.S_ISREG(st.st_mode):
+                entries.append({"path": rel, "type": "file", "mode": mode, "size": st.st_size})
+            else:
+                raise BundleError(f"{full}: not a file, directory or symlink (device, socket or fifo)")
+    entries.sort(key=lambda e: e["path"])
+    return stat.S_IMODE(os.lstat(prefix).st_mode) & 0o777, entries
+
+
+def build(root: Path, store: Path | None = None, lock: Path | None = None,
+          on_file: Callable[[int], None] | None = None) -> dict:
+    """The manifest of every store path under ROOT (or --store), with every file's sha256."""
+    root = Path(os.path.abspath(root))
+    if not root.is_dir():
+        raise BundleError(f"{root}: no such directory")
+    store = store_dir(root, Path(os.path.abspath(store)) if store else None)
+    if not store.is_dir():
+        raise BundleError(f"{store}: no such store directory")
+    if store != root and root not in store.parents:
+        root = store
+    prefixes = find_store_paths(store)
+    if not prefixes:
+        raise BundleError(f"{store}: no store paths (<name>-<version>-<hash> or .spack/spec.json) found")
+    paths: list[dict] = []
+    pending: list[tuple[Path, dict]] = []
+    for prefix in prefixes:
+        mode, entries = scan_prefix(prefix)
+        key = prefix.relative_to(root).as_posix()
+        paths.append({"key": key, **spec_info(prefix), "mode": mode, "files": entries})
+        pending += [(prefix / e["path"], e) for e in entries if e["type"] == "file"]
+
+    def digest(item: tuple[Path, dict]) -> None:
+        item[1]["sha256"] = sha256_file(item[0])
+        if on_file:
+            on_file(item[1]["size"])
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        list(pool.map(digest, pending))
+    lock = lock if lock is not None else (root / "spack.lock" if (root / "spack.lock").is_file() else None)
+    manifest = {
+        "format": FORMAT,
+        "root": root.as_posix(),
+        "spack_root": (root / "opt" / "spack") == store,
+        "lock": Path(lock).read_text() if lock else None,
+        "paths": paths,
+    }
+    check(manifest)
+    return manifest
+
+
+def _safe_rel(rel: str, what: str) -> None:
+    if not rel or rel.startswith("/"):
+        raise BundleError(f"{what}: absolute or empty path {rel!r}")
+    if ".." in rel.split("/") or posixpath.normpath(rel) != rel:
+        raise BundleError(f"{what}: path {rel!r} has '..' or is not normalised")
+
+
+def link_escapes(rel: str, target: str, key: str, root: str) -> bool:
+    """True when a symlink at store path KEY, file REL, points outside KEY (absolute or relative)."""
+    if target.startswith("/"):
+        prefix = posixpath.join(root, key)
+        resolved = posixpath.normpath(target)
+        return not (resolved == prefix or resolved.startswith(prefix + "/"))
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
+    return resolved == ".." or resolved.startswith("../")
+
+
+def check(manifest: dict) -> None:
+    """Refuse a manifest that would write outside its store paths or carry unsafe modes."""
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"manifest format {manifest.get('format')!r} is not {FORMAT}")
+    keys = set()
+    for sp in manifest["paths"]:
+        key = sp["key"]
+        _safe_rel(key, "store path")
+        if key in keys:
+            raise BundleError(f"store path {key} listed twice")
+        keys.add(key)
+        seen = set()
+        for e in sp["files"]:
+            _safe_rel(e["path"], f"{key}")
+            if e["path"] in seen:
+                raise BundleError(f"{key}/{e['path']}: listed twice")
+            seen.add(e["path"])
+            if e["type"] == "link":
+                if link_escapes(e["path"], e["target"], key, manifest["root"]):
+                    raise BundleError(f"{key}/{e['path']}: symlink to {e['target']} points outside its store path")
+            elif e["type"] in ("file", "dir"):
+                if e["mode"] & ~0o777:
+                    raise BundleError(f"{key}/{e['path']}: setuid, setgid or sticky bit")
+            else:
+                raise BundleError(f"{key}/{e['path']}: unknown entry type {e['type']!r}")
+    for a in keys:
+        for b in keys:
+            if b.startswith(a + "/"):
+                raise BundleError(f"store path {b} lies inside store path {a}")
+
+
+def by_key(manifest: dict) -> dict[str, dict]:
+    return {sp["key"]: sp for sp in manifest["paths"]}
+
+
+def path_bytes(store_path: dict) -> int:
+    return sum(e.get("size", 0) for e in store_path["files"])
+
+
+def totals(paths: Iterable[dict]) -> tuple[int, int]:
+    """(files, bytes) over store paths, for progress and summaries."""
+    files = nbytes = 0
+    for sp in paths:
+        files += len(sp["files"])
+        nbytes += path_bytes(sp)
+    return files, nbytes
+
+
+def diff(a: dict, b: dict) -> dict:
+    """Store paths added, removed and changed from manifest A to B, with their bytes."""
+    ka, kb = by_key(a), by_key(b)
+    return {
+        "added": [{"key": k, "bytes": path_bytes(kb[k])} for k in sorted(kb.keys() - ka.keys())],
+        "removed": [{"key": k, "bytes": path_bytes(ka[k])} for k in sorted(ka.keys() - kb.keys())],
+        "changed": [{"key": k, "bytes_before": path_bytes(ka[k]), "bytes_after": path_bytes(kb[k])}
+                    for k in sorted(ka.keys() & kb.keys()) if path_digest(ka[k]) != path_digest(kb[k])],
+    }

@@ -1,0 +1,114 @@
+"""Real Spack-like trees for the bundle tests: gcc-built shared library and executables with RPATHs
+into a sibling store path, shebang scripts, relative and absolute symlinks, a .pc file, spec.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bundle import archive, manifest
+
+ARCH = "opt/spack/linux-debian12-x86_64/gcc-12.2.0"
+HASHES = {"libgreet": "a" * 31 + "2", "hello": "b" * 31 + "3", "pytool": "c" * 31 + "4", "plain": "d" * 31 + "5"}
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def key(name: str, version: str = "1.0") -> str:
+    return f"{ARCH}/{name}-{version}-{HASHES[name]}"
+
+
+def _spec(prefix: Path, name: str, deps: list[str]) -> None:
+    (prefix / ".spack").mkdir(parents=True, exist_ok=True)
+    node = {"name": name, "version": "1.0", "hash": HASHES[name],
+            "dependencies": [{"name": d, "hash": HASHES[d], "parameters": {"deptypes": ["link"]}} for d in deps]}
+    (prefix / ".spack" / "spec.json").write_text(json.dumps({"spec": {"_meta": {"version": 4}, "nodes": [node]}}))
+
+
+def build_tree(root: Path, greeting: str = "hello") -> Path:
+    """A Spack root with four store paths; HELLO links libgreet through an RPATH."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed")
+    lib, hello, tool, plain = (root / key(n) for n in ("libgreet", "hello", "pytool", "plain"))
+    for d in (lib / "lib/pkgconfig", lib / "include", hello / "bin", hello / "share/doc", tool / "bin", plain / "etc"):
+        d.mkdir(parents=True, exist_ok=True)
+    (lib / "include/greet.h").write_text("const char *greet(void);\n")
+    src = root / "greet.c"
+    src.write_text(f'#include "greet.h"\nconst char *greet(void) {{ return "{greeting} from libgreet"; }}\n')
+    subprocess.run(["gcc", "-shared", "-fPIC", f"-I{lib}/include", "-Wl,-soname,libgreet.so.1",
+                    "-o", str(lib / "lib/libgreet.so.1.0"), str(src)], check=True)
+    os.symlink("libgreet.so.1.0", lib / "lib/libgreet.so.1")  # relative
+    os.symlink(str(lib / "lib/libgreet.so.1"), lib / "lib/libgreet.so")  # absolute, inside its prefix
+    (lib / "lib/pkgconfig/greet.pc").write_text(
+        f"prefix={lib}\nlibdir=${{prefix}}/lib\nName: greet\nVersion: 1.0\nDescription: x\n"
+        "Libs: -L${libdir} -lgreet\n")
+    main = root / "hello.c"
+    main.write_text('#include <stdio.h>\n#include "greet.h"\nint main(void) { puts(greet()); return 0; }\n')
+    subprocess.run(["gcc", f"-I{lib}/include", "-o", str(hello / "bin/hello"), str(main), f"-L{lib}/lib",
+                    "-lgreet", f"-Wl,-rpath,{lib}/lib"], check=True)
+    src.unlink()
+    main.unlink()
+    wrapper = hello / "bin/hello-wrapper"
+    wrapper.write_text(f"#!/bin/sh\nexec {hello}/bin/hello \"$@\"\n")
+    wrapper.chmod(0o755)
+    (hello / "share/doc/README").write_text("hello's documentation\n")
+    os.symlink("../share/doc/README", hello / "bin/README")
+    script = tool / "bin/pytool"
+    script.write_text(f"#!{sys.executable}\nprint('pytool ok')\n")
+    script.chmod(0o755)
+    (plain / "etc/config").write_text("no spec.json here\n")
+    _spec(lib, "libgreet", [])
+    _spec(hello, "hello", ["libgreet"])
+    _spec(tool, "pytool", [])
+    (root / "spack.lock").write_text('{"_meta": {"lockfile-version": 5}}\n')
+    (root / "share/spack").mkdir(parents=True)
+    (root / "share/spack/setup-env.sh").write_text("export SPACK_SETUP_DONE=1\n")
+    return root
+
+
+def pack(root: Path, out: Path | str, **kw: object) -> Path:
+    return archive.write(manifest.build(root), out, **kw)
+
+
+def remove_store(root: Path) -> None:
+    shutil.rmtree(root / "opt")
+
+
+def run_bundle(*args: str, check: bool = False) -> subprocess.CompletedProcess:
+    """The CLI as users run it: a subprocess."""
+    proc = subprocess.run([sys.executable, "-m", "bundle", *args], cwd=PROJECT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(PROJECT)})
+    if check and proc.returncode != 0:
+        raise AssertionError(proc.stderr)
+    return proc
+
+
+@dataclass
+class Built:
+    root: Path
+    bundle: Path
+    manifest: dict
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """One tree packed once; the store is then removed so tests deploy into an empty root."""
+    root = build_tree(tmp_path_factory.mktemp("built") / "root")
+    bundle = pack(root, tmp_path_factory.mktemp("bundles"))
+    m, _ = archive.read(bundle, manifest_only=True)
+    shutil.rmtree(root)
+    return Built(root, bundle, m)
+
+
+@pytest.fixture
+def target(built: Built) -> Path:
+    """The build prefix, empty before and after each test that deploys there."""
+    shutil.rmtree(built.root, ignore_errors=True)
+    yield built.root
+    shutil.rmtree(built.root, ignore_errors=True)
