@@ -194,4 +194,7 @@ def client_env(spec: ClusterSpec) -> dict[str, str]:
         "OMPI_ALLOW_RUN_AS_ROOT": "1",
         "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
         "LOCAL_CLUSTER_ADDRESS": spec.host_address,
+        "LOCAL_CLUSTER_ROOT": str(spec.root),
+        # No sshd on the nodes: Flux's ssh:// connector enters them through this instead.
+        "FLUX_SSH": str(Path(__file__).resolve().parent.parent / "scripts" / "node-ssh"),
     }

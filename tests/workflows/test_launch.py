@@ -25,3 +25,8 @@ def test_mpich_line_uses_hydra_flags():
 def test_parsl_task_environment_gives_nodes_and_ranks_per_node():
     env = {"PARSL_MPI_NODELIST": "n2,n4", "PARSL_RANKS_PER_NODE": "2"}
     assert launch.placement_from_parsl(env) == (["n2", "n4"], 2)
+
+
+def test_flux_tasks_take_one_cpu_each_in_order():
+    assert [launch.task_cpu({4, 5}, i) for i in range(2)] == [4, 5]
+    assert launch.task_cpu({0, 1, 2}, 4) == 1

@@ -26,7 +26,11 @@ def run(env, *args, timeout=300):
     return subprocess.run([*RUN, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=PROJECT)
 
 
-@pytest.mark.parametrize("variant", ["htex", "static", "mpi"])
+NEEDS_FLUX = pytest.mark.skipif(shutil.which("flux") is None,
+                                reason="flux is not installed (it comes with the Spack environment)")
+
+
+@pytest.mark.parametrize("variant", ["htex", "static", "mpi", pytest.param("flux", marks=NEEDS_FLUX)])
 def test_variant_verifies_with_runs_in_parallel_on_disjoint_nodes(slurm_cluster, shared_dir, variant):
     proc = run(slurm_cluster.env, variant, "--no-spack", "--repeats", "4", "--nodes-per-run", "2",
                "--run-dir", str(shared_dir), "--json")

@@ -8,7 +8,6 @@ Flux runs every task of a job, so an MPI run's command is the MPI program itself
 
 from __future__ import annotations
 
-import shlex
 import shutil
 
 from parsl.config import Config
@@ -16,7 +15,7 @@ from parsl.executors import FluxExecutor
 from parsl.launchers import SrunLauncher
 
 from ..settings import Settings
-from . import slurm_provider, worker_init
+from . import launch_in_block, slurm_provider, worker_init
 
 HOW_TO_GET = ("flux not found on PATH: build the Spack environment (scripts/build-env.sh) and "
               "`spack load flux-sched`, or use another variant")
@@ -39,8 +38,8 @@ def config(s: Settings) -> Config:
 
 
 def run_command(s: Settings, binary: str) -> str:
-    """Flux starts every rank itself (PMI from the instance): the command is the program."""
-    return shlex.quote(binary)
+    """Flux starts every rank itself (PMI from the instance): each binds to its own CPU and runs the program."""
+    return launch_in_block(s, binary, "flux")
 
 
 def run_resources(s: Settings) -> dict | None:

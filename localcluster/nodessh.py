@@ -1,0 +1,56 @@
+"""`ssh NODE CMD` for the local cluster: run a command inside a node's namespaces, as ssh would.
+
+Tools that reach compute nodes over ssh (Flux's ssh:// connector, which Parsl's FluxExecutor
+uses) get this through FLUX_SSH; there is no sshd in the nodes. It enters slurmd's network,
+UTS and mount namespaces, so the node's hostname, address and private /tmp are what it sees.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .procs import alive, read_pid
+
+# ssh options that take a value (OpenSSH's getopt string).
+VALUED = set("BbcDEeFIiJLlmOoPpQRSWw")
+
+
+def split(argv: Sequence[str]) -> tuple[str, list[str]]:
+    """ssh's command line -> (node, remote command words); options are accepted and ignored."""
+    args = list(argv)
+    while args and args[0].startswith("-") and args[0] != "--":
+        opt = args.pop(0)
+        if opt[-1] in VALUED and len(opt) == 2:
+            args and args.pop(0)
+    if args and args[0] == "--":
+        args.pop(0)
+    if not args:
+        raise ValueError("no node given")
+    host = args.pop(0).rsplit("@", 1)[-1]
+    return host, args
+
+
+def node_pid(root: Path, node: str) -> int:
+    pid = read_pid(root / "run" / f"slurmd-{node}.pid")
+    if pid is None or not alive(pid):
+        raise ValueError(f"node {node} is not running in the cluster at {root}")
+    return pid
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    root = Path(os.environ.get("LOCAL_CLUSTER_ROOT", Path(__file__).resolve().parent.parent / ".state" / "cluster"))
+    try:
+        node, words = split(sys.argv[1:] if argv is None else argv)
+        pid = node_pid(root, node)
+    except ValueError as err:
+        print(f"node-ssh: {err}", file=sys.stderr)
+        return 255
+    command = " ".join(words) if words else "exec ${SHELL:-/bin/sh} -l"
+    os.execvp("nsenter", ["nsenter", "-t", str(pid), "-n", "-u", "-m", "--", "/bin/sh", "-c", command])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
