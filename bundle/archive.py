@@ -117,6 +117,8 @@ def write(manifest: dict, out: str | Path, *, compression: str = "zstd", level: 
                             info = _info(name, tarfile.REGTYPE, e["mode"], mtime, e["size"])
                             with open(root / name, "rb") as f:
                                 tar.addfile(info, f)
+                                if os.fstat(f.fileno()).st_size != e["size"]:
+                                    raise BundleError(f"{name} changed size since it was hashed")
                             if on_file:
                                 on_file(e["size"])
             stream.close()

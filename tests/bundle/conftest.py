@@ -67,7 +67,7 @@ def build_tree(root: Path, greeting: str = "hello") -> Path:
     _spec(hello, "hello", ["libgreet"])
     _spec(tool, "pytool", [])
     (root / "spack.lock").write_text('{"_meta": {"lockfile-version": 5}}\n')
-    (root / "share/spack").mkdir(parents=True)
+    (root / "share/spack").mkdir(parents=True, exist_ok=True)
     (root / "share/spack/setup-env.sh").write_text("export SPACK_SETUP_DONE=1\n")
     return root
 

@@ -1,0 +1,191 @@
+"""deploy: executables run after a redeploy, incremental writes, refusals leave the target untouched,
+a killed redeploy leaves the previous deployment working, one redeploy at a time, disk full."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bundle import deploy
+from bundle.manifest import BundleError
+from tests.bundle.conftest import PROJECT, Built, build_tree, key, pack, remove_store
+from tests.bundle.test_archive import CASES, _bad
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every path under ROOT with its content hash or link target (the .bundle lock file aside)."""
+    out = {}
+    for dirpath, dirs, names in os.walk(root):
+        for n in dirs + names:
+            p = Path(dirpath) / n
+            rel = str(p.relative_to(root))
+            if p.is_symlink():
+                out[rel] = "->" + os.readlink(p)
+            elif p.is_file():
+                out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+            else:
+                out[rel] = "dir"
+    return out
+
+
+def run(path: Path) -> str:
+    return subprocess.run([str(path)], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_redeploy_then_executables_run(built: Built, target: Path) -> None:
+    result = deploy.redeploy(built.bundle)
+    assert result["target"] == str(target) and len(result["written_paths"]) == 4
+    hello = target / key("hello")
+    assert run(hello / "bin/hello") == "hello from libgreet"  # RPATH into the sibling store path
+    assert run(hello / "bin/hello-wrapper") == "hello from libgreet"  # shebang script
+    assert run(target / key("pytool") / "bin/pytool") == "pytool ok"
+    assert (target / key("libgreet") / "lib/libgreet.so").resolve().name == "libgreet.so.1.0"
+    assert deploy.verify_deployment(target)["problems"] == []
+    env = subprocess.run(["bash", "-c", f". {result['snippet']} && echo $SPACK_ROOT $SPACK_SETUP_DONE && hello"],
+                         capture_output=True, text=True)
+    # Spack itself (share/spack) is not in the bundle, so setup-env.sh is sourced only where Spack is installed
+    assert env.stdout.split("\n")[0] == str(target) and "hello from libgreet" in env.stdout
+
+
+def test_second_redeploy_writes_nothing(built: Built, target: Path) -> None:
+    deploy.redeploy(built.bundle)
+    before = {p: os.lstat(p).st_ino for p in target.rglob("*")}
+    again = deploy.redeploy(built.bundle)
+    assert again["written_paths"] == [] and again["written_bytes"] == 0 and not again["metadata_written"]
+    assert {p: os.lstat(p).st_ino for p in target.rglob("*")} == before
+
+
+def test_one_changed_package_writes_only_that_package(tmp_path: Path) -> None:
+    root = build_tree(tmp_path / "root")
+    one = pack(root, tmp_path / "b1" / "env")
+    (root / key("hello") / "share/doc/README").write_text("a new release of the docs\n")
+    two = pack(root, tmp_path / "b2" / "env")
+    remove_store(root)
+    deploy.redeploy(one)
+    lib_inode = os.lstat(root / key("libgreet") / "lib/libgreet.so.1.0").st_ino
+    result = deploy.redeploy(two)
+    assert result["written_paths"] == [key("hello")]
+    hello_bytes = sum(p.stat().st_size for p in (root / key("hello")).rglob("*") if p.is_file() and not p.is_symlink())
+    assert result["written_bytes"] == hello_bytes
+    assert os.lstat(root / key("libgreet") / "lib/libgreet.so.1.0").st_ino == lib_inode
+    assert (root / key("hello") / "share/doc/README").read_text() == "a new release of the docs\n"
+    assert run(root / key("hello") / "bin/hello") == "hello from libgreet"
+    assert deploy.verify_deployment(root)["problems"] == []
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_bundle_leaves_target_untouched(built: Built, target: Path, tmp_path: Path, case: str) -> None:
+    deploy.redeploy(built.bundle)
+    shutil.rmtree(target / key("hello"))  # so the bad bundle has something to write
+    before = snapshot(target)
+    with pytest.raises(BundleError):
+        deploy.redeploy(_bad(built, case, tmp_path))
+    assert snapshot(target) == before
+
+
+def test_other_prefix_refused(built: Built, target: Path, tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match="needs --relocate"):
+        deploy.redeploy(built.bundle, tmp_path / "elsewhere")
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_tampered_deployment_fails_verify(built: Built, target: Path) -> None:
+    deploy.redeploy(built.bundle)
+    (target / key("hello") / "share/doc/README").write_text("hello's documentatioN\n")
+    (target / key("plain") / "etc/stray").write_text("x")
+    problems = deploy.verify_deployment(target)["problems"]
+    assert any("README: sha256 differs" in p for p in problems) and any("stray: not in the manifest" in p
+                                                                         for p in problems)
+
+
+def _redeploy_cmd(bundle: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "bundle", "redeploy", "--quiet", str(bundle), *extra]
+
+
+def test_killed_redeploy_leaves_previous_deployment_working(tmp_path: Path) -> None:
+    root = build_tree(tmp_path / "root", greeting="old")
+    one = pack(root, tmp_path / "b1" / "env")
+    remove_store(root)
+    build_tree(root, greeting="new")  # same store paths, new contents
+    with open(root / key("hello") / "share/big", "wb") as f:  # makes staging take a while
+        f.truncate(600 << 20)
+    two = pack(root, tmp_path / "b2" / "env")
+    remove_store(root)
+    deploy.redeploy(one)
+    assert run(root / key("hello") / "bin/hello") == "old from libgreet"
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    proc = subprocess.Popen(_redeploy_cmd(two), cwd=PROJECT, env=env)
+    deadline = time.monotonic() + 30
+    while not any(p.is_dir() and any(p.iterdir()) for p in (root / ".bundle").glob("staging-*")):
+        assert proc.poll() is None and time.monotonic() < deadline, "redeploy ended before staging was seen"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert run(root / key("hello") / "bin/hello") == "old from libgreet"
+    assert deploy.verify_deployment(root)["problems"] == []
+    subprocess.run(_redeploy_cmd(two), cwd=PROJECT, env=env, check=True)
+    assert not list((root / ".bundle").glob("staging-*"))
+    assert deploy.verify_deployment(root, hashes=False)["problems"] == []
+    assert (root / key("hello") / "share/big").stat().st_size == 600 << 20
+    assert run(root / key("hello") / "bin/hello") == "new from libgreet"
+
+
+def test_concurrent_redeploy_refused_or_waits(built: Built, target: Path) -> None:
+    (target / ".bundle").mkdir(parents=True)
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    with open(target / ".bundle" / "lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        refused = subprocess.run(_redeploy_cmd(built.bundle), cwd=PROJECT, env=env, capture_output=True, text=True)
+        assert refused.returncode == 1 and "another redeploy holds the lock" in refused.stderr
+        assert not (target / "opt").exists()
+        waiting = subprocess.Popen(_redeploy_cmd(built.bundle, "--wait"), cwd=PROJECT, env=env)
+        time.sleep(0.5)
+        assert waiting.poll() is None and not (target / "opt").exists()
+        fcntl.flock(held, fcntl.LOCK_UN)
+    assert waiting.wait(timeout=30) == 0
+    assert deploy.verify_deployment(target)["problems"] == []
+
+
+def test_disk_full_clean_error_target_untouched(tmp_path: Path) -> None:
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(small)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root and mount privileges)")
+    try:
+        root = build_tree(small / "root")
+        one = pack(root, tmp_path / "b1" / "env")
+        (root / key("hello") / "share/big").write_bytes(os.urandom(4 << 20))
+        two = pack(root, tmp_path / "b2" / "env")
+        remove_store(root)
+        deploy.redeploy(one)
+        filler = small / "filler"
+        with open(filler, "wb") as f:
+            f.write(b"\0" * (5 << 20))  # leaves less room than the 4 MB file needs
+        before = snapshot(root)
+        with pytest.raises(BundleError, match="disk full"):
+            deploy.redeploy(two)
+        assert snapshot(root) == before
+        assert run(root / key("hello") / "bin/hello") == "hello from libgreet"
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
+
+
+def test_profile_only_when_asked(built: Built, target: Path, tmp_path: Path) -> None:
+    profile = tmp_path / "bashrc"
+    profile.write_text("# mine\n")
+    deploy.redeploy(built.bundle)
+    assert profile.read_text() == "# mine\n"
+    deploy.redeploy(built.bundle, profile=profile)
+    deploy.redeploy(built.bundle, profile=profile)
+    lines = profile.read_text().splitlines()
+    assert lines[0] == "# mine" and len(lines) == 2 and "env.sh" in lines[1]
