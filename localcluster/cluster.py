@@ -125,16 +125,34 @@ def _start_munged(spec: ClusterSpec) -> None:
          f"--seed-file={d / 'munged.seed'}"])
 
 
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def shared_under_tmp(paths: list[Path]) -> list[str]:
+    """Top-level /tmp entries holding shared paths (a checkout in /tmp): nodes must still see them."""
+    tops = {Path("/tmp", p.resolve().relative_to("/tmp").parts[0]) for p in paths
+            if p.resolve().is_relative_to("/tmp") and p.resolve() != Path("/tmp")}
+    return sorted(str(t) for t in tops)
+
+
 def _node_command(spec: ClusterSpec, node: str) -> list[str]:
-    """slurmd inside the node's namespaces, with its own hostname, /etc/hosts, /tmp and /dev/shm."""
-    tmp = spec.node_dir(node) / "tmp"
-    inner = (
-        f"hostname {node} && mount --bind {shlex.quote(str(tmp))} /tmp && "
-        f"mount --bind {shlex.quote(str(spec.etc / 'hosts'))} /etc/hosts && "
-        f"mount -t tmpfs -o mode=1777,size=1g shm /dev/shm && "
-        f"exec slurmd -f {shlex.quote(str(spec.slurm_conf))} -N {node}"
-    )
-    return ["ip", "netns", "exec", spec.netns(node), "unshare", "--uts", "sh", "-c", inner]
+    """slurmd inside the node's namespaces, with its own hostname, /etc/hosts, /tmp and /dev/shm.
+
+    Like a compute node, a node has a private /tmp; what the cluster shares (the project and the
+    cluster root) stays visible even when it lives under /tmp, re-bound from a descriptor opened
+    before /tmp is covered (util-linux mount would otherwise resolve the path in the new /tmp).
+    """
+    q = shlex.quote
+    keep = shared_under_tmp([spec.root, PROJECT])
+    steps = [f"hostname {node}", f"mount --bind {q(str(spec.etc / 'hosts'))} /etc/hosts"]
+    steps += [f"exec {fd}<{q(path)}" for fd, path in enumerate(keep, start=3)]
+    steps.append(f"mount --bind {q(str(spec.node_dir(node) / 'tmp'))} /tmp")
+    for fd, path in enumerate(keep, start=3):
+        steps += [f"mkdir -p {q(path)}", f"mount --no-canonicalize --bind /proc/self/fd/{fd} {q(path)}",
+                  f"exec {fd}<&-"]
+    steps += ["mount -t tmpfs -o mode=1777,size=1g shm /dev/shm",
+              f"exec slurmd -f {q(str(spec.slurm_conf))} -N {node}"]
+    return ["ip", "netns", "exec", spec.netns(node), "unshare", "--uts", "sh", "-c", " && ".join(steps)]
 
 
 def _start_slurm(spec: ClusterSpec) -> None:

@@ -58,3 +58,10 @@ def test_network_commands_give_each_node_its_namespace_and_address():
     assert ["ip", "link", "set", "p-n1", "master", "slbr0"] in host
     assert ["ip", "addr", "add", "10.250.0.12/24", "dev", "eth0"] in network.node_commands(spec, 2)
     assert network.batch([["ip", "link", "set", "lo", "up"]]) == "link set lo up\n"
+
+
+def test_shared_paths_under_tmp_stay_visible_on_nodes():
+    from localcluster.cluster import shared_under_tmp
+
+    assert shared_under_tmp([Path("/tmp/ci/.state/c"), Path("/tmp/ci"), Path("/work/p")]) == ["/tmp/ci"]
+    assert shared_under_tmp([Path("/work/p")]) == []
