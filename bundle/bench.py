@@ -1,0 +1,154 @@
+"""Benchmark: what users do today (tar czf / tar xzf) against pack / redeploy, side by side in one run.
+
+python -m bundle.bench [--size-mb 1024] [--files 50000] [--packages 50] [--workdir DIR]
+Generates a Spack-like store (text-like and binary-like files), then times each step as a subprocess
+and prints one table with the ratios. The goals of issue 5 are printed next to the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ARCH = "opt/spack/linux-debian12-x86_64/gcc-12.2.0"
+# 16 letters and a space: text-like bytes that compress about 2:1, like sources, headers and scripts.
+TEXT = bytes.maketrans(bytes(range(256)), (b"etaoinshrdlucmw \n" * 16)[:256])
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    seconds: float
+    note: str = ""
+
+
+def file_sizes(total: int, count: int, rng: random.Random) -> list[int]:
+    """COUNT sizes summing to about TOTAL: mostly small files, a few large ones, like an install tree."""
+    weights = [rng.lognormvariate(0, 1.5) for _ in range(count)]
+    scale = total / sum(weights)
+    return [max(1, int(w * scale)) for w in weights]
+
+
+def generate(root: Path, size_mb: int, files: int, packages: int, seed: int = 5) -> None:
+    """A store of PACKAGES store paths with FILES files of SIZE_MB in total; a quarter binary-like."""
+    rng = random.Random(seed)
+    sizes = file_sizes(size_mb << 20, files, rng)
+    for i, size in enumerate(sizes):
+        pkg = i % packages
+        digest = base64.b32encode(hashlib.sha256(b"pkg%d" % pkg).digest()).decode().lower()[:32]
+        prefix = root / ARCH / f"pkg{pkg}-1.0-{digest}"
+        sub = prefix / ("bin" if i % 4 == 0 else "lib" if i % 4 == 1 else f"share/d{i % 37}")
+        sub.mkdir(parents=True, exist_ok=True)
+        data = os.urandom(size)
+        (sub / f"f{i}").write_bytes(data if i % 4 == 1 else data.translate(TEXT))
+
+
+def timed(cmd: list[str], **kw: object) -> float:
+    start = time.monotonic()
+    subprocess.run(cmd, check=True, **kw)
+    return time.monotonic() - start
+
+
+def du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.1f}x" if b > 0 else "inf"
+
+
+def run(work: Path, size_mb: int, files: int, packages: int) -> dict:
+    py = [sys.executable, "-m", "bundle"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    root = work / "root"
+    t0 = time.monotonic()
+    generate(root, size_mb, files, packages)
+    subprocess.run(["sync"], check=True)
+    gen = time.monotonic() - t0
+    tree_bytes = du(root)
+    tgz = work / "today.tar.gz"
+    t_czf = timed(["tar", "czf", str(tgz), "-C", str(work), "root"])
+    t_pack = timed(py + ["pack", str(root), "-o", str(work / "out") + "/", "--quiet"], env=env)
+    bundle = next((work / "out").iterdir())
+    bundle_mb = bundle.stat().st_size / 1e6
+    (work / "untar").mkdir()
+    t_xzf = timed(["tar", "xzf", str(tgz), "-C", str(work / "untar")])
+    shutil.rmtree(work / "untar")
+    shutil.rmtree(root / "opt")
+    t_deploy = timed(py + ["redeploy", str(bundle), "--quiet"], env=env)
+    t_noop = timed(py + ["redeploy", str(bundle), "--quiet"], env=env)
+    t_verify = timed(py + ["verify", str(root), "--quiet"], env=env)
+    # one package changes: a file of pkg0 is rewritten, the tree packed again, the new bundle redeployed
+    pkg0 = next((root / ARCH).glob("pkg0-*"))
+    victim = next(p for p in sorted(pkg0.rglob("f*")) if p.is_file())
+    victim.write_bytes(victim.read_bytes()[::-1] + b"changed\n")
+    pkg0_bytes = du(pkg0)
+    shutil.rmtree(work / "out")
+    subprocess.run(py + ["pack", str(root), "-o", str(work / "out") + "/", "--quiet"], env=env, check=True)
+    bundle2 = next((work / "out").iterdir())
+    start = time.monotonic()
+    out = subprocess.run(py + ["redeploy", str(bundle2), "--quiet", "--json"], env=env, check=True,
+                         capture_output=True, text=True)
+    t_one = time.monotonic() - start
+    one = json.loads(out.stdout)
+    return {
+        "tree_mb": tree_bytes / 1e6, "files": files, "packages": packages, "generate_s": gen,
+        "tgz_mb": tgz.stat().st_size / 1e6, "bundle_mb": bundle_mb,
+        "steps": [Step("tar czf (today)", t_czf), Step("pack (zstd)", t_pack, f"{ratio(t_czf, t_pack)} faster"),
+                  Step("tar xzf (today, no checks)", t_xzf),
+                  Step("redeploy (verify + stage + rename)", t_deploy, f"{ratio(t_xzf, t_deploy)} faster"),
+                  Step("redeploy again (no-op)", t_noop, "goal < 2 s"),
+                  Step("verify deployment (every sha256)", t_verify),
+                  Step("redeploy, one package changed", t_one,
+                       f"wrote {one['written_bytes'] / 1e6:.1f} MB in {len(one['written_paths'])} store path(s); "
+                       f"that package is {pkg0_bytes / 1e6:.1f} MB")],
+    }
+
+
+def table(r: dict) -> str:
+    lines = [f"tree: {r['tree_mb']:.0f} MB, {r['files']} files, {r['packages']} store paths "
+             f"(generated in {r['generate_s']:.1f} s)",
+             f"size: tar.gz {r['tgz_mb']:.1f} MB, bundle {r['bundle_mb']:.1f} MB "
+             f"(bundle/tgz = {r['bundle_mb'] / r['tgz_mb']:.2f})", "",
+             f"{'step':<40} {'seconds':>8}  note", "-" * 90]
+    lines += [f"{s.name:<40} {s.seconds:>8.2f}  {s.note}" for s in r["steps"]]
+    lines += ["", "goals (issue 5): pack >= 3x faster than tar czf at equal or smaller size; redeploy >= 3x faster "
+              "than tar xzf; no-op < 2 s; one change writes only that package"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="scripts/bench-bundle.sh", description=__doc__.split("\n")[0])
+    p.add_argument("--size-mb", type=int, default=1024, help="total bytes of the generated tree (MB)")
+    p.add_argument("--files", type=int, default=50_000, help="number of files")
+    p.add_argument("--packages", type=int, default=50, help="number of store paths")
+    p.add_argument("--workdir", help="where to generate (default: a temporary directory, removed afterwards)")
+    args = p.parse_args(argv)
+    if args.size_mb < 1 or args.files < args.packages or args.packages < 1:
+        print("bench: need --size-mb >= 1 and --files >= --packages >= 1", file=sys.stderr)
+        return 2
+    for tool in ("tar", "gzip"):
+        if shutil.which(tool) is None:
+            print(f"bench: {tool} is not installed", file=sys.stderr)
+            return 2
+    work = Path(tempfile.mkdtemp(prefix="bench-bundle-", dir=args.workdir))
+    try:
+        print(table(run(work, args.size_mb, args.files, args.packages)))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Thin entry point: the logic lives in python -m bundle pack.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+case "${1:-}" in
+  -h|--help) echo "usage: scripts/pack.sh ROOT -o BUNDLE [--store DIR] [--compression zstd|gzip] [--quiet] [--json]"; exit 0;;
+  "") echo "usage: scripts/pack.sh ROOT -o BUNDLE [--store DIR] [--compression zstd|gzip] [--quiet] [--json]" >&2; exit 2;;
+esac
+python="$repo/.venv/bin/python"
+[ -x "$python" ] || python=python3
+export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
+exec "$python" -m bundle pack "$@"
