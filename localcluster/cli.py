@@ -44,19 +44,20 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p = _Parser(prog="local-cluster.sh",
                 description="A real multi-node Slurm cluster on this machine, one namespace per node.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{up,down,status,env}",
+    sub = p.add_subparsers(dest="command", required=True, metavar="{up,down,status,env,restart-controller}",
                            parser_class=_Parser)
     sub.add_parser("up", parents=[common], help="start munged, slurmctld and one slurmd per node")
     sub.add_parser("down", parents=[common], help="cancel jobs, stop everything, remove all state")
     sub.add_parser("status", parents=[common], help="print daemons and node states")
     sub.add_parser("env", parents=[common], help="print export lines for client commands (eval them)")
+    sub.add_parser("restart-controller", parents=[common], help="restart slurmctld on its saved state (fault tests)")
     return p
 
 
 def spec_from(args: argparse.Namespace) -> ClusterSpec:
     """The spec recorded at --root when the cluster runs there, else the one the flags describe."""
     root = args.root.resolve()
-    recorded = cluster.load(root) if args.command in ("down", "status", "env") else None
+    recorded = cluster.load(root) if args.command != "up" else None
     return recorded or ClusterSpec(
         root=root, host=socket.gethostname().split(".")[0], nodes=args.nodes, cpus=args.cpus,
         bridge=args.bridge, subnet=args.subnet, prefix=args.prefix,
@@ -76,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ok, text = cluster.status(spec)
             print(text)
             return 0 if ok else 3
+        elif args.command == "restart-controller":
+            print(cluster.restart_controller(spec))
         else:
             print(cluster.env_lines(spec))
     except (SpecError, cluster.ClusterError) as err:

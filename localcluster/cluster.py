@@ -220,6 +220,24 @@ def up(spec: ClusterSpec, *, timeout: float = 30, progress: Progress = lambda _:
     return f"up: {spec.nodes} nodes x {spec.cpus} CPUs in {took:.2f} s (SLURM_CONF={spec.slurm_conf})"
 
 
+def restart_controller(spec: ClusterSpec, *, timeout: float = 30) -> str:
+    """Stop slurmctld and start it again on its saved state (jobs survive), as an admin restart does."""
+    pid = daemon_pids(spec).get("slurmctld")
+    if pid is None:
+        raise ClusterError(f"slurmctld is not running for the cluster at {spec.root}")
+    started = time.monotonic()
+    stop([pid], grace=10)
+    proc = run(["slurmctld", "-f", str(spec.slurm_conf)], env=_env(spec), check=False)
+    if proc.returncode != 0:
+        raise ClusterError(f"slurmctld did not restart: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+    deadline = time.monotonic() + timeout
+    while not node_states(spec):
+        if time.monotonic() > deadline:
+            raise ClusterError(f"slurmctld did not answer within {timeout:.0f} s of its restart")
+        time.sleep(0.05)
+    return f"slurmctld restarted in {time.monotonic() - started:.2f} s"
+
+
 def _cancel_jobs(spec: ClusterSpec) -> None:
     env = _env(spec)
     proc = run(["squeue", "-h", "-o", "%i"], env=env, check=False, timeout=5)

@@ -6,6 +6,7 @@ import collections
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,15 @@ def test_a_port_in_use_is_a_one_line_reason_and_nothing_is_left():
     reason = f"local-cluster: port {spec.ctld_port} in use (pick another with --ctld-port)"
     assert proc.stderr.strip().splitlines() == [reason]
     assert cluster.leftovers(spec) == []
+
+
+def test_a_controller_restart_keeps_running_jobs(slurm_cluster, shared_dir):
+    out = shared_dir / "job.out"
+    job = sh(["sbatch", "--parsable", "-N1", "-o", str(out), "--wrap", "sleep 2; echo survived"], slurm_cluster.env)
+    assert cluster.restart_controller(slurm_cluster.spec).startswith("slurmctld restarted")
+    assert job.strip() in sh(["squeue", "-h", "-o", "%i"], slurm_cluster.env).split()
+    deadline = time.monotonic() + 30
+    while "survived" not in (out.read_text() if out.exists() else "") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert out.read_text().strip() == "survived"
+    assert cluster.healthy(slurm_cluster.spec)

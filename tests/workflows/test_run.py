@@ -125,3 +125,4 @@ def test_a_hung_run_is_ended_at_its_timeout_and_reported(slurm_cluster, shared_d
     assert "run 1 timed out after 3 s (--run-timeout)" in proc.stdout
     assert time.monotonic() - started < 60
     assert our_jobs(slurm_cluster.env) == []
+
