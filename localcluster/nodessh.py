@@ -41,9 +41,13 @@ def node_pid(root: Path, node: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] in (["-h"], ["--help"]):
+        print("usage: node-ssh [ssh options] [user@]NODE [COMMAND...]\n" + (__doc__ or "").split("\n\n")[0])
+        return 0
     root = Path(os.environ.get("LOCAL_CLUSTER_ROOT", Path(__file__).resolve().parent.parent / ".state" / "cluster"))
     try:
-        node, words = split(sys.argv[1:] if argv is None else argv)
+        node, words = split(argv)
         pid = node_pid(root, node)
     except ValueError as err:
         print(f"node-ssh: {err}", file=sys.stderr)
