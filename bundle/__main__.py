@@ -127,7 +127,7 @@ def parser() -> argparse.ArgumentParser:
     rd = sub.add_parser("redeploy", parents=[common], help="BUNDLE [--prefix DIR]: verify, stage, swap in")
     rd.add_argument("bundle")
     rd.add_argument("--prefix", help="where to deploy (default: where the bundle was built)")
-    rd.add_argument("--relocate", action="store_true", help="allow a prefix other than the build prefix (issue 6)")
+    rd.add_argument("--relocate", action="store_true", help="deploy at another --prefix, rewriting paths")
     rd.add_argument("--wait", action="store_true", help="wait for a concurrent redeploy instead of refusing")
     rd.add_argument("--profile", action="store_true", help="also add a line sourcing the snippet to ~/.bashrc")
     rd.add_argument("--profile-file", help="the profile file --profile edits (default ~/.bashrc)")

@@ -24,6 +24,7 @@ from typing import BinaryIO
 
 from bundle import archive
 from bundle.manifest import BundleError, canonical, manifest_hash, path_digest, sha256_file
+from bundle.relocate import apply_record, patchelf_command, relocate_store_path
 
 META = ".bundle"
 SNIPPET = "env.sh"
@@ -87,14 +88,21 @@ def locked(target: Path, wait: bool) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def _load(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
 def load_state(target: Path) -> dict[str, str]:
     """Store path -> digest of what was deployed and verified there."""
-    try:
-        return json.loads((meta_dir(target) / "state.json").read_text())
-    except FileNotFoundError:
-        return {}
-    except ValueError:
-        return {}
+    return _load(meta_dir(target) / "state.json")
+
+
+def load_records(target: Path) -> dict[str, dict[str, dict]]:
+    """Store path -> {file: sha256/size/target} of the files relocation rewrote."""
+    return _load(meta_dir(target) / "relocated.json")
 
 
 class _File:
@@ -116,10 +124,12 @@ class _File:
 class Staging:
     """The sink that writes the store paths to deploy into a directory beside the target."""
 
-    def __init__(self, staging: Path, todo: set[str]) -> None:
-        self.staging, self.todo = staging, todo
+    def __init__(self, staging: Path, todo: set[str], relocation: tuple[str, str] | None = None) -> None:
+        self.staging, self.todo, self.relocation = staging, todo, relocation
         self.staged: dict[str, Path] = {}
         self.modes: dict[str, list[tuple[Path, int]]] = {}
+        self.records: dict[str, dict[str, dict]] = {}
+        self.tool = patchelf_command() if relocation else None
 
     def _path(self, sp: dict, rel: str) -> Path:
         base = self.staged[sp["key"]]
@@ -144,6 +154,9 @@ class Staging:
         return _File(self._path(sp, rel), mode)  # type: ignore[return-value]
 
     def done(self, sp: dict) -> None:
+        if self.relocation:
+            old, new = self.relocation
+            self.records[sp["key"]] = relocate_store_path(self.staged[sp["key"]], sp, old, new, self.tool)
         for path, mode in reversed(self.modes.pop(sp["key"])):
             os.chmod(path, mode)
 
@@ -218,16 +231,18 @@ def redeploy(bundle: Path, prefix: Path | None = None, *, relocate: bool = False
     manifest, digest = archive.read(bundle, manifest_only=True)
     built = Path(manifest["root"])
     target = Path(os.path.abspath(prefix)) if prefix else built
+    relocation = None
     if target != built:
-        if relocate:
-            raise BundleError("--relocate is not implemented yet (issue 6)")
-        raise BundleError(f"bundle was built at {built}; deploying at {target} needs --relocate")
+        if not relocate:
+            raise BundleError(f"bundle was built at {built}; deploying at {target} needs --relocate")
+        relocation = (str(built), str(target))
     target.mkdir(parents=True, exist_ok=True)
     with locked(target, wait):
         meta = meta_dir(target)
         for old in meta.glob("staging-*"):
             _rmtree(old)  # left by a killed run
         state = load_state(target)
+        records = load_records(target)
         digests = {sp["key"]: path_digest(sp) for sp in manifest["paths"]}
         todo = {k for k, d in digests.items() if state.get(k) != d or not (target / k).is_dir()}
         todo_paths = [sp for sp in manifest["paths"] if sp["key"] in todo]
@@ -237,12 +252,13 @@ def redeploy(bundle: Path, prefix: Path | None = None, *, relocate: bool = False
             on_plan(files, nbytes)
         if todo:
             staging = meta / f"staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-            sink = Staging(staging, todo)
+            sink = Staging(staging, todo, relocation)
             try:
                 staging.mkdir()
                 archive.read(bundle, sink, on_file=on_file)
                 for sp in todo_paths:
-                    problems = check_tree(sink.staged[sp["key"]], sp, hashes=False)
+                    expected = apply_record(sp, sink.records.get(sp["key"], {}))
+                    problems = check_tree(sink.staged[sp["key"]], expected, hashes=False)
                     if problems:
                         raise BundleError(f"staged {problems[0]}")
             except OSError as err:
@@ -262,6 +278,8 @@ def redeploy(bundle: Path, prefix: Path | None = None, *, relocate: bool = False
                     _exchange(staged, final)
                 else:
                     os.rename(staged, final)
+                records[key] = sink.records.get(key, {})
+                _write_atomic(meta / "relocated.json", canonical(records))
                 state[key] = digests[key]
                 _write_atomic(meta / "state.json", canonical(state))
             _rmtree(staging)
@@ -270,6 +288,7 @@ def redeploy(bundle: Path, prefix: Path | None = None, *, relocate: bool = False
         written_meta |= _write_if_changed(env, snippet(target, manifest).encode())
         profiled = add_to_profile(env, profile) if profile else False
     return {"bundle": bundle.name, "manifest": digest, "target": str(target), "store_paths": len(manifest["paths"]),
+            "relocated_files": sum(len(r) for r in records.values()),
             "written_paths": sorted(todo), "written_files": files if todo else 0,
             "written_bytes": nbytes if todo else 0, "metadata_written": written_meta, "profile": profiled,
             "snippet": str(env), "seconds": round(time.monotonic() - start, 3)}
@@ -295,8 +314,9 @@ def verify_deployment(target: Path, *, hashes: bool = True, on_file: Callable[[i
     except ValueError as err:
         raise BundleError(f"{target}: recorded manifest is not JSON ({err})") from None
     problems: list[str] = []
+    records = load_records(target)
     for sp in manifest["paths"]:
-        problems += check_tree(target / sp["key"], sp, hashes)
+        problems += check_tree(target / sp["key"], apply_record(sp, records.get(sp["key"], {})), hashes)
         if on_file:
             on_file(sum(e.get("size", 0) for e in sp["files"]))
     return {"target": str(target), "manifest": manifest_hash(manifest), "problems": problems,

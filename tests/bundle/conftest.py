@@ -49,7 +49,9 @@ def build_tree(root: Path, greeting: str = "hello") -> Path:
         f"prefix={lib}\nlibdir=${{prefix}}/lib\nName: greet\nVersion: 1.0\nDescription: x\n"
         "Libs: -L${libdir} -lgreet\n")
     main = root / "hello.c"
-    main.write_text('#include <stdio.h>\n#include "greet.h"\nint main(void) { puts(greet()); return 0; }\n')
+    main.write_text('#include <stdio.h>\n#include "greet.h"\n'  # a path compiled into the binary, as configure does
+                    f'static const char datadir[] = "{hello}/share/doc";\n'
+                    'int main(int argc, char **argv) { puts(argc > 1 ? datadir : greet()); return 0; }\n')
     subprocess.run(["gcc", f"-I{lib}/include", "-o", str(hello / "bin/hello"), str(main), f"-L{lib}/lib",
                     "-lgreet", f"-Wl,-rpath,{lib}/lib"], check=True)
     src.unlink()
