@@ -17,7 +17,9 @@ import shutil
 import stat
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -121,6 +123,45 @@ class _File:
             self.fd = -1
 
 
+SMALL = 1 << 20  # files up to this size are written by the pool; larger ones stream directly
+PENDING = 256  # small files in flight at most (bounded memory: PENDING * SMALL)
+
+
+def _write_small(path: Path, data: bytes, mode: int) -> None:
+    f = _File(path, mode)
+    f.write(data)
+    f.close()
+
+
+class _Buffered:
+    """A small file collected in memory, then created by a pool thread: file creation is the slow part
+    on many filesystems, and several in flight hide its latency."""
+
+    def __init__(self, staging: Staging, path: Path, mode: int) -> None:
+        self.staging, self.path, self.mode = staging, path, mode
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.direct: _File | None = None
+
+    def write(self, data: bytes) -> None:
+        if self.direct is not None:
+            self.direct.write(data)
+            return
+        self.chunks.append(data)
+        self.size += len(data)
+        if self.size > SMALL:
+            self.direct = _File(self.path, self.mode)
+            for chunk in self.chunks:
+                self.direct.write(chunk)
+            self.chunks = []
+
+    def close(self) -> None:
+        if self.direct is not None:
+            self.direct.close()
+        else:
+            self.staging.submit(self.path, b"".join(self.chunks), self.mode)
+
+
 class Staging:
     """The sink that writes the store paths to deploy into a directory beside the target."""
 
@@ -130,6 +171,21 @@ class Staging:
         self.modes: dict[str, list[tuple[Path, int]]] = {}
         self.records: dict[str, dict[str, dict]] = {}
         self.tool = patchelf_command() if relocation else None
+        self.pool = ThreadPoolExecutor(max_workers=4)
+        self.pending: deque[Future] = deque()
+
+    def submit(self, path: Path, data: bytes, mode: int) -> None:
+        while len(self.pending) >= PENDING:
+            self.pending.popleft().result()
+        self.pending.append(self.pool.submit(_write_small, path, data, mode))
+
+    def drain(self) -> None:
+        """Wait for every file in flight; re-raises the first write error (disk full, ...)."""
+        while self.pending:
+            self.pending.popleft().result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
     def _path(self, sp: dict, rel: str) -> Path:
         base = self.staged[sp["key"]]
@@ -151,9 +207,10 @@ class Staging:
         os.symlink(target, self._path(sp, rel))
 
     def file(self, sp: dict, rel: str, mode: int) -> BinaryIO:
-        return _File(self._path(sp, rel), mode)  # type: ignore[return-value]
+        return _Buffered(self, self._path(sp, rel), mode)  # type: ignore[return-value]
 
     def done(self, sp: dict) -> None:
+        self.drain()
         if self.relocation:
             old, new = self.relocation
             self.records[sp["key"]] = relocate_store_path(self.staged[sp["key"]], sp, old, new, self.tool)
@@ -262,14 +319,17 @@ def redeploy(bundle: Path, prefix: Path | None = None, *, relocate: bool = False
                     if problems:
                         raise BundleError(f"staged {problems[0]}")
             except OSError as err:
+                sink.close()
                 _rmtree(staging)
                 if err.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise BundleError(f"{target}: disk full while staging; staging removed, target untouched") \
                         from None
                 raise BundleError(f"{target}: staging failed: {err.strerror} ({err.filename})") from None
             except BaseException:
+                sink.close()
                 _rmtree(staging)
                 raise
+            sink.close()
             for sp in todo_paths:
                 key = sp["key"]
                 final, staged = target / key, sink.staged[key]
