@@ -64,20 +64,38 @@ def _info(name: str, kind: bytes, mode: int, mtime: int, size: int = 0, target: 
     return info
 
 
-class _Counting(io.RawIOBase):
-    """A read-only view of an open file that reports the bytes it hands out (for progress)."""
+class _TarWriter:
+    """A minimal streaming tar writer: ustar headers (PAX only for names too long for ustar),
+    data, padding; faster than tarfile's stream on 50,000 members and read back by any tar."""
 
-    def __init__(self, f: BinaryIO, on_bytes: Callable[[int], None] | None) -> None:
-        self.f, self.on_bytes = f, on_bytes
+    def __init__(self, f: BinaryIO) -> None:
+        self.f, self.offset = f, 0
 
-    def readable(self) -> bool:
-        return True
+    def _write(self, data: bytes) -> None:
+        self.f.write(data)
+        self.offset += len(data)
 
-    def read(self, n: int = -1) -> bytes:
-        data = self.f.read(n)
-        if self.on_bytes:
-            self.on_bytes(len(data))
-        return data
+    def add(self, info: tarfile.TarInfo, data: BinaryIO | None = None) -> None:
+        try:
+            header = info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape")
+        except ValueError:
+            header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        self._write(header)
+        if data is None:
+            return
+        left = info.size
+        while left and (chunk := data.read(min(CHUNK, left))):
+            self._write(chunk)
+            left -= len(chunk)
+        if left or data.read(1):
+            raise BundleError(f"{info.name} changed size since it was hashed")
+        if info.size % tarfile.BLOCKSIZE:
+            self._write(b"\0" * (tarfile.BLOCKSIZE - info.size % tarfile.BLOCKSIZE))
+
+    def close(self) -> None:
+        self._write(b"\0" * (2 * tarfile.BLOCKSIZE))
+        if self.offset % tarfile.RECORDSIZE:
+            self._write(b"\0" * (tarfile.RECORDSIZE - self.offset % tarfile.RECORDSIZE))
 
 
 def write(manifest: dict, out: str | Path, *, compression: str = "zstd", level: int | None = None,
@@ -99,28 +117,25 @@ def write(manifest: dict, out: str | Path, *, compression: str = "zstd", level: 
                 stream: BinaryIO = cctx.stream_writer(raw, closefd=False)
             else:
                 stream = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=level or 6)
-            with tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT,
-                              bufsize=CHUNK) as tar:
-                tar.copybufsize = CHUNK
-                data = canonical(manifest)
-                tar.addfile(_info(MANIFEST_NAME, tarfile.REGTYPE, 0o644, mtime, len(data)), io.BytesIO(data))
-                for sp in manifest["paths"]:
-                    key = sp["key"]
-                    tar.addfile(_info(key, tarfile.DIRTYPE, sp["mode"], mtime))
-                    for e in sp["files"]:
-                        name = f"{key}/{e['path']}"
-                        if e["type"] == "dir":
-                            tar.addfile(_info(name, tarfile.DIRTYPE, e["mode"], mtime))
-                        elif e["type"] == "link":
-                            tar.addfile(_info(name, tarfile.SYMTYPE, 0o777, mtime, target=e["target"]))
-                        else:
-                            info = _info(name, tarfile.REGTYPE, e["mode"], mtime, e["size"])
-                            with open(root / name, "rb") as f:
-                                tar.addfile(info, f)
-                                if os.fstat(f.fileno()).st_size != e["size"]:
-                                    raise BundleError(f"{name} changed size since it was hashed")
-                            if on_file:
-                                on_file(e["size"])
+            out = _TarWriter(io.BufferedWriter(stream, buffer_size=CHUNK))  # type: ignore[arg-type]
+            data = canonical(manifest)
+            out.add(_info(MANIFEST_NAME, tarfile.REGTYPE, 0o644, mtime, len(data)), io.BytesIO(data))
+            for sp in manifest["paths"]:
+                key = sp["key"]
+                out.add(_info(key, tarfile.DIRTYPE, sp["mode"], mtime))
+                for e in sp["files"]:
+                    name = f"{key}/{e['path']}"
+                    if e["type"] == "dir":
+                        out.add(_info(name, tarfile.DIRTYPE, e["mode"], mtime))
+                    elif e["type"] == "link":
+                        out.add(_info(name, tarfile.SYMTYPE, 0o777, mtime, target=e["target"]))
+                    else:
+                        with open(root / name, "rb") as f:
+                            out.add(_info(name, tarfile.REGTYPE, e["mode"], mtime, e["size"]), f)
+                        if on_file:
+                            on_file(e["size"])
+            out.close()
+            out.f.flush()
             stream.close()
     except OSError as err:
         tmp.unlink(missing_ok=True)
@@ -215,7 +230,8 @@ def read(bundle: Path, sink: Sink | None = None, *, manifest_only: bool = False,
     except OSError as err:
         raise BundleError(f"{bundle}: {err.strerror}") from None
     try:
-        with raw, tarfile.open(fileobj=_decompressed(raw, bundle), mode="r|", bufsize=CHUNK) as tar:
+        stream = io.BufferedReader(_decompressed(raw, bundle), buffer_size=CHUNK)  # type: ignore[arg-type]
+        with raw, tarfile.open(fileobj=stream, mode="r|") as tar:
             return _read(bundle, tar, sink, manifest_only, on_file)
     except (tarfile.TarError, zstandard.ZstdError, EOFError, zlib.error, gzip.BadGzipFile) as err:
         raise BundleError(f"{bundle.name}: truncated or corrupted ({err})") from None
