@@ -154,3 +154,19 @@ def test_lock_is_current(tmp_path: Path) -> None:
     after = json.loads((tmp_path / "spack.lock").read_text())
     assert {r["hash"] for r in after["roots"]} == {r["hash"] for r in lock()["roots"]}
     assert "Concretized" not in result.stdout, result.stdout
+
+
+@pytest.mark.skipif(shutil.which("spack") is None, reason="spack not on PATH: cannot run build-env.sh's lock check")
+def test_build_env_refuses_stale_lock_and_keeps_it(tmp_path: Path) -> None:
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(BUILD_ENV, tmp_path / "scripts" / BUILD_ENV.name)
+    shutil.copy(LOCK, tmp_path / LOCK.name)
+    changed = MANIFEST.read_text().replace("miniconda3@24.7.1", "miniconda3@24.5.0")
+    assert changed != MANIFEST.read_text()
+    (tmp_path / MANIFEST.name).write_text(changed)
+    result = subprocess.run(
+        [str(tmp_path / "scripts" / BUILD_ENV.name)], capture_output=True, text=True, timeout=1800,
+    )
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and "stale" in result.stderr
+    assert (tmp_path / LOCK.name).read_bytes() == LOCK.read_bytes()
