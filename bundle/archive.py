@@ -12,16 +12,19 @@ import hashlib
 import io
 import json
 import os
+import queue
 import re
 import tarfile
+import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 import zstandard
 
-from bundle.manifest import CHUNK, BundleError, canonical, check, link_escapes, manifest_hash
+from bundle import tarstream
+from bundle.manifest import CHUNK, BundleError, canonical, check, check_digest, link_escapes, manifest_hash
 
 MANIFEST_NAME = "MANIFEST.json"
 DEFAULT_EPOCH = 315532800  # 1980-01-01, what reproducible-builds tools use when SOURCE_DATE_EPOCH is unset
@@ -151,14 +154,62 @@ def write(manifest: dict, out: str | Path, *, compression: str = "zstd", level: 
     return final
 
 
-def _decompressed(raw: BinaryIO, bundle: Path) -> BinaryIO:
+READ_BLOCK = 4 << 20  # decompressed bytes per block handed from the decompressing thread to the reader
+
+
+def _chunks(raw: BinaryIO, bundle: Path) -> Iterator[bytes]:
+    """The decompressed stream in blocks of up to READ_BLOCK bytes."""
     magic = raw.read(4)
     raw.seek(0)
     if magic == b"\x28\xb5\x2f\xfd":
-        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=False)
-    if magic[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw, mode="rb")
-    raise BundleError(f"{bundle}: not a bundle (neither zstd nor gzip)")
+        stream: BinaryIO = zstandard.ZstdDecompressor().stream_reader(raw, read_size=CHUNK, read_across_frames=True,
+                                                                       closefd=False)
+    elif magic[:2] == b"\x1f\x8b":
+        stream = gzip.GzipFile(fileobj=raw, mode="rb")
+    else:
+        raise BundleError(f"{bundle}: not a bundle (neither zstd nor gzip)")
+    while block := stream.read(READ_BLOCK):
+        yield block
+
+
+_END = object()
+
+
+def _in_background(chunks: Iterator[bytes], depth: int = 8) -> Iterator[bytes]:
+    """CHUNKS produced by a thread, DEPTH ahead: zstd and zlib release the GIL while they decompress, so
+    decompression runs on the other core while this thread parses, hashes and hands files to the writers.
+    Errors of the producer are raised here; closing the iterator stops and joins the thread."""
+    handoff: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not put(chunk):
+                    return
+            put(_END)
+        except BaseException as err:  # noqa: B036 - handed to the consumer, which raises it
+            put(err)
+
+    thread = threading.Thread(target=produce, name="bundle-decompress", daemon=True)
+    thread.start()
+    try:
+        while (item := handoff.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _check_name(bundle: Path, digest: str) -> None:
@@ -170,70 +221,100 @@ def _check_name(bundle: Path, digest: str) -> None:
 
 
 class Sink(Protocol):
-    """Where verified members go (deploy's staging); reading without a sink only verifies."""
+    """Where checked members go (deploy's staging); reading without a sink only verifies.
+
+    A sink takes over the sha256 check of the files it is given (so hashing can run beside the
+    parsing): it keeps a file only when its bytes match entry["sha256"], and finish() raises the
+    first mismatch or write error. read() calls finish() before it returns, so a read that
+    returns has verified every file either way.
+    """
 
     def wants(self, sp: dict) -> bool: ...
     def directory(self, sp: dict, rel: str, mode: int) -> None: ...
     def symlink(self, sp: dict, rel: str, target: str) -> None: ...
-    def file(self, sp: dict, rel: str, mode: int) -> BinaryIO: ...
+    def file(self, sp: dict | None, rel: str, entry: dict, name: str, data: Iterator[memoryview]) -> None:
+        """Consume DATA (views valid until the sink lets them go); SP None: verify only, write nothing."""
     def done(self, sp: dict) -> None: ...
+    def finish(self) -> None: ...
 
 
 _KIND = {tarfile.CHRTYPE: "character device", tarfile.BLKTYPE: "block device", tarfile.FIFOTYPE: "fifo",
          tarfile.CONTTYPE: "contiguous file", tarfile.GNUTYPE_SPARSE: "sparse file"}
+_ENTRY_TYPE = {tarstream.REG: "file", tarstream.DIR: "dir", tarstream.SYM: "link"}
 
 
-def _member_key(name: str, keys: list[str]) -> tuple[str, str] | None:
-    for key in keys:
-        if name == key:
-            return key, ""
-        if name.startswith(key + "/"):
-            return key, name[len(key) + 1:]
-    return None
+class _Keys:
+    """Which store path a member belongs to: members come grouped by store path, so the current one is
+    tried first, then each '/'-prefix of the name (store paths never nest)."""
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        self.keys = set(keys)
+        self.current, self.prefix = "", "\0"
+
+    def find(self, name: str) -> tuple[str, str] | None:
+        if name.startswith(self.prefix):
+            return self.current, name[len(self.prefix):]
+        if name in self.keys:
+            self.current, self.prefix = name, name + "/"
+            return name, ""
+        pos = name.find("/")
+        while pos > 0:
+            if name[:pos] in self.keys:
+                self.current, self.prefix = name[:pos], name[:pos + 1]
+                return self.current, name[pos + 1:]
+            pos = name.find("/", pos + 1)
+        return None
 
 
-def _refuse_unsafe(member: tarfile.TarInfo, root: str, keys: list[str]) -> None:
-    name = member.name
+def _refuse_unsafe(member: tarstream.Member, root: str, keys: _Keys) -> None:
+    name, kind = member.name, member.type
     if name.startswith("/"):
         raise BundleError(f"member {name}: absolute path")
     if ".." in name.split("/"):
         raise BundleError(f"member {name}: '..' in path")
-    if member.type in _KIND:
-        raise BundleError(f"member {name}: {_KIND[member.type]} refused")
+    if kind in _KIND or any(k.startswith("GNU.sparse.") for k in member.pax_keys):
+        raise BundleError(f"member {name}: {_KIND.get(kind, 'sparse file')} refused")
     if member.mode & 0o6000:
         raise BundleError(f"member {name}: setuid or setgid bit refused")
-    if member.islnk() or member.issym():
-        where = _member_key(name, keys)
+    if kind in (tarstream.LNK, tarstream.SYM):
+        where = keys.find(name)
         key = where[0] if where else name.split("/")[0]
         rel = where[1] if where else name
         target = member.linkname
-        if member.islnk():  # hard link targets are archive names, not relative to the link
+        if kind == tarstream.LNK:  # hard link targets are archive names, not relative to the link
             target = "/" + root.strip("/") + "/" + target if not target.startswith("/") else target
         if link_escapes(rel, target, key, root):
-            kind = "hard link" if member.islnk() else "symlink"
-            raise BundleError(f"member {name}: {kind} to {member.linkname} points outside its store path")
-        if member.islnk():
+            what = "hard link" if kind == tarstream.LNK else "symlink"
+            raise BundleError(f"member {name}: {what} to {member.linkname} points outside its store path")
+        if kind == tarstream.LNK:
             raise BundleError(f"member {name}: hard link not in the manifest")
+    if kind not in _ENTRY_TYPE:
+        raise BundleError(f"member {name}: tar member type {kind!r} refused")
 
 
 def read(bundle: Path, sink: Sink | None = None, *, manifest_only: bool = False,
-         on_file: Callable[[int], None] | None = None) -> tuple[dict, str]:
+         on_file: Callable[[int], None] | None = None, known: tuple[dict, str] | None = None) -> tuple[dict, str]:
     """Read BUNDLE, checking name, manifest and every member; returns (manifest, manifest hash).
 
-    Members go to SINK only after their path, type, mode and link target are checked; a file's
-    sha256 is checked as it streams, and SINK.done(sp) is called once a store path is complete.
-    Any problem raises BundleError, so the caller can drop what the sink staged.
+    Members go to SINK only after their path, type, mode, size and link target are checked against
+    the manifest; every file's sha256 is checked (by SINK when there is one, see Sink).
+    SINK.done(sp) is called once a store path is complete. Any problem raises BundleError (or the
+    sink's OSError), so the caller can drop what the sink staged. KNOWN, the (manifest, hash) of an
+    earlier read of this bundle, saves parsing and checking the manifest again when its bytes hash the same.
     """
     bundle = Path(bundle)
     try:
         raw = open(bundle, "rb")
     except OSError as err:
         raise BundleError(f"{bundle}: {err.strerror}") from None
+    blocks = _in_background(_chunks(raw, bundle)) if not manifest_only else _chunks(raw, bundle)
     try:
-        stream = io.BufferedReader(_decompressed(raw, bundle), buffer_size=CHUNK)  # type: ignore[arg-type]
-        with raw, tarfile.open(fileobj=stream, mode="r|") as tar:
-            return _read(bundle, tar, sink, manifest_only, on_file)
-    except (tarfile.TarError, zstandard.ZstdError, EOFError, zlib.error, gzip.BadGzipFile) as err:
+        with raw:
+            try:
+                return _read(bundle, tarstream.Reader(blocks), sink, manifest_only, on_file, known)
+            finally:
+                blocks.close()  # type: ignore[attr-defined]
+    except (tarstream.TarError, zstandard.ZstdError, EOFError, zlib.error, gzip.BadGzipFile) as err:
         raise BundleError(f"{bundle.name}: truncated or corrupted ({err})") from None
     except OSError as err:
         if err.errno is None:
@@ -241,40 +322,43 @@ def read(bundle: Path, sink: Sink | None = None, *, manifest_only: bool = False,
         raise
 
 
-def _read(bundle: Path, tar: tarfile.TarFile, sink: Sink | None, manifest_only: bool,
-          on_file: Callable[[int], None] | None) -> tuple[dict, str]:
-    first = tar.next()
-    if first is None or first.name != MANIFEST_NAME or not first.isfile():
+def _read(bundle: Path, tar: tarstream.Reader, sink: Sink | None, manifest_only: bool,
+          on_file: Callable[[int], None] | None, known: tuple[dict, str] | None) -> tuple[dict, str]:
+    members = iter(tar)
+    first = next(members, None)
+    if first is None or first.name != MANIFEST_NAME or first.type != tarstream.REG:
         raise BundleError(f"{bundle.name}: first member is not {MANIFEST_NAME}")
-    data = tar.extractfile(first).read()
+    data = b"".join(tar.data(first.size))
     digest = hashlib.sha256(data).hexdigest()
     _check_name(bundle, digest)
-    try:
-        manifest = json.loads(data)
-    except ValueError as err:
-        raise BundleError(f"{bundle.name}: manifest is not JSON ({err})") from None
-    check(manifest)
+    if known is not None and known[1] == digest:
+        manifest = known[0]
+    else:
+        try:
+            manifest = json.loads(data)
+        except ValueError as err:
+            raise BundleError(f"{bundle.name}: manifest is not JSON ({err})") from None
+        check(manifest)
     if manifest_only:
         return manifest, digest
     root = manifest["root"]
-    keys = sorted((sp["key"] for sp in manifest["paths"]), key=len, reverse=True)
     paths = {sp["key"]: sp for sp in manifest["paths"]}
+    keys = _Keys(paths)
     expected = {sp["key"]: {e["path"]: e for e in sp["files"]} for sp in manifest["paths"]}
     seen: dict[str, set[str]] = {k: set() for k in paths}
-    writing: dict[str, bool] = {}
+    writing = False
     current: str | None = None
 
     def finish(key: str) -> None:
         missing = sorted(expected[key].keys() - seen[key] - {""})
         if "" not in seen[key] or missing:
             raise BundleError(f"{key}/{missing[0] if missing else ''}: in the manifest, missing from the archive")
-        if sink and writing[key]:
+        if sink and writing:
             sink.done(paths[key])
 
-    while (member := tar.next()) is not None:
-        tar.members = []  # stream mode: keep memory flat on 50,000 members
+    for member in members:
         _refuse_unsafe(member, root, keys)
-        where = _member_key(member.name, keys)
+        where = keys.find(member.name)
         if where is None:
             raise BundleError(f"member {member.name}: not in the manifest")
         key, rel = where
@@ -290,28 +374,30 @@ def _read(bundle: Path, tar: tarfile.TarFile, sink: Sink | None, manifest_only: 
             if seen[key]:
                 raise BundleError(f"member {member.name}: store path {key} is split in the archive")
             current = key
-            writing[key] = bool(sink and sink.wants(sp))
+            writing = bool(sink and sink.wants(sp))
             if rel:
                 raise BundleError(f"member {member.name}: store path {key} does not start with its directory")
         seen[key].add(rel)
-        kind = "dir" if member.isdir() else "link" if member.issym() else "file" if member.isfile() else "?"
+        kind = _ENTRY_TYPE[member.type]
         if kind != entry["type"]:
             raise BundleError(f"member {member.name}: a {kind} in the archive, a {entry['type']} in the manifest")
         if kind != "link" and member.mode != entry["mode"]:
             raise BundleError(f"member {member.name}: mode {member.mode:o} differs from the manifest")
-        write_it = writing[key]
         if kind == "dir":
-            if write_it:
-                sink.directory(sp, rel, entry["mode"])
+            if writing:
+                sink.directory(sp, rel, entry["mode"])  # type: ignore[union-attr]
         elif kind == "link":
             if member.linkname != entry["target"]:
                 raise BundleError(f"member {member.name}: symlink target differs from the manifest")
-            if write_it:
-                sink.symlink(sp, rel, entry["target"])
+            if writing:
+                sink.symlink(sp, rel, entry["target"])  # type: ignore[union-attr]
         else:
             if member.size != entry["size"]:
                 raise BundleError(f"member {member.name}: size {member.size} differs from the manifest")
-            _copy_verified(tar, member, entry, sink.file(sp, rel, entry["mode"]) if write_it else None)
+            if sink is not None:
+                sink.file(sp if writing else None, rel, entry, member.name, tar.data(member.size))
+            else:
+                check_digest(member.name, tar.data(member.size), entry["sha256"])
             if on_file:
                 on_file(entry["size"])
     if current is not None:
@@ -319,19 +405,6 @@ def _read(bundle: Path, tar: tarfile.TarFile, sink: Sink | None, manifest_only: 
     for key in paths:
         if not seen[key]:
             raise BundleError(f"{key}: in the manifest, missing from the archive")
+    if sink is not None:
+        sink.finish()
     return manifest, digest
-
-
-def _copy_verified(tar: tarfile.TarFile, member: tarfile.TarInfo, entry: dict, out: BinaryIO | None) -> None:
-    src = tar.extractfile(member)
-    digest = hashlib.sha256()
-    try:
-        while chunk := src.read(CHUNK):
-            digest.update(chunk)
-            if out is not None:
-                out.write(chunk)
-    finally:
-        if out is not None:
-            out.close()
-    if digest.hexdigest() != entry["sha256"]:
-        raise BundleError(f"member {member.name}: sha256 mismatch")

@@ -1,9 +1,10 @@
 """Redeploy a bundle: lock, verify while staging next to the target, then rename each store path into place.
 
 Nothing under a store path of the target changes until the whole bundle has been read and every
-sha256 matched; then each changed store path is swapped in with one rename (an atomic exchange
-when the path already exists), so a kill at any moment leaves every store path whole, and the
-next run finishes the job. Store paths recorded as deployed with the same digest are skipped.
+sha256 matched (staging.py hashes and writes the files in threads); then each changed store path is
+swapped in with one rename (an atomic exchange when the path already exists), so a kill at any
+moment leaves every store path whole, and the next run finishes the job. Store paths recorded as
+deployed with the same digest are skipped.
 """
 
 from __future__ import annotations
@@ -17,16 +18,14 @@ import shutil
 import stat
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
 
 from bundle import archive
 from bundle.manifest import BundleError, canonical, manifest_hash, path_digest, sha256_file
-from bundle.relocate import apply_record, patchelf_command, relocate_store_path
+from bundle.relocate import apply_record
+from bundle.staging import Staging
 
 META = ".bundle"
 SNIPPET = "env.sh"
@@ -107,117 +106,6 @@ def load_records(target: Path) -> dict[str, dict[str, dict]]:
     return _load(meta_dir(target) / "relocated.json")
 
 
-class _File:
-    def __init__(self, path: Path, mode: int) -> None:
-        self.fd, self.mode = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), mode
-
-    def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view):]
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.fchmod(self.fd, self.mode)
-            os.close(self.fd)
-            self.fd = -1
-
-
-SMALL = 1 << 20  # files up to this size are written by the pool; larger ones stream directly
-PENDING = 256  # small files in flight at most (bounded memory: PENDING * SMALL)
-
-
-def _write_small(path: Path, data: bytes, mode: int) -> None:
-    f = _File(path, mode)
-    f.write(data)
-    f.close()
-
-
-class _Buffered:
-    """A small file collected in memory, then created by a pool thread: file creation is the slow part
-    on many filesystems, and several in flight hide its latency."""
-
-    def __init__(self, staging: Staging, path: Path, mode: int) -> None:
-        self.staging, self.path, self.mode = staging, path, mode
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.direct: _File | None = None
-
-    def write(self, data: bytes) -> None:
-        if self.direct is not None:
-            self.direct.write(data)
-            return
-        self.chunks.append(data)
-        self.size += len(data)
-        if self.size > SMALL:
-            self.direct = _File(self.path, self.mode)
-            for chunk in self.chunks:
-                self.direct.write(chunk)
-            self.chunks = []
-
-    def close(self) -> None:
-        if self.direct is not None:
-            self.direct.close()
-        else:
-            self.staging.submit(self.path, b"".join(self.chunks), self.mode)
-
-
-class Staging:
-    """The sink that writes the store paths to deploy into a directory beside the target."""
-
-    def __init__(self, staging: Path, todo: set[str], relocation: tuple[str, str] | None = None) -> None:
-        self.staging, self.todo, self.relocation = staging, todo, relocation
-        self.staged: dict[str, Path] = {}
-        self.modes: dict[str, list[tuple[Path, int]]] = {}
-        self.records: dict[str, dict[str, dict]] = {}
-        self.tool = patchelf_command() if relocation else None
-        self.pool = ThreadPoolExecutor(max_workers=4)
-        self.pending: deque[Future] = deque()
-
-    def submit(self, path: Path, data: bytes, mode: int) -> None:
-        while len(self.pending) >= PENDING:
-            self.pending.popleft().result()
-        self.pending.append(self.pool.submit(_write_small, path, data, mode))
-
-    def drain(self) -> None:
-        """Wait for every file in flight; re-raises the first write error (disk full, ...)."""
-        while self.pending:
-            self.pending.popleft().result()
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
-
-    def _path(self, sp: dict, rel: str) -> Path:
-        base = self.staged[sp["key"]]
-        return base / rel if rel else base
-
-    def wants(self, sp: dict) -> bool:
-        if sp["key"] not in self.todo:
-            return False
-        self.staged[sp["key"]] = self.staging / str(len(self.staged))
-        self.modes[sp["key"]] = []
-        return True
-
-    def directory(self, sp: dict, rel: str, mode: int) -> None:
-        path = self._path(sp, rel)
-        path.mkdir(mode=0o700)
-        self.modes[sp["key"]].append((path, mode))
-
-    def symlink(self, sp: dict, rel: str, target: str) -> None:
-        os.symlink(target, self._path(sp, rel))
-
-    def file(self, sp: dict, rel: str, mode: int) -> BinaryIO:
-        return _Buffered(self, self._path(sp, rel), mode)  # type: ignore[return-value]
-
-    def done(self, sp: dict) -> None:
-        self.drain()
-        if self.relocation:
-            old, new = self.relocation
-            self.records[sp["key"]] = relocate_store_path(self.staged[sp["key"]], sp, old, new, self.tool)
-        for path, mode in reversed(self.modes.pop(sp["key"])):
-            os.chmod(path, mode)
-
-
 def check_tree(base: Path, sp: dict, hashes: bool) -> list[str]:
     """Problems of one deployed (or staged) store path against its manifest entry."""
     problems: list[str] = []
@@ -251,9 +139,9 @@ def check_tree(base: Path, sp: dict, hashes: bool) -> list[str]:
     return problems
 
 
-def snippet(target: Path, manifest: dict) -> str:
+def snippet(target: Path, manifest: dict, digest: str) -> str:
     """The shell lines users source: SPACK_ROOT and Spack's setup-env.sh, else the store paths' bin/."""
-    lines = [f"# written by python -m bundle redeploy; bundle manifest {manifest_hash(manifest)[:32]}"]
+    lines = [f"# written by python -m bundle redeploy; bundle manifest {digest[:32]}"]
     if manifest.get("spack_root"):
         lines += [f"export SPACK_ROOT={_quote(str(target))}",
                   'if [ -f "$SPACK_ROOT/share/spack/setup-env.sh" ]; then . "$SPACK_ROOT/share/spack/setup-env.sh"; fi']
@@ -309,11 +197,15 @@ def redeploy(bundle: Path, prefix: Path | None = None, *, relocate: bool = False
             on_plan(files, nbytes)
         if todo:
             staging = meta / f"staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-            sink = Staging(staging, todo, relocation)
+            sink = Staging(staging, todo_paths, relocation)
             try:
                 staging.mkdir()
-                archive.read(bundle, sink, on_file=on_file)
-                for sp in todo_paths:
+                sink.start()
+                archive.read(bundle, sink, on_file=on_file, known=(manifest, digest))
+                # Every staged byte was checked on its way in (type, mode, size, link target, sha256) and every
+                # manifest entry was seen, so the staged tree is not walked again; only relocated store paths
+                # are, since relocation rewrote files after they were verified.
+                for sp in todo_paths if relocation else ():
                     expected = apply_record(sp, sink.records.get(sp["key"], {}))
                     problems = check_tree(sink.staged[sp["key"]], expected, hashes=False)
                     if problems:
@@ -345,7 +237,7 @@ def redeploy(bundle: Path, prefix: Path | None = None, *, relocate: bool = False
             _rmtree(staging)
         written_meta = _write_if_changed(meta / "manifest.json", canonical(manifest))
         env = meta / SNIPPET
-        written_meta |= _write_if_changed(env, snippet(target, manifest).encode())
+        written_meta |= _write_if_changed(env, snippet(target, manifest, digest).encode())
         profiled = add_to_profile(env, profile) if profile else False
     return {"bundle": bundle.name, "manifest": digest, "target": str(target), "store_paths": len(manifest["paths"]),
             "relocated_files": sum(len(r) for r in records.values()),

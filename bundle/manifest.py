@@ -103,6 +103,15 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def check_digest(name: str, data: Iterable[bytes | memoryview], expected: str) -> None:
+    """Hash DATA (a file's bytes in pieces); a mismatch with the manifest's sha256 is a refusal."""
+    digest = hashlib.sha256()
+    for piece in data:
+        digest.update(piece)
+    if digest.hexdigest() != expected:
+        raise BundleError(f"member {name}: sha256 mismatch")
+
+
 def scan_prefix(prefix: Path) -> tuple[int, list[dict]]:
     """(mode of the prefix, entries without sha256 yet): dirs, files and symlinks, sorted by path."""
     entries: list[dict] = []

@@ -100,6 +100,20 @@ def _bad(built: Built, case: str, tmp_path: Path) -> Path:
         return craft(tmp_path, m, good + [(_info(f"{HELLO}/bin/evil", tarfile.LNKTYPE, link="/etc/passwd"), None)])
     if case == "device":
         return craft(tmp_path, m, good + [(_info(f"{HELLO}/bin/dev", tarfile.CHRTYPE), None)])
+    if case == "block-device":
+        return craft(tmp_path, m, good + [(_info(f"{HELLO}/bin/dev", tarfile.BLKTYPE), None)])
+    if case == "fifo":
+        return craft(tmp_path, m, good + [(_info(f"{HELLO}/bin/fifo", tarfile.FIFOTYPE), None)])
+    if case == "hardlink-in":
+        return craft(tmp_path, m, good + [(_info(f"{HELLO}/bin/again", tarfile.LNKTYPE, link=f"{HELLO}/bin/hello"),
+                                           None)])
+    if case == "sparse":
+        sparse = _info(f"{HELLO}/share/doc/README", size=1)
+        sparse.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": "x"}
+        return craft(tmp_path, m, [(sparse, b"x") if i.name == sparse.name else (i, d) for i, d in good])
+    if case in ("gnu-longname", "global-pax"):
+        kind = tarfile.GNUTYPE_LONGNAME if case == "gnu-longname" else tarfile.XGLTYPE
+        return craft(tmp_path, m, [(_info("././@LongLink", kind, size=6), b"/etc/\0")] + good)
     if case == "setuid":
         bad = [(i, d) for i, d in good]
         for info, _ in bad:
@@ -134,6 +148,9 @@ def _bad(built: Built, case: str, tmp_path: Path) -> Path:
 CASES = {
     "absolute": "absolute path", "dotdot": r"'\.\.' in path", "symlink-out": "symlink to .* points outside",
     "hardlink-out": "hard link to .* points outside", "device": "character device refused",
+    "block-device": "block device refused", "fifo": "fifo refused", "hardlink-in": "hard link not in the manifest",
+    "sparse": "sparse file refused", "gnu-longname": "tar member type b'L' refused",
+    "global-pax": "tar member type b'g' refused",
     "setuid": "setuid or setgid", "extra": "not in the manifest", "missing": "missing from the archive",
     "sha": "sha256 mismatch", "name": "does not match the bundle's name", "truncated": "truncated or corrupted",
     "corrupted": "truncated or corrupted",

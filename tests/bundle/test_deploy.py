@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from bundle import deploy
+from bundle import archive, deploy
 from bundle.manifest import BundleError
 from tests.bundle.conftest import PROJECT, Built, build_tree, key, pack, remove_store
-from tests.bundle.test_archive import CASES, _bad
+from tests.bundle.test_archive import CASES, _bad, craft, members_of
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -189,3 +189,68 @@ def test_profile_only_when_asked(built: Built, target: Path, tmp_path: Path) -> 
     deploy.redeploy(built.bundle, profile=profile)
     lines = profile.read_text().splitlines()
     assert lines[0] == "# mine" and len(lines) == 2 and "env.sh" in lines[1]
+
+
+def _with_data(members: list, name: str, data: bytes) -> list:
+    return [(i, data if i.name == name else d) for i, d in members]
+
+
+def test_damaged_large_file_refused_after_streaming_target_untouched(tmp_path: Path) -> None:
+    """A file over staging.SMALL streams to disk while it is hashed: its mismatch still stops the deploy."""
+    root = build_tree(tmp_path / "root")
+    big = root / key("hello") / "share/big.dat"
+    big.write_bytes(os.urandom(3 << 20))
+    good = pack(root, tmp_path / "b1" / "env")
+    name = f"{key('hello')}/share/big.dat"
+    data = bytearray(big.read_bytes())
+    data[-10] ^= 1  # damage near the end: most of the file is already on disk when the hash is known
+    m = archive.read(good, manifest_only=True)[0]
+    bad = craft(tmp_path, m, _with_data(members_of(good), name, bytes(data)))
+    remove_store(root)
+    deploy.redeploy(good)
+    shutil.rmtree(root / key("hello"))
+    before = snapshot(root)
+    with pytest.raises(BundleError, match="big.dat: sha256 mismatch"):
+        deploy.redeploy(bad)
+    assert snapshot(root) == before and not list((root / ".bundle").glob("staging-*"))
+
+
+def test_damage_in_a_store_path_not_written_is_still_refused(built: Built, target: Path, tmp_path: Path) -> None:
+    """Store paths already deployed are skipped, not unchecked: every file of the bundle is verified."""
+    deploy.redeploy(built.bundle)
+    shutil.rmtree(target / key("hello"))
+    lib = f"{key('libgreet')}/include/greet.h"
+    bad = craft(tmp_path, built.manifest, _with_data(members_of(built.bundle), lib, b"const char *greet(void)!\n"))
+    before = snapshot(target)
+    with pytest.raises(BundleError, match="greet.h: sha256 mismatch"):
+        deploy.redeploy(bad)
+    assert snapshot(target) == before
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_modes_exact_whatever_the_umask(tmp_path: Path, umask: int) -> None:
+    """Files are created with their final mode (no chmod), read-only directories get theirs at the end."""
+    root = build_tree(tmp_path / "root")
+    plain = root / key("plain")
+    modes = {"etc/private": 0o600, "etc/tool": 0o700, "etc/readonly": 0o444, "etc/empty": 0o640}
+    for rel, mode in modes.items():
+        (plain / rel).write_bytes(b"" if rel == "etc/empty" else rel.encode())
+        (plain / rel).chmod(mode)
+    (plain / "etc/big").write_bytes(os.urandom(2 << 20))
+    (plain / "ro").mkdir()
+    (plain / "ro/inside").write_text("in a read-only directory\n")
+    (plain / "ro").chmod(0o555)
+    bundle = pack(root, tmp_path / "b" / "env")
+    (plain / "ro").chmod(0o755)
+    remove_store(root)
+    old = os.umask(umask)
+    try:
+        deploy.redeploy(bundle)
+    finally:
+        os.umask(old)
+    assert deploy.verify_deployment(root)["problems"] == []
+    for rel, mode in {**modes, "ro": 0o555}.items():
+        assert (plain / rel).stat().st_mode & 0o7777 == mode, rel
+    assert (plain / "ro/inside").read_text() == "in a read-only directory\n"
+    assert run(root / key("hello") / "bin/hello") == "hello from libgreet"
+    (plain / "ro").chmod(0o755)

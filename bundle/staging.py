@@ -1,0 +1,261 @@
+"""The staging area of a redeploy: where archive.read puts the checked members of the store paths to write.
+
+Creating tens of thousands of small files is the slow part of a redeploy, and it is kernel time, which
+runs without the GIL; so is hashing. So files are hashed and created by writer threads while the
+reading thread parses and hands them over, as views of the decompressed blocks (no copy), in batches.
+A small file is created only once its sha256 matched; a large one streams to disk while it is hashed
+and a mismatch is raised when it ends (staging is then dropped: the target is never touched before
+every file matched). Files get their final mode at creation (a chmod only when the umask is in the
+way), and nothing is fsynced: a kill leaves the page cache intact, and the atomicity of a redeploy
+comes from the renames. Directories and symlinks are made by the reading thread, so a file's
+directory exists before the file is queued. The first failure (mismatch, disk full) is raised in
+the reading thread by the next hand-over or by finish().
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from bundle.manifest import BundleError, check_digest
+from bundle.relocate import patchelf_command, relocate_store_path
+
+WRITERS = 2  # one per core on the 2-core machines this is measured on; more only adds lock contention
+BUDGET = 64 << 20  # bytes queued for the writers at most: memory stays flat whatever the bundle's size
+SMALL = 1 << 20  # a file up to this size is handed over whole (in a batch); a larger one streams
+BATCH = 256 << 10  # small files are handed to a writer in batches of about this many bytes (or BATCH_FILES)
+BATCH_FILES = 64
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+
+
+def umask() -> int:
+    """The process umask, read without changing it where /proc allows (threads may be running)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_all(fd: int, pieces: Sequence[memoryview]) -> None:
+    for piece in pieces:
+        while piece:
+            piece = piece[os.write(fd, piece):]
+
+
+class Writers:
+    """WRITERS threads, each with its own FIFO: a large file's pieces go to one writer and stay in order.
+
+    Jobs are tuples ending with their weight (bytes + entries), which bounds what is queued:
+    ("dirs", [(path, mode), ...], w) makes directories, parents first; ("batch", [item, ...], w) makes
+    symlinks (path, target) and small files (path, mode, sha256, name, pieces), each created only when
+    its bytes match (path None: hash only); ("open", token, path, mode, w), ("write", token, pieces, w)
+    and ("close", token, mode, sha256, name, w) stream a large one. After a failure the writers skip
+    what is queued; the error is raised by the next submit() or by drain().
+    """
+
+    def __init__(self, threads: int = WRITERS, budget: int = BUDGET) -> None:
+        self.mask = umask()
+        self.budget = budget
+        self.error: BaseException | None = None
+        self.stopping = False
+        self.queues: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in range(threads)]
+        self.queued = [0] * threads  # weight handed to each writer (written by the reading thread only)
+        self.done = [0] * threads  # weight each writer finished (written by that writer only)
+        self.threads = [threading.Thread(target=self._run, args=(i,), name=f"bundle-writer-{i}", daemon=True)
+                        for i in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def _run(self, i: int) -> None:
+        jobs: queue.SimpleQueue = self.queues[i]
+        streams: dict[int, tuple[int | None, hashlib._Hash]] = {}
+        while (job := jobs.get()) is not None:
+            if self.error is None and not self.stopping:
+                try:
+                    self._do(job, streams)
+                except BaseException as err:  # noqa: B036 - raised in the reading thread
+                    self.error = self.error or err
+            self.done[i] += job[-1]
+        for fd, _ in streams.values():
+            if fd is not None:
+                os.close(fd)
+
+    def _create(self, path: str, mode: int, pieces: Sequence[memoryview]) -> None:
+        fd = os.open(path, _CREATE, mode)
+        try:
+            _write_all(fd, pieces)
+            if mode & self.mask:
+                os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+
+    def _do(self, job: tuple, streams: dict[int, tuple[int | None, hashlib._Hash]]) -> None:
+        op = job[0]
+        if op == "batch":
+            for item in job[1]:
+                if len(item) == 2:
+                    os.symlink(item[1], item[0])
+                    continue
+                path, mode, sha, name, pieces = item
+                check_digest(name, pieces, sha)
+                if path is not None:
+                    self._create(path, mode, pieces)
+        elif op == "dirs":
+            for path, mode in job[1]:
+                os.mkdir(path, mode)
+        elif op == "write":
+            fd, digest = streams[job[1]]
+            for piece in job[2]:
+                digest.update(piece)
+            if fd is not None:
+                _write_all(fd, job[2])
+        elif op == "open":
+            streams[job[1]] = (os.open(job[2], _CREATE, job[3]) if job[2] is not None else None, hashlib.sha256())
+        else:
+            _, token, mode, sha, name, _ = job
+            fd, digest = streams.pop(token)
+            if fd is not None:
+                try:
+                    if mode & self.mask:
+                        os.fchmod(fd, mode)
+                finally:
+                    os.close(fd)
+            if digest.hexdigest() != sha:
+                raise BundleError(f"member {name}: sha256 mismatch")
+
+    def least_busy(self) -> int:
+        return min(range(len(self.queues)), key=lambda i: self.queued[i] - self.done[i])
+
+    def submit(self, i: int, job: tuple) -> None:
+        """Queue JOB for writer I, first waiting while the budget is used up; raises a writer's error."""
+        while self.error is None and sum(self.queued) - sum(self.done) > self.budget:
+            time.sleep(0.0005)
+        if self.error is not None:
+            raise self.error
+        self.queued[i] += job[-1]
+        self.queues[i].put(job)
+
+    def wait(self, i: int, mark: int) -> None:
+        """Wait until writer I has done MARK weight (everything queued to it before MARK was taken)."""
+        while self.error is None and self.done[i] < mark:
+            time.sleep(0.0002)
+        if self.error is not None:
+            raise self.error
+
+    def drain(self) -> None:
+        """Wait until every queued job is done; raises the first error."""
+        for i in range(len(self.queues)):
+            self.wait(i, self.queued[i])
+
+    def close(self) -> None:
+        """Stop the writers, skipping whatever is still queued, and wait for them."""
+        self.stopping = True
+        for q in self.queues:
+            q.put(None)
+        for t in self.threads:
+            t.join()
+
+
+class Staging:
+    """The sink (see archive.Sink) that writes the store paths to deploy into a directory beside the target.
+
+    start() queues the directories of every store path to write, from the manifest (already checked,
+    so no path leaves its store path), ahead of the files: the writers make them while the reader
+    starts, and a store path's files are handed over once its directories exist. Directories are
+    created writable and get their final mode in finish(), deepest first, when the umask or a
+    read-only mode is in the way. With a relocation, each store path is rewritten once its files are
+    all written and verified (done()), and what was rewritten is kept in `records`.
+    """
+
+    def __init__(self, staging: Path, todo: list[dict], relocation: tuple[str, str] | None = None) -> None:
+        self.staging, self.relocation = staging, relocation
+        self.todo = {sp["key"]: sp for sp in todo}
+        self.staged = {sp["key"]: staging / str(i) for i, sp in enumerate(todo)}
+        self.records: dict[str, dict[str, dict]] = {}
+        self.tool = patchelf_command() if relocation else None
+        self.writers = Writers()
+        self.dirs_ready: dict[str, tuple[int, int]] = {}  # store path -> (writer, weight done when its dirs exist)
+        self.chmods: list[tuple[str, int]] = []
+        self.batch: list[tuple] = []
+        self.batch_weight = 0
+        self.streams = 0
+
+    def start(self) -> None:
+        """Queue the directories of every store path to write (the staging directory must exist)."""
+        mask = self.writers.mask
+        for key, sp in self.todo.items():
+            dirs = [(str(self.staged[key]), sp["mode"])]
+            dirs += [(self._path(sp, e["path"]), e["mode"]) for e in sp["files"] if e["type"] == "dir"]
+            self.chmods += [(path, mode) for path, mode in dirs if (mode | 0o700) & ~mask != mode]
+            writer = self.writers.least_busy()
+            self.writers.submit(writer, ("dirs", [(path, mode | 0o700) for path, mode in dirs], len(dirs)))
+            self.dirs_ready[key] = (writer, self.writers.queued[writer])
+
+    def _path(self, sp: dict, rel: str) -> str:
+        base = str(self.staged[sp["key"]])
+        return f"{base}/{rel}" if rel else base
+
+    def wants(self, sp: dict) -> bool:
+        """True for a store path to write, once its directories exist (made by start())."""
+        if sp["key"] not in self.todo:
+            return False
+        writer, mark = self.dirs_ready[sp["key"]]
+        self.writers.wait(writer, mark)
+        return True
+
+    def directory(self, sp: dict, rel: str, mode: int) -> None:
+        """Made by start() from the manifest; the reader has checked the member against it."""
+
+    def symlink(self, sp: dict, rel: str, target: str) -> None:
+        self._add((self._path(sp, rel), target), 1)
+
+    def file(self, sp: dict | None, rel: str, entry: dict, name: str, data: Iterator[memoryview]) -> None:
+        path = self._path(sp, rel) if sp is not None else None
+        if entry["size"] <= SMALL:
+            self._add((path, entry["mode"], entry["sha256"], name, list(data)), entry["size"] + 1)
+            return
+        writer, self.streams = self.writers.least_busy(), self.streams + 1
+        self.writers.submit(writer, ("open", self.streams, path, entry["mode"], 1))
+        for piece in data:
+            self.writers.submit(writer, ("write", self.streams, (piece,), len(piece)))
+        self.writers.submit(writer, ("close", self.streams, entry["mode"], entry["sha256"], name, 1))
+
+    def _add(self, item: tuple, weight: int) -> None:
+        self.batch.append(item)
+        self.batch_weight += weight
+        if self.batch_weight >= BATCH or len(self.batch) >= BATCH_FILES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.batch:
+            self.writers.submit(self.writers.least_busy(), ("batch", self.batch, self.batch_weight))
+            self.batch, self.batch_weight = [], 0
+
+    def done(self, sp: dict) -> None:
+        if self.relocation:
+            self._flush()
+            self.writers.drain()
+            old, new = self.relocation
+            self.records[sp["key"]] = relocate_store_path(self.staged[sp["key"]], sp, old, new, self.tool)
+
+    def finish(self) -> None:
+        """Wait for every file to be verified and written (raising the first error), then set directory modes."""
+        self._flush()
+        self.writers.drain()
+        for path, mode in reversed(self.chmods):
+            os.chmod(path, mode)
+        self.chmods = []
+
+    def close(self) -> None:
+        self.writers.close()
