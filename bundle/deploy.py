@@ -222,6 +222,10 @@ def redeploy(bundle: Path, prefix: Path | None = None, *, relocate: bool = False
                 _rmtree(staging)
                 raise
             sink.close()
+            # The store paths about to change leave the recorded state first: a kill among the renames then
+            # leaves them to be written again by the next run, whichever bundle it deploys (recording each
+            # one after its rename left a moment where a swapped-in path still carried its old digest).
+            _write_atomic(meta / "state.json", canonical({k: d for k, d in state.items() if k not in todo}))
             for sp in todo_paths:
                 key = sp["key"]
                 final, staged = target / key, sink.staged[key]
@@ -231,9 +235,9 @@ def redeploy(bundle: Path, prefix: Path | None = None, *, relocate: bool = False
                 else:
                     os.rename(staged, final)
                 records[key] = sink.records.get(key, {})
-                _write_atomic(meta / "relocated.json", canonical(records))
                 state[key] = digests[key]
-                _write_atomic(meta / "state.json", canonical(state))
+            _write_atomic(meta / "relocated.json", canonical(records))
+            _write_atomic(meta / "state.json", canonical(state))
             _rmtree(staging)
         written_meta = _write_if_changed(meta / "manifest.json", canonical(manifest))
         env = meta / SNIPPET

@@ -254,3 +254,41 @@ def test_modes_exact_whatever_the_umask(tmp_path: Path, umask: int) -> None:
     assert (plain / "ro/inside").read_text() == "in a read-only directory\n"
     assert run(root / key("hello") / "bin/hello") == "hello from libgreet"
     (plain / "ro").chmod(0o755)
+
+
+def test_killed_among_the_renames_next_run_of_either_bundle_completes(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kill right after the first store path was swapped in: the next run, even of the previous bundle,
+    writes that store path again instead of trusting a recorded digest that no longer describes it."""
+    root = build_tree(tmp_path / "root", greeting="old")
+    one = pack(root, tmp_path / "b1" / "env")
+    remove_store(root)
+    build_tree(root, greeting="new")
+    (root / key("plain") / "etc/config").write_text("new config\n")  # a second store path changes
+    two = pack(root, tmp_path / "b2" / "env")
+    remove_store(root)
+    deploy.redeploy(one)
+    real_exchange, real_write, swapped = deploy._exchange, deploy._write_atomic, []
+
+    def exchange(a: Path, b: Path) -> None:
+        if swapped:
+            raise SystemExit("killed")  # as a SIGKILL would: nothing after this point runs
+        real_exchange(a, b)
+        swapped.append(b)
+
+    def write_atomic(path: Path, data: bytes) -> None:
+        if swapped:
+            raise SystemExit("killed")
+        real_write(path, data)
+
+    monkeypatch.setattr(deploy, "_exchange", exchange)
+    monkeypatch.setattr(deploy, "_write_atomic", write_atomic)
+    with pytest.raises(SystemExit):
+        deploy.redeploy(two)
+    monkeypatch.undo()
+    assert swapped == [root / key("libgreet")]
+    assert run(root / key("hello") / "bin/hello") == "new from libgreet"
+    result = deploy.redeploy(one)  # back to the previous bundle: the swapped-in path must not be skipped
+    assert key("libgreet") in result["written_paths"]
+    assert run(root / key("hello") / "bin/hello") == "old from libgreet"
+    assert deploy.verify_deployment(root)["problems"] == []
