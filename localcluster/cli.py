@@ -44,13 +44,16 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p = _Parser(prog="local-cluster.sh",
                 description="A real multi-node Slurm cluster on this machine, one namespace per node.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{up,down,status,env,restart-controller}",
-                           parser_class=_Parser)
+    commands = "up,down,status,env,restart-controller,kill-node,revive-node"
+    sub = p.add_subparsers(dest="command", required=True, metavar=f"{{{commands}}}", parser_class=_Parser)
     sub.add_parser("up", parents=[common], help="start munged, slurmctld and one slurmd per node")
     sub.add_parser("down", parents=[common], help="cancel jobs, stop everything, remove all state")
     sub.add_parser("status", parents=[common], help="print daemons and node states")
     sub.add_parser("env", parents=[common], help="print export lines for client commands (eval them)")
     sub.add_parser("restart-controller", parents=[common], help="restart slurmctld on its saved state (fault tests)")
+    for name, what in (("kill-node", "SIGKILL every process on NODE, as when a node dies (fault tests)"),
+                       ("revive-node", "start NODE's slurmd again and wait until it is idle")):
+        sub.add_parser(name, parents=[common], help=what).add_argument("node", metavar="NODE")
     return p
 
 
@@ -79,6 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0 if ok else 3
         elif args.command == "restart-controller":
             print(cluster.restart_controller(spec))
+        elif args.command == "kill-node":
+            print(cluster.kill_node(spec, args.node))
+        elif args.command == "revive-node":
+            print(cluster.revive_node(spec, args.node))
         else:
             print(cluster.env_lines(spec))
     except (SpecError, cluster.ClusterError) as err:

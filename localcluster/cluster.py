@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -236,6 +237,45 @@ def restart_controller(spec: ClusterSpec, *, timeout: float = 30) -> str:
             raise ClusterError(f"slurmctld did not answer within {timeout:.0f} s of its restart")
         time.sleep(0.05)
     return f"slurmctld restarted in {time.monotonic() - started:.2f} s"
+
+
+def _check_node(spec: ClusterSpec, node: str) -> None:
+    if node not in spec.node_names:
+        raise ClusterError(f"no node {node!r} in the cluster at {spec.root} (nodes: {', '.join(spec.node_names)})")
+
+
+def kill_node(spec: ClusterSpec, node: str) -> str:
+    """SIGKILL every process on one node, its slurmd and its job steps alike: a node that dies.
+
+    Slurm finds out as it would on a cluster, when the node stops answering (SlurmdTimeout).
+    """
+    _check_node(spec, node)
+    pids = [p for p in network.namespace_pids(spec.netns(node)) if alive(p)]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 5
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return f"{node}: killed {len(pids)} processes"
+
+
+def revive_node(spec: ClusterSpec, node: str, *, timeout: float = 60) -> str:
+    """Start a dead node's slurmd again and wait until Slurm has it idle (ReturnToService=2)."""
+    _check_node(spec, node)
+    if daemon_pids(spec).get(f"slurmd@{node}") is None:
+        proc = subprocess.run(_node_command(spec, node), env=_env(spec), capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ClusterError(f"slurmd on {node} did not start: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+    run(["scontrol", "update", f"NodeName={node}", "State=RESUME"], env=_env(spec), check=False)
+    deadline = time.monotonic() + timeout
+    while not any(s.name == node and s.state == "idle" for s in node_states(spec)):
+        if time.monotonic() > deadline:
+            raise ClusterError(f"{node} not idle within {timeout:.0f} s of its revival")
+        time.sleep(0.1)
+    return f"{node}: idle again"
 
 
 def _cancel_jobs(spec: ClusterSpec) -> None:

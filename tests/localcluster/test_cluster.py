@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from localcluster import cluster
+from localcluster import cluster, network
 from localcluster.spec import client_env
 
 from ..conftest import PROJECT, spec_for
@@ -158,3 +158,13 @@ def test_a_controller_restart_keeps_running_jobs(slurm_cluster, shared_dir):
         time.sleep(0.2)
     assert out.read_text().strip() == "survived"
     assert cluster.healthy(slurm_cluster.spec)
+
+
+def test_a_killed_node_loses_every_process_and_revives_idle(slurm_cluster):
+    spec = slurm_cluster.spec
+    assert cluster.kill_node(spec, "n2").startswith("n2: killed")
+    assert network.namespace_pids(spec.netns("n2")) == [] and cluster.daemon_pids(spec)["slurmd@n2"] is None
+    assert cluster.revive_node(spec, "n2") == "n2: idle again"
+    assert cluster.healthy(spec)
+    with pytest.raises(cluster.ClusterError, match="no node 'n9'"):
+        cluster.kill_node(spec, "n9")
