@@ -6,7 +6,10 @@ import shlex
 
 from parsl.app.app import bash_app
 
-STAMP = 'echo "# {0} $(date +%s.%N)"'
+# Each stamp names its attempt: a retried run appends to the same output file, and the verifier must
+# read the last attempt only. Under Flux every rank stamps, all with the job's id; elsewhere the
+# wrapper's host and pid tell one attempt from the next.
+STAMP = 'echo "# {0} $(date +%s.%N) ${{FLUX_JOB_ID:-$(hostname)-$$}}"'
 
 
 def compile_line(cc: str, source: str, binary: str) -> str:

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 HELLO = re.compile(r"^Hello world from processor (\S+), rank (\d+) out of (\d+) processors, cpu (-?\d+)\s*$")
-STAMP = re.compile(r"^# (start|end) (\d+(?:\.\d+)?)\s*$")
+STAMP = re.compile(r"^# (start|end) (\d+(?:\.\d+)?)(?: (\S+))?\s*$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +26,7 @@ class Run:
     ranks: tuple[Rank, ...]
     start: float | None
     end: float | None
+    failed_attempts: tuple[tuple[str, ...], ...] = ()  # the nodes of each earlier, retried attempt
 
     @property
     def nodes(self) -> list[str]:
@@ -33,15 +34,28 @@ class Run:
 
 
 def parse(index: int, output: str, text: str) -> Run:
-    """One run's output file: the hello lines and the start/end stamps the app writes."""
-    ranks, stamps = [], {}
+    """One run's output file: the hello lines and the start/end stamps of its last attempt.
+
+    A retried run appends a new attempt (a start stamp with a new attempt id) to the same file;
+    the earlier attempts' nodes are kept to report where the run failed.
+    """
+    attempts: list[tuple[list[Rank], dict[str, float]]] = []
+    current = None
     for line in text.splitlines():
         if m := HELLO.match(line):
-            ranks.append(Rank(int(m[2]), int(m[3]), m[1], int(m[4])))
-        elif m := STAMP.match(line):  # under Flux every rank stamps: keep the widest span
+            if not attempts:
+                attempts.append(([], {}))
+            attempts[-1][0].append(Rank(int(m[2]), int(m[3]), m[1], int(m[4])))
+        elif m := STAMP.match(line):
+            if m[1] == "start" and (not attempts or (m[3] is not None and m[3] != current)):
+                attempts.append(([], {}))
+                current = m[3]
+            stamps = attempts[-1][1]  # under Flux every rank stamps: keep the widest span
             pick = min if m[1] == "start" else max
             stamps[m[1]] = pick(stamps.get(m[1], float(m[2])), float(m[2]))
-    return Run(index, output, tuple(ranks), stamps.get("start"), stamps.get("end"))
+    ranks, stamps = attempts[-1] if attempts else ([], {})
+    earlier = tuple(tuple(sorted({r.host for r in a[0]})) for a in attempts[:-1])
+    return Run(index, output, tuple(ranks), stamps.get("start"), stamps.get("end"), earlier)
 
 
 def overlapping(a: Run, b: Run) -> bool:
@@ -50,12 +64,16 @@ def overlapping(a: Run, b: Run) -> bool:
     return a.start < b.end and b.start < a.end
 
 
-def verify(runs: Sequence[Run], *, repeats: int, nodes_per_run: int,
+def verify(runs: Sequence[Run], *, repeats: int | None, nodes_per_run: int,
            cpus_by_node: Mapping[str, int]) -> list[str]:
-    """Every run on K distinct nodes, every CPU slot answered once, overlapping runs on disjoint nodes."""
+    """Every run on K distinct nodes, every CPU slot answered once, overlapping runs on disjoint nodes.
+
+    With repeats, runs 0..repeats-1 must all be there; None checks only the runs given (those that
+    completed, when others failed and are reported on their own).
+    """
     problems = []
     seen = sorted(r.index for r in runs)
-    if seen != list(range(repeats)):
+    if repeats is not None and seen != list(range(repeats)):
         problems.append(f"expected runs 0..{repeats - 1}, got {seen}")
     for run in runs:
         name = f"run {run.index}"

@@ -20,7 +20,8 @@ def result(s: Settings, runs: Sequence[Run], problems: Sequence[str], wall: floa
         "parameters": params,
         "runs": [{"index": r.index, "output": r.output, "nodes": r.nodes,
                   "ranks": [dataclasses.asdict(k) for k in sorted(r.ranks, key=lambda k: k.rank)],
-                  "start": r.start, "end": r.end} for r in sorted(runs, key=lambda r: r.index)],
+                  "start": r.start, "end": r.end, "failed_attempts": [list(a) for a in r.failed_attempts]}
+                 for r in sorted(runs, key=lambda r: r.index)],
         "verified": not problems,
         "problems": list(problems),
         "wall_seconds": round(wall, 3),
@@ -33,10 +34,14 @@ def summary(data: dict[str, Any]) -> str:
     t0 = min((r["start"] for r in runs if r["start"] is not None), default=0.0)
     lines = [f"{data['variant']}: {len(runs)} runs, wall {data['wall_seconds']:.1f} s",
              f"{'run':>4}  {'nodes':<16}{'ranks':>6}  {'start s':>8}  {'took s':>7}"]
+    failed = set(data.get("failed_runs", []))
     for r in runs:
         start = f"{r['start'] - t0:8.2f}" if r["start"] is not None else f"{'?':>8}"
         took = f"{r['end'] - r['start']:7.2f}" if None not in (r["start"], r["end"]) else f"{'?':>7}"
-        lines.append(f"{r['index']:>4}  {','.join(r['nodes']):<16}{len(r['ranks']):>6}  {start}  {took}")
+        notes = ["FAILED"] if r["index"] in failed else []
+        notes += [f"retried after an attempt on {','.join(a)}" for a in r.get("failed_attempts", [])]
+        lines.append(f"{r['index']:>4}  {','.join(r['nodes']):<16}{len(r['ranks']):>6}  {start}  {took}  "
+                     f"{'; '.join(notes)}".rstrip())
     if data["verified"]:
         lines.append("verified: every CPU of every node answered once; overlapping runs used disjoint nodes")
     else:

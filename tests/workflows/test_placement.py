@@ -67,3 +67,19 @@ def test_static_block_count_must_stay_constant():
     assert placement.block_count_problems([(0, 4), (1, 3), (2, 4)], 4) == [
         "static: block count left 4 during the run (saw [3])"]
     assert placement.block_count_problems([(0, 2)], 4) == ["static: squeue never showed 4 blocks (saw [2])"]
+
+
+def test_a_retried_run_is_judged_by_its_last_attempt():
+    first = output(["n3", "n4"], 0, 1).replace("# start 0", "# start 0 n3-101").replace("# end 1\n", "")
+    second = output(["n1", "n2"], 2, 3).replace("# start 2", "# start 2 n1-202").replace("# end 3", "# end 3 n1-202")
+    run = runs(first + second)[0]
+    assert (run.start, run.end, run.nodes) == (2, 3, ["n1", "n2"])
+    assert run.failed_attempts == (("n3", "n4"),)
+    assert placement.verify([run], repeats=1, nodes_per_run=2, cpus_by_node=CPUS) == []
+
+
+def test_flux_ranks_stamping_one_attempt_are_one_attempt():
+    stamps = "".join(f"# start {t} 77\n" for t in (1.0, 1.1, 1.2, 1.3))
+    text = stamps + output(["n1", "n2"], 1.0, 2.0).split("\n", 1)[1]
+    run = runs(text)[0]
+    assert run.failed_attempts == () and run.start == 1.0 and len(run.ranks) == 4
