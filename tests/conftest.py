@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import uuid
@@ -50,7 +51,8 @@ def slurm_cluster() -> Iterator[Cluster]:
 @pytest.fixture
 def shared_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
     """A directory every node sees (nodes have a private /tmp, like real compute nodes)."""
-    path = STATE / "test-shared" / f"{request.node.name[:60]}-{uuid.uuid4().hex[:6]}"
+    name = re.sub(r"[^\w.-]", "-", request.node.name[:60])  # run.py refuses shell characters in paths
+    path = STATE / "test-shared" / f"{name}-{uuid.uuid4().hex[:6]}"
     path.mkdir(parents=True)
     yield path
     shutil.rmtree(path, ignore_errors=True)

@@ -13,6 +13,7 @@ import argparse
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -66,6 +67,38 @@ def placement_from_parsl(env: Mapping[str, str]) -> tuple[list[str], int]:
     return env["PARSL_MPI_NODELIST"].split(","), int(float(env["PARSL_RANKS_PER_NODE"]))
 
 
+def slurmd_port() -> int:
+    """The port every node's slurmd listens on (a node that does not answer there is gone)."""
+    out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=20).stdout
+    m = re.search(r"^SlurmdPort\s*=\s*(\d+)", out, re.MULTILINE)
+    return int(m[1]) if m else 6818
+
+
+def unreachable(hosts: Sequence[str], port: int, timeout: float = 3.0) -> list[str]:
+    """Hosts whose slurmd does not accept a connection: dead before Slurm has noticed (SlurmdTimeout)."""
+    dead = []
+    for host in hosts:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+        except OSError:
+            dead.append(host)
+    return dead
+
+
+def give_back_block(hosts: Sequence[str], env: Mapping[str, str]) -> None:
+    """After a failed MPI run: if a node of the block died, cancel the block.
+
+    Its worker would otherwise take the retry at once and fail it on the same dead node; with the
+    block gone, Parsl's retry runs on another block (the manager counts as lost).
+    """
+    job = env.get("SLURM_JOB_ID")
+    dead = unreachable(hosts, slurmd_port()) if job else []
+    if dead:
+        print(f"# nodes {','.join(dead)} unreachable: cancelling block job {job} so the retry runs elsewhere",
+              file=sys.stderr, flush=True)
+        subprocess.run(["scancel", job], timeout=30)
+
+
 def task_cpu(allowed: set[int], local_id: int) -> int:
     """The CPU a job's local task i takes from the CPUs the job got on this node: one each, in order."""
     cpus = sorted(allowed)
@@ -95,9 +128,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"# launch {' '.join(cmd)}", flush=True)
     tmp = tempfile.mkdtemp(prefix="mpi-task.")
     try:
-        return subprocess.run(cmd, env={**os.environ, "TMPDIR": tmp}).returncode
+        rc = subprocess.run(cmd, env={**os.environ, "TMPDIR": tmp}).returncode
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if rc != 0:
+        give_back_block(hosts, os.environ)
+    return rc
 
 
 if __name__ == "__main__":

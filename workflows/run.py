@@ -7,13 +7,16 @@ Every Slurm job the run submitted is cancelled when it ends, however it ends.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import logging
 import os
 import shutil
+import signal
 import sys
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the project importable
@@ -48,6 +51,8 @@ def parser() -> argparse.ArgumentParser:
                    help="address workers reach this machine at (default: $LOCAL_CLUSTER_ADDRESS or Parsl's guess)")
     p.add_argument("--run-timeout", type=float, default=300, help="seconds before an MPI run is ended")
     p.add_argument("--retries", type=int, default=1, help="retries of a failed MPI run (default 1)")
+    p.add_argument("--stall-timeout", type=float, default=60,
+                   help="seconds with no block able to run (nodes down, blocks failed) before giving up (default 60)")
     p.add_argument("--strategy-period", type=float, default=0.5, help="Parsl scaling period, seconds")
     p.add_argument("--source", type=Path, default=SOURCE,
                    help="the MPI program's C source (default: workflows/mpi_hello.c; others must print its lines)")
@@ -68,7 +73,7 @@ def settings_from(args: argparse.Namespace, nodes: dict[str, int]) -> Settings:
         cpus_per_node=min(nodes.values()), cluster_nodes=len(nodes), partition=args.partition,
         account=args.account, walltime=args.walltime, scheduler_options=args.scheduler_options,
         loads=loads, use_spack=use_spack, venv=environment.current_venv(), address=args.address,
-        mpi=args.mpi, run_timeout=args.run_timeout, retries=args.retries,
+        mpi=args.mpi, run_timeout=args.run_timeout, retries=args.retries, stall_timeout=args.stall_timeout,
         strategy_period=args.strategy_period, tag=f"parslmpi-{uuid.uuid4().hex[:12]}")
 
 
@@ -76,8 +81,46 @@ def _spec(resources: dict | None) -> dict:
     return {} if resources is None else {"parsl_resource_specification": resources}
 
 
-def execute(s: Settings, source: Path = SOURCE) -> tuple[list[placement.Run], list[str], dict]:
-    """Run the workflow; returns the parsed runs, the errors of failed runs, and extra facts."""
+def _failure(what: str, err: BaseException, timeout: float) -> str:
+    """One line for a failed app: `what` is 'run 3' or 'compiling the MPI program'."""
+    from workflows.apps import TIMED_OUT
+
+    if isinstance(err, Stalled):
+        return f"{what} {err}"
+    if f"exit code {TIMED_OUT}" in str(err):
+        return f"{what} timed out after {timeout:g} s (--run-timeout)"
+    return f"{what} failed: {type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]}"
+
+
+def wait(futures: dict[int, Future], sampler: slurm.BlockSampler, stall_timeout: float) -> dict[int, BaseException]:
+    """Wait for every run; a run that cannot finish because no block can run any more is given up.
+
+    Returns the failures by run index. Parsl waits forever for a block that never starts (its
+    nodes died) or for a block it wrongly thinks is pending; the sampler sees both in squeue.
+    """
+    failures: dict[int, BaseException] = {}
+    pending = dict(futures)
+    while pending:
+        concurrent.futures.wait(pending.values(), timeout=1.0, return_when=concurrent.futures.FIRST_COMPLETED)
+        for i, fut in list(pending.items()):
+            if fut.done():
+                del pending[i]
+                if fut.exception() is not None:
+                    failures[i] = fut.exception()
+        reason = sampler.stalled(stall_timeout) if pending else None
+        if reason:
+            for i in pending:
+                failures[i] = Stalled(f"not finished: {reason} (--stall-timeout {stall_timeout:g})")
+            break
+    return failures
+
+
+class Stalled(RuntimeError):
+    """The run could not finish: no block of the workflow could run."""
+
+
+def execute(s: Settings, source: Path = SOURCE) -> tuple[list[placement.Run], dict[int, str], dict]:
+    """Run the workflow; returns the parsed runs, why runs failed (by index; -1 the compile), and extra facts."""
     import parsl
 
     from workflows import apps, launch, variants
@@ -87,31 +130,27 @@ def execute(s: Settings, source: Path = SOURCE) -> tuple[list[placement.Run], li
     shutil.rmtree(out, ignore_errors=True)  # bash apps append: a reused run directory starts clean
     out.mkdir(parents=True)
     binary = str(s.run_dir / "mpi_hello")
-    errors: list[str] = []
-    sampler = slurm.BlockSampler(s.tag)
-    dfk = parsl.load(variant.config(s))
+    errors: dict[int, str] = {}
+    config = variant.config(s)
+    sampler = slurm.BlockSampler(s.tag, s.partition, config.executors[0].provider.nodes_per_block)
+    dfk = parsl.load(config)
     try:
         with sampler:
             line = apps.compile_line(launch.compiler(s.mpi), str(source), binary)
             compiled = apps.compile_mpi(line, stdout=str(out / "compile.out"), stderr=str(out / "compile.err"),
                                         **_spec(variant.compile_resources(s)))
-            try:
-                compiled.result()
-            except Exception:
-                errors.append(f"compiling the MPI program failed: see {out / 'compile.err'}")
+            failed = wait({-1: compiled}, sampler, s.stall_timeout)
+            if failed:
+                errors[-1] = _failure("compiling the MPI program", failed[-1], s.run_timeout) + (
+                    f" (see {out / 'compile.err'})" if (out / "compile.err").exists() else "")
             command = apps.run_line(variant.run_command(s, binary), s.run_timeout)
-            futures = [] if errors else [
-                apps.mpi_run(command, stdout=str(out / f"run-{i}.out"), stderr=str(out / f"run-{i}.err"),
-                             walltime=s.run_timeout + 30, **_spec(variant.run_resources(s)))
-                for i in range(s.repeats)]
-            for i, fut in enumerate(futures):
-                try:
-                    fut.result()
-                except Exception as err:  # a failed run is reported, the others still verified
-                    if f"exit code {apps.TIMED_OUT}" in str(err):
-                        errors.append(f"run {i} timed out after {s.run_timeout:g} s (--run-timeout)")
-                    else:
-                        errors.append(f"run {i} failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
+            futures = {} if errors else {
+                i: apps.mpi_run(command, stdout=str(out / f"run-{i}.out"), stderr=str(out / f"run-{i}.err"),
+                                walltime=s.run_timeout + 30, **_spec(variant.run_resources(s)))
+                for i in range(s.repeats)}
+            # a failed run is reported, the others still verified
+            for i, err in sorted(wait(futures, sampler, s.stall_timeout).items()):
+                errors[i] = _failure(f"run {i}", err, s.run_timeout)
     finally:
         dfk.cleanup()
         parsl.clear()
@@ -121,7 +160,7 @@ def execute(s: Settings, source: Path = SOURCE) -> tuple[list[placement.Run], li
         path = out / f"run-{i}.out"
         text = path.read_text(errors="replace") if path.exists() else ""
         runs.append(placement.parse(i, str(path.relative_to(s.run_dir)), text))
-    extra = {"block_samples": sampler.samples, "cancelled_jobs": cancelled,
+    extra = {"block_samples": sampler.samples, "cancelled_jobs": cancelled, "failed_runs": sorted(errors),
              "max_concurrent_runs": placement.max_concurrency(runs)}
     return runs, errors, extra
 
@@ -137,6 +176,10 @@ def clean(dry_run: bool, runs_root: Path = Path("runs")) -> int:
     if not targets:
         print("nothing to clean")
     return 0
+
+
+def _interrupted(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -158,13 +201,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     logging.getLogger("parsl").propagate = False  # Parsl's log goes to the run directory only
     started = time.time()
+    signal.signal(signal.SIGTERM, _interrupted)  # a killed run cancels its jobs too
     try:
         runs, errors, extra = execute(s, args.source.resolve())
     except KeyboardInterrupt:
         print(f"run.py: interrupted; every Slurm job of this run was cancelled ({s.run_dir})", file=sys.stderr)
         return 130
-    problems = errors + placement.verify(runs, repeats=s.repeats, nodes_per_run=s.nodes_per_run,
-                                         cpus_by_node=nodes)
+    # Failed runs are reported as such; the placement of every run that completed must still hold.
+    completed = [] if -1 in errors else [r for r in runs if r.index not in errors]
+    problems = [errors[i] for i in sorted(errors)] + placement.verify(
+        completed, repeats=None if errors else s.repeats, nodes_per_run=s.nodes_per_run, cpus_by_node=nodes)
     if s.variant == "static":
         problems += placement.block_count_problems(extra["block_samples"], s.repeats)
     data = report.result(s, runs, problems, time.time() - started, extra)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 VARIANTS = ("htex", "static", "mpi", "flux")
 MPI_FLAVOURS = ("openmpi", "mpich")
+SAFE_PATH = re.compile(r"[\w./+,:@%=~-]+")
 
 
 class SettingsError(ValueError):
@@ -32,6 +34,7 @@ class Settings:
     mpi: str = "openmpi"
     run_timeout: float = 300.0
     retries: int = 1
+    stall_timeout: float = 60.0  # no block able to run for this long: give up
     strategy_period: float = 0.5
     tag: str = "parslmpi"  # Slurm --comment on every block job, to find and cancel them
 
@@ -47,8 +50,11 @@ class Settings:
                                 f"{self.cluster_nodes} nodes of the partition")
         if self.mpi not in MPI_FLAVOURS:
             raise SettingsError(f"--mpi must be one of {', '.join(MPI_FLAVOURS)}, got {self.mpi!r}")
-        if self.run_timeout <= 0 or self.retries < 0:
-            raise SettingsError("--run-timeout must be positive and --retries not negative")
+        if not SAFE_PATH.fullmatch(str(self.run_dir)):
+            raise SettingsError(f"--run-dir {str(self.run_dir)!r}: spaces and shell characters are not allowed "
+                                "(Parsl hands the path to sbatch unquoted)")
+        if self.run_timeout <= 0 or self.stall_timeout <= 0 or self.retries < 0:
+            raise SettingsError("--run-timeout and --stall-timeout must be positive, --retries not negative")
 
     @property
     def ranks_per_run(self) -> int:

@@ -37,26 +37,34 @@ def parse_sinfo(text: str) -> dict[str, int]:
     return nodes
 
 
+def usable_nodes(partition: str | None) -> dict[str, int]:
+    return parse_sinfo(_run(["sinfo", "-h", "-N", "-o", "%N %c %t"] + (["-p", partition] if partition else [])))
+
+
 def partition_nodes(partition: str | None) -> dict[str, int]:
-    cmd = ["sinfo", "-h", "-N", "-o", "%N %c %t"] + (["-p", partition] if partition else [])
-    nodes = parse_sinfo(_run(cmd))
+    """The usable nodes of the partition; none is an error before anything is submitted."""
+    nodes = usable_nodes(partition)
     if not nodes:
         raise SlurmError(f"no usable nodes in partition {partition or '(default)'}")
     return nodes
 
 
-def parse_squeue(text: str, tag: str) -> list[str]:
-    """`squeue -h -o '%i %t %k'` -> ids of live jobs carrying this run's comment."""
+def parse_squeue(text: str, tag: str) -> list[tuple[str, str]]:
+    """`squeue -h -o '%i %t %k'` -> (id, state) of live jobs carrying this run's comment."""
     jobs = []
     for line in text.splitlines():
         parts = line.split(None, 2)
         if len(parts) == 3 and parts[2].strip() == tag and parts[1] not in ("CD", "F", "CA", "TO", "NF"):
-            jobs.append(parts[0])
+            jobs.append((parts[0], parts[1]))
     return jobs
 
 
-def tagged_jobs(tag: str) -> list[str]:
+def tagged_job_states(tag: str) -> list[tuple[str, str]]:
     return parse_squeue(_run(["squeue", "-h", "-o", "%i %t %k"]), tag)
+
+
+def tagged_jobs(tag: str) -> list[str]:
+    return [job for job, _ in tagged_job_states(tag)]
 
 
 def cancel_tagged(tag: str, timeout: float = 30) -> list[str]:
@@ -70,22 +78,64 @@ def cancel_tagged(tag: str, timeout: float = 30) -> list[str]:
     return jobs
 
 
-class BlockSampler:
-    """Counts this run's block jobs in squeue while the workflow runs (static blocks must stay constant)."""
+LIVE = ("R", "CG", "CF")  # states in which a block is (about to be) running
 
-    def __init__(self, tag: str, period: float = 0.5):
-        self.tag, self.period = tag, period
+
+def stall_reason(states: Sequence[str], usable_nodes: int, block_nodes: int) -> str | None:
+    """Why none of this run's blocks can make progress right now, or None while one can.
+
+    A block is running; or pending on a partition with enough usable nodes (a busy cluster: wait).
+    Nothing queued at all, or blocks that need more nodes than are usable, cannot progress.
+    """
+    if any(st in LIVE for st in states):
+        return None
+    short = (f"a block needs {block_nodes} nodes but only {usable_nodes} of the partition are usable "
+             "(nodes down or drained)") if usable_nodes < block_nodes else None
+    if not states:
+        return "no block of this run is queued or running: " + (short or "its blocks failed or ended")
+    return short
+
+
+class BlockSampler:
+    """Samples this run's block jobs and the partition's usable nodes while the workflow runs.
+
+    The samples show that static blocks stay constant; `stalled()` tells how long no block could run.
+    """
+
+    def __init__(self, tag: str, partition: str | None = None, block_nodes: int = 1, period: float = 1.0):
+        self.tag, self.partition, self.block_nodes, self.period = tag, partition, block_nodes, period
         self.samples: list[tuple[float, int]] = []
+        self._stalled_since: float | None = None
+        self._reason: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self) -> None:
+        states = [state for _, state in tagged_job_states(self.tag)]
+        usable = len(usable_nodes(self.partition))
+        now = time.time()
+        self.samples.append((now, len(states)))
+        reason = stall_reason(states, usable, self.block_nodes)
+        if reason is None:
+            self._stalled_since = None
+        elif self._stalled_since is None:
+            self._stalled_since = now
+        self._reason = reason
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.samples.append((time.time(), len(tagged_jobs(self.tag))))
+                self._sample()
             except SlurmError:
-                pass
+                pass  # a controller restart: keep waiting, it comes back
             self._stop.wait(self.period)
+
+    def stalled(self, longer_than: float) -> str | None:
+        """The reason no block could run, once that has lasted longer than longer_than seconds."""
+        since = self._stalled_since
+        if since is not None and time.time() - since > longer_than:
+            return f"{self._reason} for {time.time() - since:.0f} s"
+        return None
 
     def __enter__(self) -> BlockSampler:
         self._thread.start()

@@ -30,3 +30,14 @@ def test_parsl_task_environment_gives_nodes_and_ranks_per_node():
 def test_flux_tasks_take_one_cpu_each_in_order():
     assert [launch.task_cpu({4, 5}, i) for i in range(2)] == [4, 5]
     assert launch.task_cpu({0, 1, 2}, 4) == 1
+
+
+def test_a_node_whose_port_refuses_is_unreachable():
+    import socket
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        assert launch.unreachable(["127.0.0.1"], port) == []
+    assert launch.unreachable(["127.0.0.1"], port) == ["127.0.0.1"]

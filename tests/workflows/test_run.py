@@ -74,6 +74,7 @@ def test_flux_without_flux_says_how_to_get_it(slurm_cluster):
     (["htex", "--nodes-per-run", "-1"], "--nodes-per-run must be at least 1"),
     (["dask"], "invalid choice"),
     (["htex", "--load", "miniconda3", "--load", "openmpi"], "must be loaded last"),
+    (["htex", "--no-spack", "--run-dir", "runs/a b"], "spaces and shell characters are not allowed"),
 ])
 def test_bad_input_is_one_line_and_submits_nothing(slurm_cluster, args, word):
     proc = run(slurm_cluster.env, *args)

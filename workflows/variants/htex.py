@@ -6,6 +6,8 @@ Two fixes, both here:
 - Scaling: Parsl's strategy counts a block's slots as workers_per_node * nodes_per_block, but a
   SimpleLauncher block runs one worker pool on its first node: nodes_per_block times too many.
   parallelism = nodes_per_block cancels that factor, so one block is requested per waiting run.
+Heartbeats every 2 s, a manager silent for 12 s is lost: the runs of a node that died are retried
+within seconds instead of Parsl's default two minutes (workflows.launch gives such a block back).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ def executor(s: Settings, *, blocks: tuple[int, int, int], label: str) -> HighTh
     provider = slurm_provider(s, nodes_per_block=s.nodes_per_run, init_blocks=init, min_blocks=lo,
                               max_blocks=hi, launcher=SimpleLauncher(), parallelism=s.nodes_per_run)
     return HighThroughputExecutor(label=label, address=s.address, max_workers_per_node=1,
-                                  cores_per_worker=1, provider=provider, heartbeat_period=5,
-                                  heartbeat_threshold=30, worker_logdir_root=str(s.run_dir / "workers"))
+                                  cores_per_worker=1, provider=provider, heartbeat_period=2,
+                                  heartbeat_threshold=12, worker_logdir_root=str(s.run_dir / "workers"))
 
 
 def config(s: Settings) -> Config:

@@ -24,8 +24,8 @@ def config(s: Settings) -> Config:
     provider = slurm_provider(s, nodes_per_block=block_nodes(s), init_blocks=1, min_blocks=0,
                               max_blocks=1, launcher=SimpleLauncher())
     ex = MPIExecutor(label="mpi", address=s.address, provider=provider, mpi_launcher="mpiexec",
-                     max_workers_per_block=block_nodes(s) // s.nodes_per_run, heartbeat_period=5,
-                     heartbeat_threshold=30, worker_logdir_root=str(s.run_dir / "workers"))
+                     max_workers_per_block=block_nodes(s) // s.nodes_per_run, heartbeat_period=2,
+                     heartbeat_threshold=12, worker_logdir_root=str(s.run_dir / "workers"))
     return Config(executors=[ex], run_dir=str(s.run_dir / "runinfo"), retries=s.retries,
                   strategy_period=s.strategy_period)
 
