@@ -272,7 +272,7 @@ def _refuse_unsafe(member: tarstream.Member, root: str, keys: _Keys) -> None:
         raise BundleError(f"member {name}: absolute path")
     if ".." in name.split("/"):
         raise BundleError(f"member {name}: '..' in path")
-    if kind in _KIND or any(k.startswith("GNU.sparse.") for k in member.pax_keys):
+    if kind in _KIND or member.pax_keys and any(k.startswith("GNU.sparse.") for k in member.pax_keys):
         raise BundleError(f"member {name}: {_KIND.get(kind, 'sparse file')} refused")
     if member.mode & 0o6000:
         raise BundleError(f"member {name}: setuid or setgid bit refused")

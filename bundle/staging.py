@@ -182,6 +182,7 @@ class Staging:
         self.staging, self.relocation = staging, relocation
         self.todo = {sp["key"]: sp for sp in todo}
         self.staged = {sp["key"]: staging / str(i) for i, sp in enumerate(todo)}
+        self.bases = {key: str(path) for key, path in self.staged.items()}
         self.records: dict[str, dict[str, dict]] = {}
         self.tool = patchelf_command() if relocation else None
         self.writers = Writers()
@@ -203,7 +204,7 @@ class Staging:
             self.dirs_ready[key] = (writer, self.writers.queued[writer])
 
     def _path(self, sp: dict, rel: str) -> str:
-        base = str(self.staged[sp["key"]])
+        base = self.bases[sp["key"]]
         return f"{base}/{rel}" if rel else base
 
     def wants(self, sp: dict) -> bool:

@@ -24,6 +24,7 @@ PAX_MAX = 1 << 20  # a PAX header is read into memory: a long path takes a few h
 _HEADER = struct.Struct("100s8s8s8s12s12s8sc100s8s32s32s8s8s155s12x")
 _ZERO = bytes(BLOCK)
 _NO_DATA = (LNK, SYM, b"3", b"4", DIR, b"6")
+_NO_KEYS: frozenset[str] = frozenset()
 
 
 class TarError(Exception):
@@ -169,23 +170,23 @@ class Reader:
             name = _text(fields[0])
             if fields[9] == POSIX_MAGIC and fields[14][:1] != b"\0":
                 name = _text(fields[14]) + "/" + name
-            linkname = _text(fields[8])
-            if "path" in pax:
-                name = pax["path"]
-            if "linkpath" in pax:
-                linkname = pax["linkpath"]
-            if "size" in pax:
-                size = int(pax["size"]) if pax["size"].isdigit() else -1
-                if size < 0:
-                    raise TarError("malformed PAX size")
+            linkname = _text(fields[8]) if fields[8][:1] != b"\0" else ""
+            if pax:
+                name = pax.get("path", name)
+                linkname = pax.get("linkpath", linkname)
+                if "size" in pax:
+                    size = int(pax["size"]) if pax["size"].isdigit() else -1
+                    if size < 0:
+                        raise TarError("malformed PAX size")
             if kind == AREG:
                 kind = REG
             if kind == DIR:
                 name = name.rstrip("/") or name
             has_data = kind not in _NO_DATA  # as tarfile: no data after links, directories, devices, fifos
             member = Member(name, kind, _number(fields[1], "mode"), size if has_data else 0, linkname,
-                            frozenset(pax))
-            pax = {}
+                            frozenset(pax) if pax else _NO_KEYS)
+            if pax:
+                pax = {}
             self._unread = size + (-size % BLOCK) if has_data else 0
             yield member
 
