@@ -3,7 +3,7 @@
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 case "${1:-}" in
-  -h|--help) echo "usage: scripts/bench-bundle.sh [--size-mb N] [--files N] [--workdir DIR]  (tar czf/xzf vs pack/redeploy, side by side)"; exit 0;;
+  -h|--help) echo "usage: scripts/bench-bundle.sh [--size-mb N] [--files N] [--workdir DIR] [--repeat N]  (tar czf/xzf vs pack/redeploy, side by side)"; exit 0;;
 esac
 python="$repo/.venv/bin/python"
 [ -x "$python" ] || python=python3
