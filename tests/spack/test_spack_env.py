@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from spackenv import lock as spack_lock
+
 REPO = Path(__file__).resolve().parents[2]
 MANIFEST = REPO / "spack.yaml"
 LOCK = REPO / "spack.lock"
@@ -156,17 +158,44 @@ def test_lock_is_current(tmp_path: Path) -> None:
     assert "Concretized" not in result.stdout, result.stdout
 
 
-@pytest.mark.skipif(shutil.which("spack") is None, reason="spack not on PATH: cannot run build-env.sh's lock check")
-def test_build_env_refuses_stale_lock_and_keeps_it(tmp_path: Path) -> None:
-    (tmp_path / "scripts").mkdir()
-    shutil.copy(BUILD_ENV, tmp_path / "scripts" / BUILD_ENV.name)
+NEEDS_SPACK = pytest.mark.skipif(shutil.which("spack") is None,
+                                 reason="spack not on PATH: cannot run build-env.sh's lock check")
+
+
+def env_copy(tmp_path: Path, manifest_text: str | None = None) -> Path:
     shutil.copy(LOCK, tmp_path / LOCK.name)
+    (tmp_path / MANIFEST.name).write_text(manifest_text or MANIFEST.read_text())
+    return tmp_path
+
+
+@NEEDS_SPACK
+def test_build_env_refuses_stale_lock_and_keeps_it(tmp_path: Path) -> None:
     changed = MANIFEST.read_text().replace("miniconda3@24.7.1", "miniconda3@24.5.0")
     assert changed != MANIFEST.read_text()
-    (tmp_path / MANIFEST.name).write_text(changed)
-    result = subprocess.run(
-        [str(tmp_path / "scripts" / BUILD_ENV.name)], capture_output=True, text=True, timeout=1800,
-    )
+    env_dir = env_copy(tmp_path, changed)
+    result = subprocess.run([str(BUILD_ENV), "--check-lock", "--env", str(env_dir)],
+                            capture_output=True, text=True, timeout=1800)
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1 and "stale" in result.stderr
-    assert (tmp_path / LOCK.name).read_bytes() == LOCK.read_bytes()
+    assert (env_dir / LOCK.name).read_bytes() == LOCK.read_bytes()
+
+
+@NEEDS_SPACK
+def test_build_env_accepts_the_committed_lock_and_leaves_it_byte_for_byte(tmp_path: Path) -> None:
+    env_dir = env_copy(tmp_path)
+    result = subprocess.run([str(BUILD_ENV), "--check-lock", "--env", str(env_dir)],
+                            capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "build-env: spack.lock is current"
+    assert (env_dir / LOCK.name).read_bytes() == LOCK.read_bytes()
+
+
+@NEEDS_SPACK
+def test_a_fresh_solve_of_spack_yaml_gives_the_committed_lock(tmp_path: Path) -> None:
+    """A real re-solve (not a read of the lock): same roots, same hashes, on any host CPU."""
+    env_dir = env_copy(tmp_path)
+    result = subprocess.run(["spack", "-e", str(env_dir), "concretize", "--force"], capture_output=True,
+                            text=True, timeout=1800)
+    assert result.returncode == 0, result.stderr
+    fresh = json.loads((env_dir / LOCK.name).read_text())
+    assert spack_lock.differences(lock(), fresh) == []

@@ -1,0 +1,1 @@
+"""The Spack environment's helpers: what makes two spack.lock files the same solve."""
