@@ -205,11 +205,15 @@ def check(manifest: dict) -> None:
             raise BundleError(f"store path {key} listed twice")
         keys.add(key)
         seen = set()
+        dirs = {e["path"] for e in sp["files"] if e["type"] == "dir"}
         for e in sp["files"]:
             _safe_rel(e["path"], f"{key}")
             if e["path"] in seen:
                 raise BundleError(f"{key}/{e['path']}: listed twice")
             seen.add(e["path"])
+            parent = e["path"].rpartition("/")[0]
+            if parent and parent not in dirs:  # else writing it could go through a symlink, out of staging
+                raise BundleError(f"{key}/{e['path']}: its parent {parent} is not a directory of the manifest")
             if e["type"] == "link":
                 if link_escapes(e["path"], e["target"], key, manifest["root"]):
                     raise BundleError(f"{key}/{e['path']}: symlink to {e['target']} points outside its store path")

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -292,3 +293,28 @@ def test_killed_among_the_renames_next_run_of_either_bundle_completes(tmp_path: 
     assert key("libgreet") in result["written_paths"]
     assert run(root / key("hello") / "bin/hello") == "old from libgreet"
     assert deploy.verify_deployment(root)["problems"] == []
+
+
+def test_file_under_a_symlink_refused_before_anything_is_written(built: Built, target: Path, tmp_path: Path) -> None:
+    """A symlink may point into its own store path's final place, so a file listed beneath it would be
+    written through it into the live deployment while staging: the manifest is refused instead."""
+    deploy.redeploy(built.bundle)
+    hello = key("hello")
+    m = {**built.manifest, "paths": [dict(sp) for sp in built.manifest["paths"]]}
+    sp = next(sp for sp in m["paths"] if sp["key"] == hello)
+    link = {"path": "bin/through", "type": "link", "target": str(target / hello / "share")}
+    evil = {"path": "bin/through/evil", "type": "file", "mode": 0o644, "size": 5,
+            "sha256": hashlib.sha256(b"evil\n").hexdigest()}
+    sp["files"] = sorted(sp["files"] + [link, evil], key=lambda e: e["path"])
+    members = members_of(built.bundle)
+    at = next(i for i, (info, _) in enumerate(members) if info.name == f"{hello}/bin/hello-wrapper") + 1
+    link_info = tarfile.TarInfo(f"{hello}/bin/through")
+    link_info.type, link_info.linkname, link_info.mode = tarfile.SYMTYPE, link["target"], 0o777
+    evil_info = tarfile.TarInfo(f"{hello}/bin/through/evil")
+    evil_info.size, evil_info.mode = 5, 0o644
+    bad = craft(tmp_path, m, members[:at] + [(link_info, None), (evil_info, b"evil\n")] + members[at:])
+    (target / ".bundle" / "state.json").unlink()  # so every store path is staged again
+    before = snapshot(target)
+    with pytest.raises(BundleError, match="its parent bin/through is not a directory of the manifest"):
+        deploy.redeploy(bad)
+    assert snapshot(target) == before and not (target / hello / "share" / "evil").exists()
