@@ -64,7 +64,9 @@ def plot(data: dict[str, Any], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     runs = [r for r in data["runs"] if r["start"] is not None and r["end"] is not None]
-    nodes = sorted({n for r in runs for n in r["nodes"]}, key=lambda n: (len(n), n))
+    # Every node of the partition gets a row, so a node no run used shows as an empty row.
+    nodes = sorted(set(data.get("partition_nodes", [])) | {n for r in runs for n in r["nodes"]},
+                   key=lambda n: (len(n), n))
     t0 = min((r["start"] for r in runs), default=0.0)
     fig, ax = plt.subplots(figsize=(10, 1 + 0.5 * max(len(nodes), 1)))
     colours = plt.get_cmap("tab20")
@@ -76,10 +78,11 @@ def plot(data: dict[str, Any], path: Path) -> Path:
             ax.text(r["start"] - t0 + (r["end"] - r["start"]) / 2, y, str(r["index"]),
                     ha="center", va="center", fontsize=8)
     ax.set_yticks(range(len(nodes)), nodes)
-    ax.invert_yaxis()
+    ax.set_ylim(len(nodes) - 0.5, -0.5)  # first node on top, every row whole
     ax.set_xlabel("seconds since the first MPI run started")
     state = "verified" if data["verified"] else "NOT verified"
-    ax.set_title(f"{data['variant']}: {len(runs)} MPI runs on {len(nodes)} nodes ({state})")
+    used = len({n for r in runs for n in r["nodes"]})
+    ax.set_title(f"{data['variant']}: {len(runs)} MPI runs on {used} of {len(nodes)} nodes ({state})")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -213,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         completed, repeats=None if errors else s.repeats, nodes_per_run=s.nodes_per_run, cpus_by_node=nodes)
     if s.variant == "static":
         problems += placement.block_count_problems(extra["block_samples"], s.repeats)
-    data = report.result(s, runs, problems, time.time() - started, extra)
+    data = report.result(s, runs, problems, time.time() - started, {**extra, "partition_nodes": sorted(nodes)})
     path = report.write(s.run_dir, data)
     report.plot(data, s.run_dir / "placement.png")
     print(path if args.json else report.summary(data) + f"\nrun directory: {s.run_dir}")
