@@ -3,8 +3,8 @@
 python -m bundle.bench [--size-mb 1024] [--files 50000] [--packages 50] [--workdir DIR] [--repeat N]
 Generates a Spack-like store (text-like and binary-like files), then times each step as a subprocess,
 each started after a sync (trees moved aside, not deleted, between steps: see aside()), and prints one
-table with the ratios; --repeat N alternates tar xzf and
-redeploy N times and shows medians. The goals of issue 5 are printed next to the figures.
+table with the ratios; --repeat N alternates tar xzf and redeploy N times and shows medians. The goals
+of issue 5 are printed next to the figures.
 """
 
 from __future__ import annotations
