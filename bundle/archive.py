@@ -232,8 +232,9 @@ class Sink(Protocol):
     def wants(self, sp: dict) -> bool: ...
     def directory(self, sp: dict, rel: str, mode: int) -> None: ...
     def symlink(self, sp: dict, rel: str, target: str) -> None: ...
-    def file(self, sp: dict | None, rel: str, entry: dict, name: str, data: Iterator[memoryview]) -> None:
-        """Consume DATA (views valid until the sink lets them go); SP None: verify only, write nothing."""
+    def file(self, sp: dict | None, rel: str, entry: dict, name: str, tar: tarstream.Reader) -> None:
+        """Read the file's entry["size"] bytes from TAR (views, valid until the sink lets them go);
+        SP None: verify only, write nothing."""
     def done(self, sp: dict) -> None: ...
     def finish(self) -> None: ...
 
@@ -270,7 +271,7 @@ def _refuse_unsafe(member: tarstream.Member, root: str, keys: _Keys) -> None:
     name, kind = member.name, member.type
     if name.startswith("/"):
         raise BundleError(f"member {name}: absolute path")
-    if ".." in name.split("/"):
+    if ".." in name and ".." in name.split("/"):
         raise BundleError(f"member {name}: '..' in path")
     if kind in _KIND or member.pax_keys and any(k.startswith("GNU.sparse.") for k in member.pax_keys):
         raise BundleError(f"member {name}: {_KIND.get(kind, 'sparse file')} refused")
@@ -395,9 +396,9 @@ def _read(bundle: Path, tar: tarstream.Reader, sink: Sink | None, manifest_only:
             if member.size != entry["size"]:
                 raise BundleError(f"member {member.name}: size {member.size} differs from the manifest")
             if sink is not None:
-                sink.file(sp if writing else None, rel, entry, member.name, tar.data(member.size))
+                sink.file(sp if writing else None, rel, entry, member.name, tar)
             else:
-                check_digest(member.name, tar.data(member.size), entry["sha256"])
+                check_digest(member.name, tar.pieces(member.size), entry["sha256"])
             if on_file:
                 on_file(entry["size"])
     if current is not None:

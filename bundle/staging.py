@@ -19,11 +19,12 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from bundle.manifest import BundleError, check_digest
 from bundle.relocate import patchelf_command, relocate_store_path
+from bundle.tarstream import Reader
 
 WRITERS = 2  # one per core on the 2-core machines this is measured on; more only adds lock contention
 BUDGET = 64 << 20  # bytes queued for the writers at most: memory stays flat whatever the bundle's size
@@ -221,14 +222,14 @@ class Staging:
     def symlink(self, sp: dict, rel: str, target: str) -> None:
         self._add((self._path(sp, rel), target), 1)
 
-    def file(self, sp: dict | None, rel: str, entry: dict, name: str, data: Iterator[memoryview]) -> None:
+    def file(self, sp: dict | None, rel: str, entry: dict, name: str, tar: Reader) -> None:
         path = self._path(sp, rel) if sp is not None else None
         if entry["size"] <= SMALL:
-            self._add((path, entry["mode"], entry["sha256"], name, list(data)), entry["size"] + 1)
+            self._add((path, entry["mode"], entry["sha256"], name, tar.pieces(entry["size"])), entry["size"] + 1)
             return
         writer, self.streams = self.writers.least_busy(), self.streams + 1
         self.writers.submit(writer, ("open", self.streams, path, entry["mode"], 1))
-        for piece in data:
+        for piece in tar.data(entry["size"]):
             self.writers.submit(writer, ("write", self.streams, (piece,), len(piece)))
         self.writers.submit(writer, ("close", self.streams, entry["mode"], entry["sha256"], name, 1))
 

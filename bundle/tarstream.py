@@ -42,13 +42,15 @@ class Member:
 
 
 def _number(field: bytes, what: str) -> int:
-    """An octal field (NUL or space terminated), or GNU base-256 for large positive values."""
-    if field[:1] == b"\x80":
+    """An octal field (up to a NUL, spaces allowed around), or GNU base-256 for large positive values."""
+    if field[0] == 0x80:
         return int.from_bytes(field[1:], "big")
-    text = field.split(b"\0", 1)[0].strip(b" ")
+    text = field.partition(b"\0")[0]
     try:
-        return int(text, 8) if text else 0
+        return int(text, 8)  # int() allows the surrounding spaces tar writers use
     except ValueError:
+        if not text.strip():
+            return 0
         raise TarError(f"bad {what} field {field!r} in a tar header") from None
 
 
@@ -143,6 +145,14 @@ class Reader:
             self._unread -= step
             size -= step
             yield view
+
+    def pieces(self, size: int) -> list[memoryview]:
+        """data(SIZE) as a list; one view without a generator when the bytes lie in the current block."""
+        pos = self._pos
+        if 0 < size <= self._unread and pos + size <= len(self._buf):
+            self._pos, self._unread = pos + size, self._unread - size
+            return [self._buf[pos:pos + size]]
+        return list(self.data(size))
 
     def __iter__(self) -> Iterator[Member]:
         pax: dict[str, str] = {}

@@ -25,9 +25,10 @@ def info(name: str, kind: bytes = tarfile.REGTYPE, size: int = 0, mode: int = 0o
     return i
 
 
-def read_all(data: bytes, chunk: int) -> list[tuple[str, bytes, int, int, str, bytes]]:
+def read_all(data: bytes, chunk: int, lists: bool = False) -> list[tuple[str, bytes, int, int, str, bytes]]:
     reader = tarstream.Reader(iter([data[i:i + chunk] for i in range(0, len(data), chunk)]))
-    return [(m.name, m.type, m.mode, m.size, m.linkname, b"".join(reader.data(m.size))) for m in reader]
+    read = reader.pieces if lists else reader.data
+    return [(m.name, m.type, m.mode, m.size, m.linkname, b"".join(read(m.size))) for m in reader]
 
 
 SAMPLE = [
@@ -50,6 +51,7 @@ def test_same_members_as_tarfile(fmt: int, chunk: int) -> None:
         expected = [(m.name, m.type, m.mode, m.size if m.isfile() else 0, m.linkname,
                      tar.extractfile(m).read() if m.isfile() else b"") for m in tar.getmembers()]
     got = read_all(data, chunk)
+    assert read_all(data, chunk, lists=True) == got
     if fmt == tarfile.GNU_FORMAT:  # GNU long names come as their own members, which bundle refuses
         assert any(t in (b"L", b"K") for _, t, *_ in got)
         got = [g for g in got if g[1] not in (b"L", b"K")]
