@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -32,7 +33,7 @@ TEXT = bytes.maketrans(bytes(range(256)), (b"etaoinshrdlucmw \n" * 16)[:256])
 @dataclass(frozen=True)
 class Step:
     name: str
-    seconds: float
+    time: Timed
     note: str = ""
 
 
@@ -57,13 +58,28 @@ def generate(root: Path, size_mb: int, files: int, packages: int, seed: int = 5)
         (sub / f"f{i}").write_bytes(data if i % 4 == 1 else data.translate(TEXT))
 
 
-def timed(cmd: list[str], **kw: object) -> float:
-    """Seconds CMD takes, started after a sync: the writeback and discards left by the step before
-    (a deleted tree, a written archive) are not charged to this one."""
+@dataclass(frozen=True)
+class Timed:
+    seconds: float
+    cpu: float  # user + system seconds of the command and its children (gzip under tar)
+    stdout: str
+
+
+def timed(cmd: list[str], **kw: object) -> Timed:
+    """CMD run and timed, started after a sync: the writeback left by the step before (a written tree
+    or archive) is not charged to this one."""
     subprocess.run(["sync"], check=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
-    subprocess.run(cmd, check=True, **kw)
-    return time.monotonic() - start
+    proc = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, **kw)  # type: ignore[call-overload]
+    seconds = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return Timed(seconds, cpu, proc.stdout)
+
+
+def median(runs: list[Timed]) -> Timed:
+    return Timed(statistics.median(r.seconds for r in runs), statistics.median(r.cpu for r in runs), "")
 
 
 def aside(path: Path, work: Path) -> None:
@@ -80,12 +96,12 @@ def du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def ratio(a: float, b: float) -> str:
-    return f"{a / b:.1f}x" if b > 0 else "inf"
+def ratio(a: Timed, b: Timed) -> str:
+    return f"{a.seconds / b.seconds:.1f}x" if b.seconds > 0 else "inf"
 
 
-def runs(values: list[float]) -> str:
-    return "" if len(values) < 2 else f"; median of {' '.join(f'{v:.2f}' for v in values)}"
+def runs(values: list[Timed]) -> str:
+    return "" if len(values) < 2 else f"; median of {' '.join(f'{v.seconds:.2f}' for v in values)}"
 
 
 def run(work: Path, size_mb: int, files: int, packages: int, repeat: int = 1) -> dict:
@@ -99,46 +115,42 @@ def run(work: Path, size_mb: int, files: int, packages: int, repeat: int = 1) ->
     gen = time.monotonic() - t0
     tree_bytes = du(root)
     tgz = work / "today.tar.gz"
-    t_czf = timed(["tar", "czf", str(tgz), "-C", str(work), "root"])
-    t_pack = timed(py + ["pack", str(root), "-o", str(work / "out") + "/", "--quiet"], env=env)
+    czf = timed(["tar", "czf", str(tgz), "-C", str(work), "root"])
+    pack = timed(py + ["pack", str(root), "-o", str(work / "out") + "/", "--quiet"], env=env)
     bundle = next((work / "out").iterdir())
     bundle_mb = bundle.stat().st_size / 1e6
-    xzf, deploys = [], []
+    xzfs, deploys = [], []
     for i in range(repeat):  # alternated, so both see the same moments of a shared machine
         untar = work / f"untar{i}"
         untar.mkdir()
-        xzf.append(timed(["tar", "xzf", str(tgz), "-C", str(untar)]))
+        xzfs.append(timed(["tar", "xzf", str(tgz), "-C", str(untar)]))
         aside(root / "opt", work)
         aside(root / ".bundle", work)
         deploys.append(timed(py + ["redeploy", str(bundle), "--quiet"], env=env))
-    t_xzf, t_deploy = statistics.median(xzf), statistics.median(deploys)
-    t_noop = timed(py + ["redeploy", str(bundle), "--quiet"], env=env)
-    t_verify = timed(py + ["verify", str(root), "--quiet"], env=env)
+    xzf, deploy = median(xzfs), median(deploys)
+    noop = timed(py + ["redeploy", str(bundle), "--quiet"], env=env)
+    verify = timed(py + ["verify", str(root), "--quiet"], env=env)
     # one package changes: a file of pkg0 is rewritten, the tree packed again, the new bundle redeployed
     pkg0 = next((root / ARCH).glob("pkg0-*"))
     victim = next(p for p in sorted(pkg0.rglob("f*")) if p.is_file())
     victim.write_bytes(victim.read_bytes()[::-1] + b"changed\n")
     pkg0_bytes = du(pkg0)
-    shutil.rmtree(work / "out")
+    (work / "out" / bundle.name).unlink()
     subprocess.run(py + ["pack", str(root), "-o", str(work / "out") + "/", "--quiet"], env=env, check=True)
     bundle2 = next((work / "out").iterdir())
-    start = time.monotonic()
-    out = subprocess.run(py + ["redeploy", str(bundle2), "--quiet", "--json"], env=env, check=True,
-                         capture_output=True, text=True)
-    t_one = time.monotonic() - start
-    one = json.loads(out.stdout)
+    one = timed(py + ["redeploy", str(bundle2), "--quiet", "--json"], env=env)
+    summary = json.loads(one.stdout)
     return {
         "tree_mb": tree_bytes / 1e6, "files": files, "packages": packages, "generate_s": gen,
         "tgz_mb": tgz.stat().st_size / 1e6, "bundle_mb": bundle_mb, "load": (load_before, os.getloadavg()[0]),
-        "steps": [Step("tar czf (today)", t_czf), Step("pack (zstd)", t_pack, f"{ratio(t_czf, t_pack)} faster"),
-                  Step("tar xzf (today, no checks)", t_xzf, runs(xzf).lstrip("; ")),
-                  Step("redeploy (verify + stage + rename)", t_deploy,
-                       f"{ratio(t_xzf, t_deploy)} faster{runs(deploys)}"),
-                  Step("redeploy again (no-op)", t_noop, "goal < 2 s"),
-                  Step("verify deployment (every sha256)", t_verify),
-                  Step("redeploy, one package changed", t_one,
-                       f"wrote {one['written_bytes'] / 1e6:.1f} MB in {len(one['written_paths'])} store path(s); "
-                       f"that package is {pkg0_bytes / 1e6:.1f} MB")],
+        "steps": [Step("tar czf (today)", czf), Step("pack (zstd)", pack, f"{ratio(czf, pack)} faster"),
+                  Step("tar xzf (today, no checks)", xzf, runs(xzfs).lstrip("; ")),
+                  Step("redeploy (verify + stage + rename)", deploy, f"{ratio(xzf, deploy)} faster{runs(deploys)}"),
+                  Step("redeploy again (no-op)", noop, "goal < 2 s"),
+                  Step("verify deployment (every sha256)", verify),
+                  Step("redeploy, one package changed", one,
+                       f"wrote {summary['written_bytes'] / 1e6:.1f} MB in {len(summary['written_paths'])} store "
+                       f"path(s); that package is {pkg0_bytes / 1e6:.1f} MB")],
     }
 
 
@@ -148,8 +160,8 @@ def table(r: dict) -> str:
              f"size: tar.gz {r['tgz_mb']:.1f} MB, bundle {r['bundle_mb']:.1f} MB "
              f"(bundle/tgz = {r['bundle_mb'] / r['tgz_mb']:.2f})",
              f"load average (1 min) {r['load'][0]:.1f} before, {r['load'][1]:.1f} after, on {os.cpu_count()} cores", "",
-             f"{'step':<40} {'seconds':>8}  note", "-" * 90]
-    lines += [f"{s.name:<40} {s.seconds:>8.2f}  {s.note}" for s in r["steps"]]
+             f"{'step':<40} {'seconds':>8} {'cpu s':>7}  note", "-" * 98]
+    lines += [f"{s.name:<40} {s.time.seconds:>8.2f} {s.time.cpu:>7.2f}  {s.note}" for s in r["steps"]]
     lines += ["", "goals (issue 5): pack >= 3x faster than tar czf at equal or smaller size; redeploy >= 3x faster "
               "than tar xzf; no-op < 2 s; one change writes only that package"]
     return "\n".join(lines)
