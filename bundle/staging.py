@@ -1,15 +1,15 @@
 """The staging area of a redeploy: where archive.read puts the checked members of the store paths to write.
 
 Creating tens of thousands of small files is the slow part of a redeploy, and it is kernel time, which
-runs without the GIL; so is hashing. So files are hashed and created by writer threads while the
-reading thread parses and hands them over, as views of the decompressed blocks (no copy), in batches.
+runs without the GIL; so is hashing. So two writer threads hash and create the files while the reading
+thread parses and hands them over, as views of the decompressed blocks (no copy), in batches.
 A small file is created only once its sha256 matched; a large one streams to disk while it is hashed
 and a mismatch is raised when it ends (staging is then dropped: the target is never touched before
 every file matched). Files get their final mode at creation (a chmod only when the umask is in the
 way), and nothing is fsynced: a kill leaves the page cache intact, and the atomicity of a redeploy
-comes from the renames. Directories and symlinks are made by the reading thread, so a file's
-directory exists before the file is queued. The first failure (mismatch, disk full) is raised in
-the reading thread by the next hand-over or by finish().
+comes from the renames. Directories are made by the writers first, from the manifest, and a store
+path's files and symlinks are handed over only once its directories exist. The first failure
+(mismatch, disk full) is raised in the reading thread by the next hand-over or by finish().
 """
 
 from __future__ import annotations
