@@ -177,7 +177,7 @@ _END = object()
 
 def _in_background(chunks: Iterator[bytes], depth: int = 8) -> Iterator[bytes]:
     """CHUNKS produced by a thread, DEPTH ahead: zstd and zlib release the GIL while they decompress, so
-    decompression runs on the other core while this thread parses, hashes and hands files to the writers.
+    decompression runs beside the parsing (this thread) and the hashing and writing (the sink's threads).
     Errors of the producer are raised here; closing the iterator stops and joins the thread."""
     handoff: queue.Queue = queue.Queue(depth)
     stop = threading.Event()
