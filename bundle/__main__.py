@@ -27,8 +27,7 @@ class Progress:
     def add(self, nbytes: int) -> None:
         self.files += 1
         self.bytes += nbytes
-        now = time.monotonic()
-        if self.tty and not self.quiet and now - self.last > 0.2:
+        if self.tty and not self.quiet and (now := time.monotonic()) - self.last > 0.2:
             self.last = now
             self._draw("\r")
 

@@ -357,28 +357,34 @@ def _read(bundle: Path, tar: tarstream.Reader, sink: Sink | None, manifest_only:
         if sink and writing:
             sink.done(paths[key])
 
+    sp: dict = {}
+    entries: dict[str, dict] = {}
+    done: set[str] = set()
     for member in members:
         _refuse_unsafe(member, root, keys)
         where = keys.find(member.name)
         if where is None:
             raise BundleError(f"member {member.name}: not in the manifest")
         key, rel = where
-        sp = paths[key]
-        entry = expected[key].get(rel) if rel else {"type": "dir", "mode": sp["mode"]}
-        if entry is None:
-            raise BundleError(f"member {member.name}: not in the manifest")
-        if rel in seen[key]:
-            raise BundleError(f"member {member.name}: appears twice")
         if key != current:
+            if rel and rel not in expected[key]:  # the same refusals, in the same order, as within a store path
+                raise BundleError(f"member {member.name}: not in the manifest")
+            if rel in seen[key]:
+                raise BundleError(f"member {member.name}: appears twice")
             if current is not None:
                 finish(current)
             if seen[key]:
                 raise BundleError(f"member {member.name}: store path {key} is split in the archive")
-            current = key
-            writing = bool(sink and sink.wants(sp))
             if rel:
                 raise BundleError(f"member {member.name}: store path {key} does not start with its directory")
-        seen[key].add(rel)
+            current, sp, entries, done = key, paths[key], expected[key], seen[key]
+            writing = bool(sink and sink.wants(sp))
+        entry = entries.get(rel) if rel else {"type": "dir", "mode": sp["mode"]}
+        if entry is None:
+            raise BundleError(f"member {member.name}: not in the manifest")
+        if rel in done:
+            raise BundleError(f"member {member.name}: appears twice")
+        done.add(rel)
         kind = _ENTRY_TYPE[member.type]
         if kind != entry["type"]:
             raise BundleError(f"member {member.name}: a {kind} in the archive, a {entry['type']} in the manifest")

@@ -92,26 +92,32 @@ class Writers:
             if fd is not None:
                 os.close(fd)
 
-    def _create(self, path: str, mode: int, pieces: Sequence[memoryview]) -> None:
-        fd = os.open(path, _CREATE, mode)
-        try:
-            _write_all(fd, pieces)
-            if mode & self.mask:
-                os.fchmod(fd, mode)
-        finally:
-            os.close(fd)
-
     def _do(self, job: tuple, streams: dict[int, tuple[int | None, hashlib._Hash]]) -> None:
         op = job[0]
-        if op == "batch":
+        if op == "batch":  # the hot loop: once per small file, so written out in full
+            mask, sha256, write = self.mask, hashlib.sha256, os.write
             for item in job[1]:
                 if len(item) == 2:
                     os.symlink(item[1], item[0])
                     continue
                 path, mode, sha, name, pieces = item
-                check_digest(name, pieces, sha)
-                if path is not None:
-                    self._create(path, mode, pieces)
+                if len(pieces) == 1:
+                    if sha256(pieces[0]).hexdigest() != sha:
+                        raise BundleError(f"member {name}: sha256 mismatch")
+                else:
+                    check_digest(name, pieces, sha)
+                if path is None:
+                    continue
+                fd = os.open(path, _CREATE, mode)
+                try:
+                    for piece in pieces:
+                        written = write(fd, piece)
+                        if written < len(piece):  # a short write (a signal, a nearly full disk): the rest
+                            _write_all(fd, [piece[written:]])
+                    if mode & mask:
+                        os.fchmod(fd, mode)
+                finally:
+                    os.close(fd)
         elif op == "dirs":
             for path, mode in job[1]:
                 os.mkdir(path, mode)
