@@ -114,7 +114,9 @@ def test_mpi_gives_up_clearly_when_its_block_can_no_longer_start(whole, shared_d
     assert data["failed_runs"], "a run on the dead node cannot have succeeded"
     failures = [p for p in data["problems"] if re.match(r"run \d+ (failed|not finished)", p)]
     assert len(failures) == len(data["failed_runs"]) == len(data["problems"]), data["problems"]
-    assert any("only 3 of the partition are usable" in p for p in failures), failures
+    # Ended by the stall watch; why no block can run depends on whether Slurm has marked the node
+    # down yet (SlurmdTimeout): the block gave itself back, or it needs 4 nodes of 3 usable.
+    assert any("(--stall-timeout 15)" in p for p in failures), failures
     completed = [r for r in data["runs"] if r["index"] not in data["failed_runs"]]
     assert {0, 1} <= {r["index"] for r in completed}
     for r in completed:  # verified (problems hold only the failures), each on 2 nodes with 4 ranks
