@@ -99,29 +99,13 @@ def give_back_block(hosts: Sequence[str], env: Mapping[str, str]) -> None:
         subprocess.run(["scancel", job], timeout=30)
 
 
-def task_cpu(allowed: set[int], local_id: int) -> int:
-    """The CPU a job's local task i takes from the CPUs the job got on this node: one each, in order."""
-    cpus = sorted(allowed)
-    return cpus[local_id % len(cpus)]
-
-
-def exec_bound(program: Sequence[str], env: Mapping[str, str]) -> None:
-    """Under Flux every rank runs this command: bind it to its own CPU (Flux binds the job, not the task)."""
-    cpu = task_cpu(os.sched_getaffinity(0), int(env.get("FLUX_TASK_LOCAL_ID", "0")))
-    os.sched_setaffinity(0, {cpu})
-    os.execvp(program[0], list(program))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m workflows.launch", description=__doc__.split("\n")[0])
-    p.add_argument("--source", choices=("slurm", "parsl", "flux"), required=True,
-                   help="read the nodes from the Slurm allocation or MPIExecutor's task environment; "
-                        "flux: this is one rank started by Flux, bind it and run the program")
+    p.add_argument("--source", choices=("slurm", "parsl"), required=True,
+                   help="read the nodes from the Slurm allocation or MPIExecutor's task environment")
     p.add_argument("--mpi", choices=("openmpi", "mpich"), default="openmpi")
     p.add_argument("program", nargs="+")
     args = p.parse_args(argv)
-    if args.source == "flux":
-        exec_bound(args.program, os.environ)
     source = placement_from_slurm if args.source == "slurm" else placement_from_parsl
     hosts, per_node = source(os.environ)
     cmd = command(args.mpi, hosts, per_node, args.program)

@@ -27,11 +27,6 @@ def test_parsl_task_environment_gives_nodes_and_ranks_per_node():
     assert launch.placement_from_parsl(env) == (["n2", "n4"], 2)
 
 
-def test_flux_tasks_take_one_cpu_each_in_order():
-    assert [launch.task_cpu({4, 5}, i) for i in range(2)] == [4, 5]
-    assert launch.task_cpu({0, 1, 2}, 4) == 1
-
-
 def test_a_node_whose_port_refuses_is_unreachable():
     import socket
 

@@ -38,8 +38,11 @@ def test_mpi_shares_one_block_between_concurrent_runs():
 
 def test_flux_loads_reach_the_instance_before_flux_start():
     s = Settings(variant="flux", run_dir=Path("/r"), loads=("openmpi", "flux-sched", "miniconda3"), use_spack=True)
-    cmd = variants.load("flux").launch_cmd(s)
+    cmd = variants.load("flux").launch_cmd(s, "/opt/flux/bin/flux")
     assert cmd.index("spack load miniconda3") < cmd.index("{flux} start")
+    assert "export WORKFLOWS_FLUX_INITRC=/opt/flux/etc/flux/shell/initrc.lua" in cmd
+    assert f"{{flux}} start -Sconf.shell_initrc={variants.load('flux').INITRC} {{python}}" in cmd
+    assert variants.load("flux").run_command(s, "/r/mpi_hello") == "/r/mpi_hello"
     assert variants.load("flux").run_resources(s) == {"num_tasks": 4, "num_nodes": 2, "cores_per_task": 1}
 
 
