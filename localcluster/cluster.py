@@ -251,14 +251,7 @@ def kill_node(spec: ClusterSpec, node: str) -> str:
     """
     _check_node(spec, node)
     pids = [p for p in network.namespace_pids(spec.netns(node)) if alive(p)]
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + 5
-    while any(alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    stop(pids, grace=5, first=signal.SIGKILL)
     return f"{node}: killed {len(pids)} processes"
 
 

@@ -63,12 +63,12 @@ def pids_matching(needle: str) -> list[int]:
     return found
 
 
-def stop(pids: Iterable[int], *, grace: float = 2.0) -> None:
-    """SIGTERM, wait up to grace seconds, then SIGKILL whatever still runs."""
+def stop(pids: Iterable[int], *, grace: float = 2.0, first: signal.Signals = signal.SIGTERM) -> None:
+    """Send `first` (SIGTERM: a clean stop), wait up to grace seconds, then SIGKILL whatever still runs."""
     pids = [p for p in pids if alive(p)]
     for pid in pids:
         try:
-            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, first)
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + grace
