@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -34,10 +35,9 @@ class Cluster:
     env: dict[str, str]
 
 
-@pytest.fixture(scope="session")
-def slurm_cluster() -> Iterator[Cluster]:
-    """4 nodes x 2 CPUs, up once for the session and down at its end, also when tests fail."""
-    spec = spec_for("test-cluster", 1)
+@contextlib.contextmanager
+def running(spec: ClusterSpec) -> Iterator[Cluster]:
+    """The cluster up for the block, and down after it, also when tests fail."""
     try:
         cluster.up(spec)
     except cluster.ClusterError as err:
@@ -46,6 +46,13 @@ def slurm_cluster() -> Iterator[Cluster]:
         yield Cluster(spec, {**os.environ, **client_env(spec)})
     finally:
         cluster.down(spec)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[Cluster]:
+    """4 nodes x 2 CPUs, up once for the session."""
+    with running(spec_for("test-cluster", 1)) as up:
+        yield up
 
 
 @pytest.fixture

@@ -168,13 +168,17 @@ def env_copy(tmp_path: Path, manifest_text: str | None = None) -> Path:
     return tmp_path
 
 
+def check_lock(env_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BUILD_ENV), "--check-lock", "--env", str(env_dir)],
+                          capture_output=True, text=True, timeout=1800)
+
+
 @NEEDS_SPACK
 def test_build_env_refuses_stale_lock_and_keeps_it(tmp_path: Path) -> None:
     changed = MANIFEST.read_text().replace("miniconda3@24.7.1", "miniconda3@24.5.0")
     assert changed != MANIFEST.read_text()
     env_dir = env_copy(tmp_path, changed)
-    result = subprocess.run([str(BUILD_ENV), "--check-lock", "--env", str(env_dir)],
-                            capture_output=True, text=True, timeout=1800)
+    result = check_lock(env_dir)
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1 and "stale" in result.stderr
     assert (env_dir / LOCK.name).read_bytes() == LOCK.read_bytes()
@@ -183,8 +187,7 @@ def test_build_env_refuses_stale_lock_and_keeps_it(tmp_path: Path) -> None:
 @NEEDS_SPACK
 def test_build_env_accepts_the_committed_lock_and_leaves_it_byte_for_byte(tmp_path: Path) -> None:
     env_dir = env_copy(tmp_path)
-    result = subprocess.run([str(BUILD_ENV), "--check-lock", "--env", str(env_dir)],
-                            capture_output=True, text=True, timeout=1800)
+    result = check_lock(env_dir)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "build-env: spack.lock is current"
     assert (env_dir / LOCK.name).read_bytes() == LOCK.read_bytes()

@@ -8,7 +8,6 @@ placement of every run that completed must still verify.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import time
@@ -18,9 +17,8 @@ from pathlib import Path
 import pytest
 
 from localcluster import cluster
-from localcluster.spec import client_env
 
-from ..conftest import PROJECT, Cluster, spec_for
+from ..conftest import PROJECT, Cluster, running, spec_for
 from .test_run import RUN, our_jobs
 
 pytestmark = pytest.mark.cluster
@@ -30,12 +28,8 @@ HOLD_SECONDS = 8
 @pytest.fixture(scope="module")
 def fault_cluster() -> Iterator[Cluster]:
     """A cluster for these tests alone: nodes die here, the session's cluster stays whole."""
-    spec = spec_for("fault-cluster", 2)
-    cluster.up(spec)
-    try:
-        yield Cluster(spec, {**os.environ, **client_env(spec)})
-    finally:
-        cluster.down(spec)
+    with running(spec_for("fault-cluster", 2)) as up:
+        yield up
 
 
 @pytest.fixture
