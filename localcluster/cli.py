@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from . import cluster
-from .spec import ClusterSpec, SpecError
-
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent / ".state" / "cluster"
+from .spec import DEFAULT_ROOT, ClusterSpec, SpecError, defaults
 
 
 def _positive_int(text: str) -> int:
@@ -25,21 +25,26 @@ def _positive_int(text: str) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, nothing changed
+    def error(self, message: str) -> NoReturn:  # one line, exit 2, nothing changed
         self.exit(2, f"local-cluster: {message}\n")
 
 
+# The spec's fields the command line sets, with their help; the defaults are ClusterSpec's own.
+SPEC_FLAGS = {
+    "nodes": "nodes", "cpus": "CPUs per node", "bridge": "host bridge name", "subnet": "node subnet",
+    "prefix": "namespace/link prefix", "ctld_port": "SlurmctldPort", "slurmd_port": "SlurmdPort",
+}
+
+
 def parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--root", type=Path, default=DEFAULT_ROOT,
                         help="directory holding all cluster state (default: %(default)s)")
-    common.add_argument("--nodes", type=_positive_int, default=4, help="nodes (default: 4)")
-    common.add_argument("--cpus", type=_positive_int, default=2, help="CPUs per node (default: 2)")
-    common.add_argument("--bridge", default="slbr0", help="host bridge name (default: slbr0)")
-    common.add_argument("--subnet", default="10.250.0.0/24", help="node subnet (default: 10.250.0.0/24)")
-    common.add_argument("--prefix", default="slnode-", help="namespace/link prefix (default: slnode-)")
-    common.add_argument("--ctld-port", type=_positive_int, default=16817, help="SlurmctldPort")
-    common.add_argument("--slurmd-port", type=_positive_int, default=16818, help="SlurmdPort")
+    spec_defaults = defaults()
+    for field, what in SPEC_FLAGS.items():
+        default = spec_defaults[field]
+        common.add_argument(f"--{field.replace('_', '-')}", type=_positive_int if isinstance(default, int) else str,
+                            default=default, help=f"{what} (default: %(default)s)")
     common.add_argument("--timeout", type=float, default=30, help="seconds to wait for idle nodes")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p = _Parser(prog="local-cluster.sh",
@@ -61,10 +66,25 @@ def spec_from(args: argparse.Namespace) -> ClusterSpec:
     """The spec recorded at --root when the cluster runs there, else the one the flags describe."""
     root = args.root.resolve()
     recorded = cluster.load(root) if args.command != "up" else None
-    return recorded or ClusterSpec(
-        root=root, host=socket.gethostname().split(".")[0], nodes=args.nodes, cpus=args.cpus,
-        bridge=args.bridge, subnet=args.subnet, prefix=args.prefix,
-        ctld_port=args.ctld_port, slurmd_port=args.slurmd_port)
+    return recorded or ClusterSpec(root=root, host=socket.gethostname().split(".")[0],
+                                   **{field: getattr(args, field) for field in SPEC_FLAGS})
+
+
+def upstream_env_lines() -> list[str]:
+    """`python -m upstream env`'s lines (Flux and Spack built by the set-up), when that package is here.
+
+    localcluster does not depend on it: without it (or with nothing built) there are no lines.
+    """
+    try:
+        upstream = importlib.import_module("upstream.__main__")
+        layout = importlib.import_module("upstream.layout")
+    except ImportError:
+        return []
+    try:
+        return list(upstream.env_lines(layout.prefix()))
+    except Exception as err:  # noqa: BLE001 - the cluster's own lines still count
+        print(f"local-cluster: no Flux/Spack PATH line: {err}", file=sys.stderr)
+        return []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -87,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "revive-node":
             print(cluster.revive_node(spec, args.node))
         else:
-            print(cluster.env_lines(spec))
+            print("\n".join([cluster.env_lines(spec), *upstream_env_lines()]))
     except (SpecError, cluster.ClusterError) as err:
         first, *rest = str(err).splitlines()
         if rest:

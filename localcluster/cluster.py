@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import network
 from .procs import CommandError, alive, pids_matching, read_pid, run, stop
-from .spec import ClusterSpec, cgroup_conf, client_env, hosts_file, slurm_conf
+from .spec import PROJECT, ClusterSpec, cgroup_conf, client_env, hosts_file, slurm_conf
 
 # Which Debian package brings each command, for the one-line "missing package" error.
 REQUIRED = {
@@ -65,10 +65,7 @@ def check_port_free(port: int) -> None:
 
 def load(root: Path) -> ClusterSpec | None:
     """The spec a cluster at root was brought up with, if any."""
-    try:
-        return ClusterSpec.from_json((root / "cluster.json").read_text())
-    except (OSError, ValueError, TypeError):
-        return None
+    return ClusterSpec.recorded(root)
 
 
 def node_states(spec: ClusterSpec) -> list[NodeState]:
@@ -84,8 +81,8 @@ def node_states(spec: ClusterSpec) -> list[NodeState]:
 
 def daemon_pids(spec: ClusterSpec) -> dict[str, int | None]:
     """munged, slurmctld and each slurmd, by pid file; None where it does not run."""
-    files = {"munged": spec.munge_dir / "munged.pid", "slurmctld": spec.run_dir / "slurmctld.pid"}
-    files.update({f"slurmd@{n}": spec.run_dir / f"slurmd-{n}.pid" for n in spec.node_names})
+    files = {"munged": spec.munged_pid_file, "slurmctld": spec.slurmctld_pid_file}
+    files.update({f"slurmd@{n}": spec.slurmd_pid_file(n) for n in spec.node_names})
     pids = {}
     for name, path in files.items():
         pid = read_pid(path)
@@ -101,11 +98,11 @@ def healthy(spec: ClusterSpec) -> bool:
 
 
 def _write_files(spec: ClusterSpec) -> None:
-    for d in (spec.etc, spec.log_dir, spec.run_dir, spec.root / "ctld"):
+    for d in (spec.etc, spec.log_dir, spec.run_dir, spec.ctld_dir):
         d.mkdir(parents=True, exist_ok=True)
     for node in spec.node_names:
-        (spec.node_dir(node) / "spool").mkdir(parents=True, exist_ok=True)
-        tmp = spec.node_dir(node) / "tmp"
+        spec.spool_dir(node).mkdir(parents=True, exist_ok=True)
+        tmp = spec.tmp_dir(node)
         tmp.mkdir(parents=True, exist_ok=True)
         tmp.chmod(0o1777)
     spec.slurm_conf.write_text(slurm_conf(spec))
@@ -122,11 +119,8 @@ def _write_files(spec: ClusterSpec) -> None:
 def _start_munged(spec: ClusterSpec) -> None:
     d = spec.munge_dir
     run(["munged", "--force", f"--socket={spec.munge_socket}", f"--key-file={d / 'munge.key'}",
-         f"--pid-file={d / 'munged.pid'}", f"--log-file={spec.log_dir / 'munged.log'}",
+         f"--pid-file={spec.munged_pid_file}", f"--log-file={spec.log_dir / 'munged.log'}",
          f"--seed-file={d / 'munged.seed'}"])
-
-
-PROJECT = Path(__file__).resolve().parent.parent
 
 
 def shared_under_tmp(paths: list[Path]) -> list[str]:
@@ -147,7 +141,7 @@ def _node_command(spec: ClusterSpec, node: str) -> list[str]:
     keep = shared_under_tmp([spec.root, PROJECT])
     steps = [f"hostname {node}", f"mount --bind {q(str(spec.etc / 'hosts'))} /etc/hosts"]
     steps += [f"exec {fd}<{q(path)}" for fd, path in enumerate(keep, start=3)]
-    steps.append(f"mount --bind {q(str(spec.node_dir(node) / 'tmp'))} /tmp")
+    steps.append(f"mount --bind {q(str(spec.tmp_dir(node)))} /tmp")
     for fd, path in enumerate(keep, start=3):
         steps += [f"mkdir -p {q(path)}", f"mount --no-canonicalize --bind /proc/self/fd/{fd} {q(path)}",
                   f"exec {fd}<&-"]
@@ -158,15 +152,14 @@ def _node_command(spec: ClusterSpec, node: str) -> list[str]:
 
 def _start_slurm(spec: ClusterSpec) -> None:
     env = _env(spec)
-    procs = [subprocess.Popen(["slurmctld", "-f", str(spec.slurm_conf)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)]
-    procs += [subprocess.Popen(_node_command(spec, node), env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True) for node in spec.node_names]
-    for proc in procs:
+    cmds = [["slurmctld", "-f", str(spec.slurm_conf)], *(_node_command(spec, node) for node in spec.node_names)]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for cmd in cmds]
+    for cmd, proc in zip(cmds, procs, strict=True):
         _, err = proc.communicate(timeout=30)
         if proc.returncode != 0:
             line = (err.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
-            raise ClusterError(f"{' '.join(proc.args[:2])} failed to start: {line}")
+            raise ClusterError(f"{' '.join(cmd[:2])} failed to start: {line}")
 
 
 def _wait_idle(spec: ClusterSpec, timeout: float) -> None:

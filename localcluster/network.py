@@ -48,24 +48,24 @@ def batch(cmds: list[Command]) -> str:
 
 def apply_up(spec: ClusterSpec) -> None:
     """Host side in one batch, then every namespace's batch in parallel."""
-    scripts = spec.root / "run"
-    (scripts / "host.ip").write_text(batch(host_commands(spec)))
+    host_script = spec.ip_script("host")
+    host_script.write_text(batch(host_commands(spec)))
     try:
-        run(["ip", "-batch", str(scripts / "host.ip")])
+        run(["ip", "-batch", str(host_script)])
     except CommandError as err:
         if "Operation not permitted" in str(err) or "Permission denied" in str(err):
             raise CommandError("no permission to create network namespaces (run as root)") from None
         raise
     procs = []
     for i, node in enumerate(spec.node_names, start=1):
-        path = scripts / f"{node}.ip"
+        path = spec.ip_script(node)
         path.write_text(batch(node_commands(spec, i)))
         procs.append(subprocess.Popen(["ip", "-n", spec.netns(node), "-batch", str(path)],
                                       stderr=subprocess.PIPE, text=True))
-    for proc in procs:
-        _, err = proc.communicate()
+    for proc, node in zip(procs, spec.node_names, strict=True):
+        _, stderr = proc.communicate()
         if proc.returncode != 0:
-            raise CommandError(f"{' '.join(proc.args)}: {err.strip()}")
+            raise CommandError(f"ip -n {spec.netns(node)} -batch {spec.ip_script(node)}: {stderr.strip()}")
 
 
 def namespaces(spec: ClusterSpec) -> list[str]:

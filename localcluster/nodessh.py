@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .procs import alive, read_pid
+from .spec import DEFAULT_ROOT, ClusterSpec
 
 # ssh options that take a value (OpenSSH's getopt string).
 VALUED = set("BbcDEeFIiJLlmOoPpQRSWw")
@@ -34,7 +35,9 @@ def split(argv: Sequence[str]) -> tuple[str, list[str]]:
 
 
 def node_pid(root: Path, node: str) -> int:
-    pid = read_pid(root / "run" / f"slurmd-{node}.pid")
+    """The pid of node's slurmd, whose namespaces are the node's, in the cluster recorded at root."""
+    spec = ClusterSpec.recorded(root)
+    pid = read_pid(spec.slurmd_pid_file(node)) if spec and node in spec.node_names else None
     if pid is None or not alive(pid):
         raise ValueError(f"node {node} is not running in the cluster at {root}")
     return pid
@@ -45,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] in (["-h"], ["--help"]):
         print("usage: node-ssh [ssh options] [user@]NODE [COMMAND...]\n" + (__doc__ or "").split("\n\n")[0])
         return 0
-    root = Path(os.environ.get("LOCAL_CLUSTER_ROOT", Path(__file__).resolve().parent.parent / ".state" / "cluster"))
+    root = Path(os.environ.get("LOCAL_CLUSTER_ROOT", DEFAULT_ROOT))
     try:
         node, words = split(argv)
         pid = node_pid(root, node)

@@ -8,6 +8,9 @@ import json
 from pathlib import Path
 
 MAX_NODES = 200
+PROJECT = Path(__file__).resolve().parent.parent
+DEFAULT_ROOT = PROJECT / ".state" / "cluster"
+STATE_FILE = "cluster.json"  # under the root: the spec a running cluster was brought up with
 
 
 class SpecError(ValueError):
@@ -90,6 +93,10 @@ class ClusterSpec:
         return self.munge_dir / "munge.socket.2"
 
     @property
+    def munged_pid_file(self) -> Path:
+        return self.munge_dir / "munged.pid"
+
+    @property
     def log_dir(self) -> Path:
         return self.root / "log"
 
@@ -98,11 +105,35 @@ class ClusterSpec:
         return self.root / "run"
 
     @property
+    def ctld_dir(self) -> Path:
+        """slurmctld's saved state (StateSaveLocation): jobs survive a controller restart through it."""
+        return self.root / "ctld"
+
+    @property
+    def slurmctld_pid_file(self) -> Path:
+        return self.run_dir / "slurmctld.pid"
+
+    def slurmd_pid_file(self, node: str) -> Path:
+        """Node's slurmd pid file (node "%n" gives the pattern slurm.conf uses)."""
+        return self.run_dir / f"slurmd-{node}.pid"
+
+    def ip_script(self, name: str) -> Path:
+        """An `ip -batch` script the network set-up writes ("host" or a node name)."""
+        return self.run_dir / f"{name}.ip"
+
+    @property
     def state_file(self) -> Path:
-        return self.root / "cluster.json"
+        return self.root / STATE_FILE
 
     def node_dir(self, node: str) -> Path:
         return self.root / "nodes" / node
+
+    def spool_dir(self, node: str) -> Path:
+        return self.node_dir(node) / "spool"
+
+    def tmp_dir(self, node: str) -> Path:
+        """The node's private /tmp."""
+        return self.node_dir(node) / "tmp"
 
     def to_json(self) -> str:
         data = dataclasses.asdict(self)
@@ -115,10 +146,22 @@ class ClusterSpec:
         data["root"] = Path(data["root"])
         return cls(**data)
 
+    @classmethod
+    def recorded(cls, root: Path) -> ClusterSpec | None:
+        """The spec a cluster at root was brought up with, if any."""
+        try:
+            return cls.from_json((root / STATE_FILE).read_text())
+        except (OSError, ValueError, TypeError):
+            return None
+
+
+def defaults() -> dict[str, object]:
+    """ClusterSpec's field defaults by name (the command line takes its defaults from here)."""
+    return {f.name: f.default for f in dataclasses.fields(ClusterSpec) if f.default is not dataclasses.MISSING}
+
 
 def slurm_conf(spec: ClusterSpec) -> str:
     """slurm.conf for the cluster: every path under the root, nothing in /etc/slurm."""
-    r = spec.root
     lines = [
         "# Written by localcluster; all state lives under the cluster root.",
         "ClusterName=local",
@@ -130,12 +173,12 @@ def slurm_conf(spec: ClusterSpec) -> str:
         "AuthType=auth/munge",
         "CredType=cred/munge",
         f"AuthInfo=socket={spec.munge_socket}",
-        f"StateSaveLocation={r}/ctld",
+        f"StateSaveLocation={spec.ctld_dir}",
         # Per node (%n): spool and TmpFS, or the PMIx temp directories of different nodes collide.
-        f"SlurmdSpoolDir={r}/nodes/%n/spool",
-        f"TmpFS={r}/nodes/%n/tmp",
-        f"SlurmctldPidFile={spec.run_dir}/slurmctld.pid",
-        f"SlurmdPidFile={spec.run_dir}/slurmd-%n.pid",
+        f"SlurmdSpoolDir={spec.spool_dir('%n')}",
+        f"TmpFS={spec.tmp_dir('%n')}",
+        f"SlurmctldPidFile={spec.slurmctld_pid_file}",
+        f"SlurmdPidFile={spec.slurmd_pid_file('%n')}",
         f"SlurmctldLogFile={spec.log_dir}/slurmctld.log",
         f"SlurmdLogFile={spec.log_dir}/slurmd-%n.log",
         "SlurmctldDebug=info",
@@ -196,5 +239,5 @@ def client_env(spec: ClusterSpec) -> dict[str, str]:
         "LOCAL_CLUSTER_ADDRESS": spec.host_address,
         "LOCAL_CLUSTER_ROOT": str(spec.root),
         # No sshd on the nodes: Flux's ssh:// connector enters them through this instead.
-        "FLUX_SSH": str(Path(__file__).resolve().parent.parent / "scripts" / "node-ssh"),
+        "FLUX_SSH": str(PROJECT / "scripts" / "node-ssh"),
     }
