@@ -1,0 +1,92 @@
+"""python -m upstream install [flux] [spack] | env | status: the pinned Flux and Spack, built once per machine.
+
+Sources come from the mirror named by $PARSL_MPI_STACK_SOURCES (or --sources), else from upstream
+(checked). Builds go to $PARSL_MPI_STACK_PREFIX (default /opt/parsl-mpi-stack as root). Where no
+source can be reached, install says so in one line and exits 0 (3 with --require, as CI does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import flux, layout, sources
+from .pins import PinError, flux_sources
+from .steps import StepFailed
+
+NOT_REACHABLE = 3
+
+
+def _install(what: Sequence[str], mirror: Path | None, require: bool) -> int:
+    root = layout.prefix()
+    builders = {"flux": (flux.installed, flux.install, flux_sources)}
+    if "spack" in what:
+        from . import spack
+        builders["spack"] = (spack.installed, spack.install, spack.spack_sources_for_install)
+    for name in what:
+        installed, install, wanted = builders[name]
+        if installed(root):
+            print(f"upstream: {name} is installed at {installed(root)}", file=sys.stderr)
+            continue
+        missing = sources.reachable(wanted(), mirror)
+        if missing:
+            print(f"upstream: {name} not built: {missing}", file=sys.stderr)
+            if require:
+                return NOT_REACHABLE
+            continue
+        folder = install(root, mirror=mirror)
+        print(f"upstream: {name} installed at {folder}", file=sys.stderr)
+    return 0
+
+
+def env_lines(root: Path) -> list[str]:
+    """Shell lines that put the installed builds first on PATH (nothing for what is not built)."""
+    paths = []
+    folder = flux.installed(root)
+    if folder:
+        paths.append(str(folder / "bin"))
+    try:
+        from . import spack
+        sfolder = spack.installed(root)
+    except (ImportError, PinError):
+        sfolder = None
+    if sfolder:
+        paths.append(str(sfolder / "bin"))
+    if not paths:
+        return []
+    return [f"export PATH={shlex.quote(os.pathsep.join(paths))}${{PATH:+:$PATH}}"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m upstream", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    inst = sub.add_parser("install", help="build what is not built yet (default: flux spack)")
+    inst.add_argument("what", nargs="*", choices=("flux", "spack"), default=[])
+    inst.add_argument("--sources", type=Path, default=sources.mirror_from_env(),
+                      help=f"a source mirror folder (default ${sources.MIRROR_ENV})")
+    inst.add_argument("--require", action="store_true",
+                      help=f"exit {NOT_REACHABLE} when sources cannot be reached (CI: nothing may be skipped)")
+    sub.add_parser("env", help="print the shell lines that put the builds on PATH")
+    sub.add_parser("status", help="what is built, where")
+    args = p.parse_args(argv)
+    try:
+        if args.command == "install":
+            return _install(args.what or ["flux", "spack"], args.sources, args.require)
+        if args.command == "env":
+            print("\n".join(env_lines(layout.prefix())))
+            return 0
+        root = layout.prefix()
+        print(f"prefix {root}")
+        print(f"flux   {flux.installed(root) or 'not built'}")
+        return 0
+    except (PinError, sources.SourceError, StepFailed) as err:
+        print(f"upstream: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
