@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from workflows import placement
+from workflows import placement, variants
 from workflows.demo import runnable
 
 RUN = Path(__file__).resolve().parent / "run.py"
@@ -75,7 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="scripts/bench.sh", description=__doc__.split("\n")[0])
     p.add_argument("--k", type=int, nargs="+", default=[4, 16, 64], help="numbers of MPI runs (default 4 16 64)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
-    p.add_argument("--variants", nargs="+", default=runnable(), help="variants (default: all runnable here)")
+    todo, _ = runnable()
+    known = dict(variants.runs())
+    p.add_argument("--variants", nargs="+", default=[label for label, _ in todo], choices=sorted(known),
+                   metavar="VARIANT", help=f"variants, with launchers as VARIANT/LAUNCHER ({' '.join(known)}; "
+                                       "default: all runnable here)")
     p.add_argument("--out", type=Path, default=Path("runs") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}")
     args = p.parse_args(argv)
     from workflows import slurm
@@ -90,14 +94,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for rnd in range(args.rounds):
         for k in args.k:
             for name in names:
-                d = out / f"{name}-K{k}-r{rnd}"
+                d = out / f"{name.replace('/', '-')}-K{k}-r{rnd}"
                 print(f"round {rnd + 1}/{args.rounds}  K={k:<3} {name}", file=sys.stderr, flush=True)
                 if name == "baseline":
                     cmd = ["salloc", f"-N{len(cpus)}", "--exclusive", "-Q", sys.executable, "-m",
                            "workflows.baseline", "--repeats", str(k), "--binary", str(binary), "--out", str(d)]
                 else:
-                    cmd = [sys.executable, str(RUN), name, "--no-spack", "--repeats", str(k), "--run-dir", str(d),
-                           "--json"]
+                    cmd = [sys.executable, str(RUN), *known[name], "--no-spack", "--repeats", str(k),
+                           "--run-dir", str(d), "--json"]
                 samples[(name, k)].append(measure(cmd, d, k, 2, cpus))
     rows = []
     for k in args.k:

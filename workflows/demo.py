@@ -4,26 +4,35 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from workflows.settings import VARIANTS
+from workflows import variants
+from workflows.settings import PROJECT, Settings
 
 RUN = Path(__file__).resolve().parent / "run.py"
 
 
-def runnable() -> list[str]:
-    return [v for v in VARIANTS if v != "flux" or shutil.which("flux")]
+def runnable() -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """(label, run.py arguments) of every variant and launcher that can run here; why the others cannot."""
+    ok, skipped = [], []
+    for label, args in variants.runs():
+        launcher = args[args.index("--launcher") + 1] if "--launcher" in args else Settings.launcher
+        why = variants.get(args[0]).unavailable(Settings(variant=args[0], run_dir=PROJECT / "runs", launcher=launcher))
+        if why:
+            skipped.append(f"{label}: skipped ({why})")
+        else:
+            ok.append((label, args))
+    return ok, skipped
 
 
 def table(rows: Sequence[dict]) -> str:
-    lines = [f"{'variant':<8}{'runs':>5}{'verified':>10}{'wall s':>8}{'parallel':>9}  run directory"]
+    lines = [f"{'variant':<12}{'runs':>5}{'verified':>10}{'wall s':>8}{'parallel':>9}  run directory"]
     for r in rows:
-        lines.append(f"{r['variant']:<8}{len(r['runs']):>5}{'yes' if r['verified'] else 'NO':>10}"
+        lines.append(f"{r['label']:<12}{len(r['runs']):>5}{'yes' if r['verified'] else 'NO':>10}"
                      f"{r['wall_seconds']:>8.1f}{r.get('max_concurrent_runs', 0):>9}  {r['run_dir']}")
     return "\n".join(lines)
 
@@ -34,24 +43,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = p.parse_known_args(argv)  # the rest goes to every run.py (e.g. --no-spack)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     rows, failed = [], []
-    skipped = [v for v in VARIANTS if v not in runnable()]
-    for variant in runnable():
-        run_dir = (args.runs_root / f"{variant}-{stamp}").resolve()
-        print(f"... {variant}", file=sys.stderr, flush=True)
-        proc = subprocess.run([sys.executable, str(RUN), variant, "--run-dir", str(run_dir), "--json", *extra],
+    todo, skipped = runnable()
+    for label, run_args in todo:
+        run_dir = (args.runs_root / f"{label.replace('/', '-')}-{stamp}").resolve()
+        print(f"... {label}", file=sys.stderr, flush=True)
+        proc = subprocess.run([sys.executable, str(RUN), *run_args, "--run-dir", str(run_dir), "--json", *extra],
                               capture_output=True, text=True)
         result = run_dir / "result.json"
         if not result.exists():
-            failed.append(variant)
-            print(f"{variant}: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'no result'}",
+            failed.append(label)
+            print(f"{label}: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'no result'}",
                   file=sys.stderr)
             continue
         data = json.loads(result.read_text())
-        rows.append({**data, "run_dir": str(run_dir)})
-        failed += [] if data["verified"] else [variant]
+        rows.append({**data, "label": label, "run_dir": str(run_dir)})
+        failed += [] if data["verified"] else [label]
     print(table(rows))
-    for v in skipped:
-        print(f"{v}: skipped (flux is not installed; it comes with the Spack environment)")
+    for line in skipped:
+        print(line)
     return 1 if failed else 0
 
 

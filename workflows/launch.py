@@ -1,10 +1,10 @@
-"""The MPI launch line inside a block, with the slots given explicitly.
+"""The MPI launch inside a block: where the run goes, then its launcher's command line.
 
 Parsl's SlurmProvider submits blocks with --ntasks-per-node=1, so Open MPI reads one slot per
 node from Slurm. Instead of overriding SLURM_TASKS_PER_NODE by hand, the launch line states the
-ranks per node (`--map-by ppr:C:node`) and the hosts, and binds each rank to a core. Each launch
-gets its own TMPDIR: concurrent mpiruns on one host race on /tmp/ompi.<host>.<uid> otherwise.
-Run on a node as `python -m workflows.launch --source slurm|parsl -- PROGRAM`.
+ranks per node and the hosts (workflows/launchers.py). Each launch gets its own TMPDIR:
+concurrent mpiruns on one host race on /tmp/ompi.<host>.<uid> otherwise.
+Run on a node as `python -m workflows.launch --source slurm|parsl [--launcher L] -- PROGRAM`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 
+from workflows.launchers import DEFAULT_LAUNCHER, LAUNCHERS, MPI_FLAVOURS
+
 
 def expand_counts(text: str) -> list[int]:
     """Slurm's '2(x3),4' -> [2, 2, 2, 4] (SLURM_JOB_CPUS_PER_NODE and friends)."""
@@ -29,27 +31,6 @@ def expand_counts(text: str) -> list[int]:
             raise ValueError(f"not a Slurm count list: {text!r}")
         counts += [int(m[1])] * int(m[2] or 1)
     return counts
-
-
-def command(flavour: str, hosts: Sequence[str], ranks_per_node: int, program: Sequence[str]) -> list[str]:
-    """mpirun (Open MPI) or mpiexec (MPICH/Hydra) placing ranks_per_node ranks on each host."""
-    n = len(hosts) * ranks_per_node
-    if flavour == "openmpi":
-        return ["mpirun", "-np", str(n), "--host", ",".join(hosts), "--map-by", f"ppr:{ranks_per_node}:node",
-                "--bind-to", "core", "--oversubscribe", *program]
-    if flavour == "mpich":
-        return [_mpich("mpiexec"), "-n", str(n), "-ppn", str(ranks_per_node), "-hosts", ",".join(hosts),
-                "-bind-to", "core", *program]
-    raise ValueError(f"unknown MPI flavour {flavour!r}")
-
-
-def _mpich(tool: str) -> str:
-    """Debian installs MPICH's tools with a .mpich suffix next to Open MPI's."""
-    return f"{tool}.mpich" if shutil.which(f"{tool}.mpich") else tool
-
-
-def compiler(flavour: str) -> str:
-    return _mpich("mpicc") if flavour == "mpich" else "mpicc"
 
 
 def placement_from_slurm(env: Mapping[str, str]) -> tuple[list[str], int]:
@@ -103,19 +84,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m workflows.launch", description=__doc__.split("\n")[0])
     p.add_argument("--source", choices=("slurm", "parsl"), required=True,
                    help="read the nodes from the Slurm allocation or MPIExecutor's task environment")
-    p.add_argument("--mpi", choices=("openmpi", "mpich"), default="openmpi")
+    p.add_argument("--mpi", choices=MPI_FLAVOURS, default=MPI_FLAVOURS[0])
+    p.add_argument("--launcher", choices=sorted(LAUNCHERS), default=DEFAULT_LAUNCHER)
     p.add_argument("program", nargs="+")
     args = p.parse_args(argv)
     source = placement_from_slurm if args.source == "slurm" else placement_from_parsl
     hosts, per_node = source(os.environ)
-    cmd = command(args.mpi, hosts, per_node, args.program)
+    launcher = LAUNCHERS[args.launcher]
+    cmd = launcher.command(args.mpi, hosts, per_node, args.program)
     print(f"# launch {' '.join(cmd)}", flush=True)
     tmp = tempfile.mkdtemp(prefix="mpi-task.")
     try:
         rc = subprocess.run(cmd, env={**os.environ, "TMPDIR": tmp}).returncode
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if rc != 0:
+    if rc != 0 and not launcher.under_flux:  # Flux drains a dead node itself and places retries elsewhere
         give_back_block(hosts, os.environ)
     return rc
 

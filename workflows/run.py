@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import dataclasses
 import logging
 import os
 import shutil
@@ -22,8 +23,9 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workflows import environment, placement, report, slurm  # noqa: E402
-from workflows.settings import VARIANTS, Settings, SettingsError  # noqa: E402
+from workflows import environment, placement, report, slurm, variants  # noqa: E402
+from workflows.launchers import LAUNCHERS, MPI_FLAVOURS, compiler  # noqa: E402
+from workflows.settings import Settings, SettingsError  # noqa: E402
 
 SOURCE = Path(__file__).resolve().parent / "mpi_hello.c"
 MARKER = ".workflows-run"
@@ -34,26 +36,38 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"run.py: {message}\n")
 
 
+def _default(name: str) -> object:
+    """A Settings field's default: the CLI never keeps a second copy."""
+    return next(f.default for f in dataclasses.fields(Settings) if f.name == name)
+
+
 def parser() -> argparse.ArgumentParser:
+    d = _default
     p = _Parser(prog="python workflows/run.py", description=__doc__.split("\n")[0])
-    p.add_argument("variant", choices=(*VARIANTS, "clean"), help="executor variant, or clean")
-    p.add_argument("--repeats", type=int, default=4, help="MPI runs (default 4)")
-    p.add_argument("--nodes-per-run", type=int, default=2, help="nodes per MPI run (default 2)")
+    p.add_argument("variant", choices=(*variants.REGISTRY, "clean"), help="executor variant, or clean")
+    p.add_argument("--repeats", type=int, default=d("repeats"), help="MPI runs (default %(default)s)")
+    p.add_argument("--nodes-per-run", type=int, default=d("nodes_per_run"),
+                   help="nodes per MPI run (default %(default)s)")
     p.add_argument("--partition", help="Slurm partition (default: the cluster's default)")
     p.add_argument("--account", help="Slurm account")
-    p.add_argument("--walltime", default="00:20:00", help="block walltime (default 00:20:00)")
-    p.add_argument("--scheduler-options", default="", help="extra '#SBATCH ...' lines for every block")
+    p.add_argument("--walltime", default=d("walltime"), help="block walltime (default %(default)s)")
+    p.add_argument("--scheduler-options", default=d("scheduler_options"),
+                   help="extra '#SBATCH ...' lines for every block")
     p.add_argument("--load", action="append", metavar="SPEC",
                    help=f"spack load SPEC, in order, miniconda3 last (default {' '.join(environment.DEFAULT_LOADS)})")
     p.add_argument("--no-spack", action="store_true", help="tools already on PATH: no spack loads")
-    p.add_argument("--mpi", default="openmpi", help="MPI flavour: openmpi or mpich (default openmpi)")
+    p.add_argument("--mpi", default=d("mpi"), help=f"MPI flavour: {' or '.join(MPI_FLAVOURS)} (default %(default)s)")
+    p.add_argument("--launcher", default=d("launcher"),
+                   help=f"how the mpi variant starts a run: {', '.join(LAUNCHERS)} (default %(default)s)")
     p.add_argument("--address", default=os.environ.get("LOCAL_CLUSTER_ADDRESS"),
                    help="address workers reach this machine at (default: $LOCAL_CLUSTER_ADDRESS or Parsl's guess)")
-    p.add_argument("--run-timeout", type=float, default=300, help="seconds before an MPI run is ended")
-    p.add_argument("--retries", type=int, default=1, help="retries of a failed MPI run (default 1)")
-    p.add_argument("--stall-timeout", type=float, default=60,
-                   help="seconds with no block able to run (nodes down, blocks failed) before giving up (default 60)")
-    p.add_argument("--strategy-period", type=float, default=0.5, help="Parsl scaling period, seconds")
+    p.add_argument("--run-timeout", type=float, default=d("run_timeout"), help="seconds before an MPI run is ended")
+    p.add_argument("--retries", type=int, default=d("retries"),
+                   help="retries of a failed MPI run (default %(default)s)")
+    p.add_argument("--stall-timeout", type=float, default=d("stall_timeout"),
+                   help="seconds with no block able to run (nodes down, blocks failed, Slurm silent) before giving up "
+                        "(default %(default)s)")
+    p.add_argument("--strategy-period", type=float, default=d("strategy_period"), help="Parsl scaling period, seconds")
     p.add_argument("--source", type=Path, default=SOURCE,
                    help="the MPI program's C source (default: workflows/mpi_hello.c; others must print its lines)")
     p.add_argument("--run-dir", type=Path, help="run directory (default runs/<variant>-<timestamp>)")
@@ -62,19 +76,30 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def settings_from(args: argparse.Namespace, nodes: dict[str, int]) -> Settings:
+def settings_from(args: argparse.Namespace, nodes: dict[str, int], run_dir: Path) -> Settings:
     use_spack = not args.no_spack and (bool(args.load) or shutil.which("spack") is not None)
     loads = tuple(args.load or environment.DEFAULT_LOADS) if use_spack else ()
     environment.check_order(loads)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_dir = (args.run_dir or Path("runs") / f"{args.variant}-{stamp}").resolve()
     return Settings(
         variant=args.variant, run_dir=run_dir, repeats=args.repeats, nodes_per_run=args.nodes_per_run,
         cpus_per_node=min(nodes.values()), cluster_nodes=len(nodes), partition=args.partition,
         account=args.account, walltime=args.walltime, scheduler_options=args.scheduler_options,
         loads=loads, use_spack=use_spack, venv=environment.current_venv(), address=args.address,
-        mpi=args.mpi, run_timeout=args.run_timeout, retries=args.retries, stall_timeout=args.stall_timeout,
-        strategy_period=args.strategy_period, tag=f"parslmpi-{uuid.uuid4().hex[:12]}")
+        mpi=args.mpi, launcher=args.launcher, run_timeout=args.run_timeout, retries=args.retries,
+        stall_timeout=args.stall_timeout, strategy_period=args.strategy_period,
+        tag=f"parslmpi-{uuid.uuid4().hex[:12]}")
+
+
+def checked_settings(args: argparse.Namespace) -> tuple[Settings, dict[str, int]]:
+    """Arguments and the variant's needs first (nothing contacted), then the partition from Slurm."""
+    run_dir = (args.run_dir or Path("runs") / f"{args.variant}-{time.strftime('%Y%m%d-%H%M%S')}").absolute()
+    stand_in = {f"node{i}": 1 for i in range(max(1, args.nodes_per_run))}  # any partition the run fits
+    s = settings_from(args, stand_in, run_dir)
+    missing = variants.get(s.variant).unavailable(s)
+    if missing:
+        raise SettingsError(missing)
+    nodes = slurm.partition_nodes(args.partition)
+    return dataclasses.replace(s, cpus_per_node=min(nodes.values()), cluster_nodes=len(nodes)), nodes
 
 
 def _spec(resources: dict | None) -> dict:
@@ -83,11 +108,13 @@ def _spec(resources: dict | None) -> dict:
 
 def _failure(what: str, err: BaseException, timeout: float) -> str:
     """One line for a failed app: `what` is 'run 3' or 'compiling the MPI program'."""
+    from parsl.app.errors import BashExitFailure
+
     from workflows.apps import TIMED_OUT
 
     if isinstance(err, Stalled):
         return f"{what} {err}"
-    if f"exit code {TIMED_OUT}" in str(err):
+    if isinstance(err, BashExitFailure) and err.exitcode == TIMED_OUT:
         return f"{what} timed out after {timeout:g} s (--run-timeout)"
     return f"{what} failed: {type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]}"
 
@@ -123,20 +150,20 @@ def execute(s: Settings, source: Path = SOURCE) -> tuple[list[placement.Run], di
     """Run the workflow; returns the parsed runs, why runs failed (by index; -1 the compile), and extra facts."""
     import parsl
 
-    from workflows import apps, launch, variants
+    from workflows import apps
 
-    variant = variants.load(s.variant)
+    variant = variants.get(s.variant)
     out = s.run_dir / "outputs"
     shutil.rmtree(out, ignore_errors=True)  # bash apps append: a reused run directory starts clean
     out.mkdir(parents=True)
     binary = str(s.run_dir / "mpi_hello")
     errors: dict[int, str] = {}
-    config = variant.config(s)
-    sampler = slurm.BlockSampler(s.tag, s.partition, config.executors[0].provider.nodes_per_block)
-    dfk = parsl.load(config)
+    variant.prepare(s)
+    sampler = slurm.BlockSampler(s.tag, s.partition, variant.block_nodes(s))
+    dfk = parsl.load(variant.config(s))
     try:
         with sampler:
-            line = apps.compile_line(launch.compiler(s.mpi), str(source), binary)
+            line = apps.compile_line(compiler(s.mpi), str(source), binary)
             compiled = apps.compile_mpi(line, stdout=str(out / "compile.out"), stderr=str(out / "compile.err"),
                                         **_spec(variant.compile_resources(s)))
             failed = wait({-1: compiled}, sampler, s.stall_timeout)
@@ -187,11 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.variant == "clean":
         return clean(args.dry_run)
     try:
-        if args.variant == "flux" and shutil.which("flux") is None:
-            from workflows.variants.flux import HOW_TO_GET
-            raise SettingsError(HOW_TO_GET)
-        nodes = slurm.partition_nodes(args.partition)
-        s = settings_from(args, nodes)
+        s, nodes = checked_settings(args)
     except (SettingsError, slurm.SlurmError, environment.LoadOrderError) as err:
         print(f"run.py: {err}", file=sys.stderr)
         return 2
@@ -211,8 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     completed = [] if -1 in errors else [r for r in runs if r.index not in errors]
     problems = [errors[i] for i in sorted(errors)] + placement.verify(
         completed, repeats=None if errors else s.repeats, nodes_per_run=s.nodes_per_run, cpus_by_node=nodes)
-    if s.variant == "static":
-        problems += placement.block_count_problems(extra["block_samples"], s.repeats)
+    problems += variants.get(s.variant).problems(s, extra["block_samples"])
     data = report.result(s, runs, problems, time.time() - started, {**extra, "partition_nodes": sorted(nodes)})
     path = report.write(s.run_dir, data)
     report.plot(data, s.run_dir / "placement.png")

@@ -6,9 +6,26 @@ import dataclasses
 import re
 from pathlib import Path
 
-VARIANTS = ("htex", "static", "mpi", "flux")
-MPI_FLAVOURS = ("openmpi", "mpich")
+from .launchers import DEFAULT_LAUNCHER, LAUNCHERS, MPI_FLAVOURS
+
 SAFE_PATH = re.compile(r"[\w./+,:@%=~-]+")
+PROJECT = Path(__file__).resolve().parent.parent  # nodes must see it: workers import workflows.launch from it
+NODE_LOCAL = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), Path("/run"))
+
+
+def node_local_problem(run_dir: Path, project: Path = PROJECT) -> str | None:
+    """A run directory the nodes cannot see (private /tmp and friends, as on real clusters), or None.
+
+    Inside the project is fine even under /tmp: the nodes must see the project anyway.
+    """
+    path = run_dir if run_dir.is_absolute() else Path.cwd() / run_dir
+    if path.is_relative_to(project):
+        return None
+    local = next((d for d in NODE_LOCAL if path.is_relative_to(d)), None)
+    if local is None:
+        return None
+    return (f"--run-dir {run_dir} is under {local}, which each node has to itself: the nodes could not write "
+            "their outputs there; use a directory on a shared filesystem (the default runs/ in the project is)")
 
 
 class SettingsError(ValueError):
@@ -31,7 +48,8 @@ class Settings:
     use_spack: bool = False
     venv: str | None = None
     address: str | None = None  # where workers reach the interchange
-    mpi: str = "openmpi"
+    mpi: str = MPI_FLAVOURS[0]
+    launcher: str = DEFAULT_LAUNCHER  # how the mpi variant starts a run (workflows/launchers.py)
     run_timeout: float = 300.0
     retries: int = 1
     stall_timeout: float = 60.0  # no block able to run for this long: give up
@@ -39,8 +57,17 @@ class Settings:
     tag: str = "parslmpi"  # Slurm --comment on every block job, to find and cancel them
 
     def __post_init__(self) -> None:
-        if self.variant not in VARIANTS:
-            raise SettingsError(f"unknown variant {self.variant!r} (choose from {', '.join(VARIANTS)})")
+        from .variants import REGISTRY  # the variants import this module: look them up at check time
+
+        if self.variant not in REGISTRY:
+            raise SettingsError(f"unknown variant {self.variant!r} (choose from {', '.join(REGISTRY)})")
+        allowed = REGISTRY[self.variant].launchers or (DEFAULT_LAUNCHER,)
+        if self.launcher not in allowed:
+            users = [v.name for v in REGISTRY.values() if self.launcher in v.launchers]
+            raise SettingsError(f"--launcher {self.launcher}: the {self.variant} variant launches with "
+                                f"{', '.join(allowed)} only" + (f" ({self.launcher} is for: {', '.join(users)})"
+                                                                 if users else
+                                                                 f" (launchers: {', '.join(LAUNCHERS)})"))
         for name in ("repeats", "nodes_per_run", "cpus_per_node", "cluster_nodes"):
             if getattr(self, name) < 1:
                 flag = "--" + name.replace("_", "-")
@@ -53,6 +80,9 @@ class Settings:
         if not SAFE_PATH.fullmatch(str(self.run_dir)):
             raise SettingsError(f"--run-dir {str(self.run_dir)!r}: spaces and shell characters are not allowed "
                                 "(Parsl hands the path to sbatch unquoted)")
+        local = node_local_problem(self.run_dir)
+        if local:
+            raise SettingsError(local)
         if self.run_timeout <= 0 or self.stall_timeout <= 0 or self.retries < 0:
             raise SettingsError("--run-timeout and --stall-timeout must be positive, --retries not negative")
 

@@ -12,6 +12,10 @@ class SlurmError(RuntimeError):
     """Slurm cannot be used; the message is one line."""
 
 
+HINT = ("is a cluster up and SLURM_CONF set? for the local one: scripts/local-cluster.sh up && "
+        'eval "$(scripts/local-cluster.sh env)"')
+
+
 def _run(cmd: Sequence[str], timeout: float = 20) -> str:
     try:
         proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout)
@@ -21,7 +25,8 @@ def _run(cmd: Sequence[str], timeout: float = 20) -> str:
         raise SlurmError(f"Slurm unreachable: {' '.join(cmd)} timed out") from None
     if proc.returncode != 0:
         lines = (proc.stderr or proc.stdout).strip().splitlines()
-        raise SlurmError(f"Slurm unreachable: {cmd[0]}: {lines[-1] if lines else f'exit {proc.returncode}'}")
+        last = lines[-1].removeprefix(f"{cmd[0]}: ") if lines else f"exit {proc.returncode}"
+        raise SlurmError(f"Slurm unreachable: {cmd[0]}: {last} ({HINT})")
     return proc.stdout
 
 
@@ -111,11 +116,15 @@ class BlockSampler:
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def _sample(self) -> None:
-        states = [state for _, state in tagged_job_states(self.tag)]
-        usable = len(usable_nodes(self.partition))
         now = time.time()
-        self.samples.append((now, len(states)))
-        reason = stall_reason(states, usable, self.block_nodes)
+        try:
+            states = [state for _, state in tagged_job_states(self.tag)]
+            usable = len(usable_nodes(self.partition))
+        except SlurmError as err:  # a controller restart is ridden out; a controller gone for good is not
+            reason: str | None = f"Slurm does not answer ({str(err).split(' (')[0]})"
+        else:
+            self.samples.append((now, len(states)))
+            reason = stall_reason(states, usable, self.block_nodes)
         if reason is None:
             self._stalled_since = None
         elif self._stalled_since is None:
@@ -124,10 +133,7 @@ class BlockSampler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                self._sample()
-            except SlurmError:
-                pass  # a controller restart: keep waiting, it comes back
+            self._sample()
             self._stop.wait(self.period)
 
     def stalled(self, longer_than: float) -> str | None:

@@ -11,17 +11,6 @@ def test_slurm_count_lists_expand():
         launch.expand_counts("2x3")
 
 
-def test_openmpi_line_places_ranks_per_node_and_binds():
-    assert launch.command("openmpi", ["n1", "n2"], 2, ["./hello"]) == [
-        "mpirun", "-np", "4", "--host", "n1,n2", "--map-by", "ppr:2:node", "--bind-to", "core",
-        "--oversubscribe", "./hello"]
-
-
-def test_mpich_line_uses_hydra_flags():
-    cmd = launch.command("mpich", ["n3", "n4"], 2, ["./hello"])
-    assert cmd[0].startswith("mpiexec") and cmd[1:7] == ["-n", "4", "-ppn", "2", "-hosts", "n3,n4"]
-
-
 def test_parsl_task_environment_gives_nodes_and_ranks_per_node():
     env = {"PARSL_MPI_NODELIST": "n2,n4", "PARSL_RANKS_PER_NODE": "2"}
     assert launch.placement_from_parsl(env) == (["n2", "n4"], 2)

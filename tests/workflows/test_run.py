@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+
+from workflows import variants
 
 from ..conftest import PROJECT
 
@@ -26,13 +30,12 @@ def run(env, *args, timeout=300):
     return subprocess.run([*RUN, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=PROJECT)
 
 
-NEEDS_FLUX = pytest.mark.skipif(shutil.which("flux") is None,
-                                reason="flux is not installed (it comes with the Spack environment)")
-
-
-@pytest.mark.parametrize("variant", ["htex", "static", "mpi", pytest.param("flux", marks=NEEDS_FLUX)])
-def test_variant_verifies_with_runs_in_parallel_on_disjoint_nodes(slurm_cluster, shared_dir, variant):
-    proc = run(slurm_cluster.env, variant, "--no-spack", "--repeats", "4", "--nodes-per-run", "2",
+@pytest.mark.parametrize("label, args", variants.runs())
+def test_variant_verifies_with_runs_in_parallel_on_disjoint_nodes(slurm_cluster, shared_dir, request, label, args):
+    variant = args[0]
+    if variant == "flux" or "flux" in args:
+        request.getfixturevalue("flux_ready")
+    proc = run(slurm_cluster.env, *args, "--no-spack", "--repeats", "4", "--nodes-per-run", "2",
                "--run-dir", str(shared_dir), "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip() == str(shared_dir / "result.json")
@@ -60,12 +63,23 @@ def test_mpi_variant_with_mpich(slurm_cluster, shared_dir):
     assert proc.returncode == 0 and data["verified"], data["problems"]
 
 
-def test_flux_without_flux_says_how_to_get_it(slurm_cluster):
-    if shutil.which("flux"):
-        pytest.skip("flux is installed here")
-    proc = run(slurm_cluster.env, "flux", "--no-spack")
-    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
-    assert "flux not found" in proc.stderr and "build-env.sh" in proc.stderr
+@pytest.mark.parametrize("args", [["flux"], ["mpi", "--launcher", "flux"]])
+def test_without_flux_on_path_the_flux_runs_say_how_to_get_it_and_contact_nothing(args):
+    path = os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep) if not (Path(d) / "flux").exists())
+    env = {**os.environ, "PATH": path, "SLURM_CONF": "/nonexistent/slurm.conf"}  # nothing may be contacted
+    proc = run(env, *args, "--no-spack")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "flux not found on PATH" in proc.stderr and "scripts/setup.sh" in proc.stderr
+
+
+def test_flux_bindings_that_do_not_import_are_named_before_anything_is_submitted(flux_ready, tmp_path):
+    broken = tmp_path / "flux"  # a `flux` package that shadows the real bindings and fails to import
+    broken.mkdir()
+    (broken / "__init__.py").write_text("raise ImportError('not the real flux')\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "SLURM_CONF": "/nonexistent/slurm.conf"}
+    proc = run(env, "flux", "--no-spack")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "Python bindings" in proc.stderr and "not the real flux" in proc.stderr
 
 
 @pytest.mark.parametrize("args, word", [
@@ -75,6 +89,8 @@ def test_flux_without_flux_says_how_to_get_it(slurm_cluster):
     (["dask"], "invalid choice"),
     (["htex", "--load", "miniconda3", "--load", "openmpi"], "must be loaded last"),
     (["htex", "--no-spack", "--run-dir", "runs/a b"], "spaces and shell characters are not allowed"),
+    (["htex", "--no-spack", "--run-dir", "/tmp/r"], "each node has to itself"),
+    (["htex", "--launcher", "flux"], "the htex variant launches with mpirun only"),
 ])
 def test_bad_input_is_one_line_and_submits_nothing(slurm_cluster, args, word):
     proc = run(slurm_cluster.env, *args)
@@ -86,8 +102,18 @@ def test_bad_input_is_one_line_and_submits_nothing(slurm_cluster, args, word):
 def test_unreachable_slurm_is_one_line(slurm_cluster, shared_dir):
     env = {**slurm_cluster.env, "SLURM_CONF": str(shared_dir / "missing.conf")}
     proc = run(env, "htex", "--no-spack", "--run-dir", str(shared_dir / "r"))
-    assert proc.returncode == 2 and proc.stderr.startswith("run.py: Slurm unreachable: sinfo")
+    assert proc.returncode == 2 and proc.stderr.startswith("run.py: Slurm unreachable: sinfo: fatal:")
+    assert "local-cluster.sh up" in proc.stderr  # says what is missing and how to get it
     assert len(proc.stderr.strip().splitlines()) == 1 and not (shared_dir / "r").exists()
+
+
+@pytest.mark.parametrize("args, word", [(["htex", "--repeats", "0"], "--repeats must be at least 1"),
+                                        (["mpi", "--mpi", "intel"], "--mpi must be one of")])
+def test_bad_arguments_are_refused_before_slurm_is_contacted(args, word):
+    env = {**os.environ, "SLURM_CONF": "/nonexistent/slurm.conf"}
+    proc = run(env, *args, "--no-spack")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert word in proc.stderr and "Slurm" not in proc.stderr
 
 
 def test_sigint_during_a_run_leaves_no_job(slurm_cluster, shared_dir):

@@ -1,13 +1,14 @@
 """Each variant's Parsl Config, built without a cluster."""
 
-import shutil
 import weakref
 from pathlib import Path
 
 import pytest
 
 from workflows import variants
-from workflows.settings import Settings, SettingsError
+from workflows.settings import PROJECT, Settings, SettingsError, node_local_problem
+from workflows.variants import flux as flux_variant
+from workflows.variants import fluxenv
 
 
 def settings(variant, **kw):
@@ -15,7 +16,7 @@ def settings(variant, **kw):
 
 
 def test_htex_corrects_the_slot_overcount_and_asks_for_every_usable_block():
-    ex = variants.load("htex").config(settings("htex")).executors[0]
+    ex = variants.get("htex").config(settings("htex")).executors[0]
     assert ex.max_workers_per_node == 1
     assert ex.provider.nodes_per_block == 2 and ex.provider.parallelism == 2
     assert (ex.provider.init_blocks, ex.provider.max_blocks) == (2, 2)
@@ -24,32 +25,66 @@ def test_htex_corrects_the_slot_overcount_and_asks_for_every_usable_block():
 
 
 def test_static_blocks_are_fixed_at_repeats():
-    ex = variants.load("static").config(settings("static", repeats=6)).executors[0]
+    ex = variants.get("static").config(settings("static", repeats=6)).executors[0]
     p = ex.provider
     assert (p.init_blocks, p.min_blocks, p.max_blocks) == (6, 6, 6) and ex.max_workers_per_node == 1
 
 
 def test_mpi_shares_one_block_between_concurrent_runs():
     s = settings("mpi", cluster_nodes=8, repeats=10)
-    ex = variants.load("mpi").config(s).executors[0]
+    ex = variants.get("mpi").config(s).executors[0]
     assert ex.provider.nodes_per_block == 8 and ex.max_workers_per_block == 4
-    assert variants.load("mpi").run_resources(s) == {"num_nodes": 2, "ranks_per_node": 2}
+    assert variants.get("mpi").run_resources(s) == {"num_nodes": 2, "ranks_per_node": 2}
 
 
-def test_flux_loads_reach_the_instance_before_flux_start():
+def test_flux_loads_and_bindings_reach_the_instance_before_flux_start():
     s = Settings(variant="flux", run_dir=Path("/r"), loads=("openmpi", "flux-sched", "miniconda3"), use_spack=True)
-    cmd = variants.load("flux").launch_cmd(s, "/opt/flux/bin/flux")
-    assert cmd.index("spack load miniconda3") < cmd.index("{flux} start")
+    cmd = flux_variant.launch_cmd(s, "/opt/flux/bin/flux", "/opt/flux/lib/flux/python3.11")
+    assert cmd.index("spack load miniconda3") < cmd.index("export PYTHONPATH=/opt/flux/lib/flux/python3.11")
+    assert cmd.index("export PYTHONPATH=/opt/flux/lib/flux/python3.11") < cmd.index("{flux} start")
+    assert "${{PYTHONPATH:+:$PYTHONPATH}}" in cmd  # braces doubled: FluxExecutor str.format()s the command
     assert "export WORKFLOWS_FLUX_INITRC=/opt/flux/etc/flux/shell/initrc.lua" in cmd
-    assert f"{{flux}} start -Sconf.shell_initrc={variants.load('flux').INITRC} {{python}}" in cmd
-    assert variants.load("flux").run_command(s, "/r/mpi_hello") == "/r/mpi_hello"
-    assert variants.load("flux").run_resources(s) == {"num_tasks": 4, "num_nodes": 2, "cores_per_task": 1}
+    assert f"{{flux}} start -Sconf.shell_initrc={flux_variant.INITRC} {{python}}" in cmd
+    assert variants.get("flux").run_command(s, "/r/mpi_hello") == "/r/mpi_hello"
+    assert variants.get("flux").run_resources(s) == {"num_tasks": 4, "num_nodes": 2, "cores_per_task": 1}
 
 
-@pytest.mark.skipif(shutil.which("flux") is None, reason="flux is not installed (it comes with the Spack environment)")
+def test_mpi_with_the_flux_launcher_starts_its_block_under_flux_and_survives_a_lost_node():
+    s = settings("mpi", launcher="flux")
+    ex = variants.get("mpi").config(s).executors[0]
+    script = ex.provider.launcher("process_worker_pool.py --x", 1, 4, "/shared/run/submit")
+    assert "srun --mpi=pmi2 --no-kill -N 4 --ntasks-per-node=1 flux start bash /shared/run/submit/flux_block_" in script
+    assert "process_worker_pool.py --x" in script
+    assert "#SBATCH --no-kill" in ex.provider.scheduler_options
+    assert "--launcher flux" in variants.get("mpi").run_command(s, "/r/mpi_hello")
+    plain = variants.get("mpi").config(settings("mpi")).executors[0]
+    assert "--no-kill" not in plain.provider.scheduler_options
+    assert plain.provider.launcher("cmd", 1, 4) == "cmd"
+
+
+def test_every_variant_and_launcher_is_listed_once_for_demo_and_bench():
+    assert variants.runs() == [("htex", ["htex"]), ("static", ["static"]), ("mpi", ["mpi", "--launcher", "mpirun"]),
+                               ("mpi/flux", ["mpi", "--launcher", "flux"]), ("flux", ["flux"])]
+
+
+def test_a_launcher_is_refused_where_the_variant_has_none():
+    with pytest.raises(SettingsError, match="the htex variant launches with mpirun only .flux is for: mpi."):
+        settings("htex", launcher="flux")
+
+
+@pytest.mark.parametrize("run_dir, ok", [("/tmp/x", False), ("/dev/shm/r", False), ("/var/tmp/r", False),
+                                         ("/shared/run", True), (str(PROJECT / "runs" / "r"), True)])
+def test_a_run_dir_the_nodes_cannot_see_is_refused(run_dir, ok):
+    problem = node_local_problem(Path(run_dir))
+    assert (problem is None) == ok
+    if not ok:
+        assert "shared filesystem" in problem
+
+
+@pytest.mark.skipif(fluxenv.missing(bindings=True) is not None, reason="Flux is not set up here (scripts/setup.sh)")
 def test_flux_config_builds():
-    ex = variants.load("flux").config(settings("flux")).executors[0]
-    assert ex.provider.nodes_per_block == 4 and "--mpi=pmi2" in ex.provider.launcher.overrides
+    ex = variants.get("flux").config(settings("flux")).executors[0]
+    assert ex.provider.nodes_per_block == 4 and "--mpi=pmi2 --no-kill" in ex.provider.launcher.overrides
     # FluxExecutor's finalizer joins a thread that only start() starts: unregister it for this unstarted one.
     for fin in list(weakref.finalize._registry):
         if fin.peek() and fin.peek()[0] is ex:

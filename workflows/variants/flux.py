@@ -2,27 +2,25 @@
 
 The block runs `srun --mpi=pmi2 flux start ...` across its nodes (one broker per node), and Flux
 places each MPI run through parsl_resource_specification. FluxExecutor ignores worker_init, so the
-loads go into its launch command, before `flux start`: the instance and every job inherit them.
+loads go into its launch command, before `flux start`: the instance and every job inherit them,
+with Flux's Python bindings on PYTHONPATH (found from the flux that runs, see fluxenv).
 Flux runs every task of a job, so an MPI run's command is the MPI program itself, once per rank;
 the instance's job shell binds each task to its own core (workflows/flux_shell_initrc.lua).
+The job and the srun that starts Flux carry --no-kill: a lost node is drained by Flux, not fatal.
 """
 
 from __future__ import annotations
 
 import shlex
-import shutil
 from pathlib import Path
-
-from parsl.config import Config
-from parsl.executors import FluxExecutor
-from parsl.launchers import SrunLauncher
+from typing import TYPE_CHECKING, Any
 
 from ..settings import Settings
-from . import slurm_provider, worker_init
+from . import fluxenv
+from .base import Variant, concurrent_blocks, parsl_config, slurm_provider, worker_init
 
-HOW_TO_GET = ("flux not found on PATH: build the Spack environment (scripts/build-env.sh) and "
-              "`spack load flux-sched`, or use another variant")
-
+if TYPE_CHECKING:
+    from parsl.config import Config
 
 INITRC = Path(__file__).resolve().parent.parent / "flux_shell_initrc.lua"
 
@@ -32,8 +30,13 @@ def default_initrc(flux: str) -> Path:
     return Path(flux).resolve().parents[1] / "etc" / "flux" / "shell" / "initrc.lua"
 
 
-def launch_cmd(s: Settings, flux: str) -> str:
+def launch_cmd(s: Settings, flux: str, bindings: str | None = None) -> str:
+    """FluxExecutor's launch command: the loads, Flux's bindings on PYTHONPATH, then `flux start`."""
+    from parsl.executors import FluxExecutor
+
     lines = [*worker_init(s).splitlines(), f"export WORKFLOWS_FLUX_INITRC={shlex.quote(str(default_initrc(flux)))}"]
+    if bindings:
+        lines.append(f"export PYTHONPATH={shlex.quote(bindings)}${{PYTHONPATH:+:$PYTHONPATH}}")
     # FluxExecutor str.format()s the launch command: the shell's braces must survive that.
     env = "; ".join(lines).replace("{", "{{").replace("}", "}}")
     start = FluxExecutor.DEFAULT_LAUNCH_CMD.replace(
@@ -41,25 +44,37 @@ def launch_cmd(s: Settings, flux: str) -> str:
     return f"{env}; {start}"
 
 
-def config(s: Settings) -> Config:
-    nodes = min(s.concurrent_runs, s.repeats) * s.nodes_per_run
-    provider = slurm_provider(s, nodes_per_block=nodes, init_blocks=1, min_blocks=0, max_blocks=1,
-                              launcher=SrunLauncher(overrides="--mpi=pmi2"))
-    flux = shutil.which("flux") or "flux"
-    ex = FluxExecutor(label="flux", provider=provider, working_dir=str(s.run_dir / "flux"),
-                      flux_path=flux, launch_cmd=launch_cmd(s, flux))
-    return Config(executors=[ex], run_dir=str(s.run_dir / "runinfo"), retries=s.retries,
-                  strategy_period=s.strategy_period)
+class Flux(Variant):
+    name = "flux"
+    summary = "FluxExecutor + SlurmProvider, one Flux instance per block"
 
+    def block_nodes(self, s: Settings) -> int:
+        return concurrent_blocks(s) * s.nodes_per_run
 
-def run_command(s: Settings, binary: str) -> str:
-    """Flux starts every rank itself (PMI from the instance, bound by the job shell): the program alone."""
-    return shlex.quote(binary)
+    def config(self, s: Settings) -> Config:
+        from parsl.executors import FluxExecutor
+        from parsl.launchers import SrunLauncher
 
+        provider = slurm_provider(s, nodes_per_block=self.block_nodes(s), blocks=(1, 0, 1),
+                                  launcher=SrunLauncher(overrides=fluxenv.SRUN_OPTIONS),
+                                  sbatch_options=fluxenv.SBATCH_NO_KILL)
+        flux = fluxenv.flux_command() or "flux"
+        ex = FluxExecutor(label=self.name, provider=provider, working_dir=str(s.run_dir / "flux"),
+                          flux_path=flux, launch_cmd=launch_cmd(s, flux, fluxenv.bindings_path(flux)))
+        return parsl_config(s, ex)
 
-def run_resources(s: Settings) -> dict | None:
-    return {"num_tasks": s.ranks_per_run, "num_nodes": s.nodes_per_run, "cores_per_task": 1}
+    def run_command(self, s: Settings, binary: str) -> str:
+        """Flux starts every rank itself (PMI from the instance, bound by the job shell): the program alone."""
+        return shlex.quote(binary)
 
+    def run_resources(self, s: Settings) -> dict[str, Any] | None:
+        return {"num_tasks": s.ranks_per_run, "num_nodes": s.nodes_per_run, "cores_per_task": 1}
 
-def compile_resources(s: Settings) -> dict | None:
-    return {"num_tasks": 1, "num_nodes": 1, "cores_per_task": 1}
+    def compile_resources(self, s: Settings) -> dict[str, Any] | None:
+        return {"num_tasks": 1, "num_nodes": 1, "cores_per_task": 1}
+
+    def prepare(self, s: Settings) -> None:
+        fluxenv.activate_bindings()  # FluxExecutor imports flux.job here, from the path its instance reports
+
+    def unavailable(self, s: Settings) -> str | None:
+        return fluxenv.missing(bindings=True)

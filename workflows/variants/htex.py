@@ -12,38 +12,35 @@ within seconds instead of Parsl's default two minutes (workflows.launch gives su
 
 from __future__ import annotations
 
-from parsl.config import Config
-from parsl.executors import HighThroughputExecutor
-from parsl.launchers import SimpleLauncher
+from typing import TYPE_CHECKING
 
 from ..settings import Settings
-from . import launch_in_block, slurm_provider
+from .base import Variant, concurrent_blocks, launch_in_block, parsl_config, slurm_provider
+
+if TYPE_CHECKING:
+    from parsl.config import Config
+    from parsl.executors import HighThroughputExecutor
 
 
 def executor(s: Settings, *, blocks: tuple[int, int, int], label: str) -> HighThroughputExecutor:
-    init, lo, hi = blocks
-    provider = slurm_provider(s, nodes_per_block=s.nodes_per_run, init_blocks=init, min_blocks=lo,
-                              max_blocks=hi, launcher=SimpleLauncher(), parallelism=s.nodes_per_run)
+    from parsl.executors import HighThroughputExecutor
+    from parsl.launchers import SimpleLauncher
+
+    provider = slurm_provider(s, nodes_per_block=s.nodes_per_run, blocks=blocks, launcher=SimpleLauncher(),
+                              parallelism=s.nodes_per_run)
     return HighThroughputExecutor(label=label, address=s.address, max_workers_per_node=1,
                                   cores_per_worker=1, provider=provider, heartbeat_period=2,
                                   heartbeat_threshold=12, worker_logdir_root=str(s.run_dir / "workers"))
 
 
-def config(s: Settings) -> Config:
-    # All blocks the runs can use are asked for at once; the corrected strategy keeps them right after.
-    wanted = min(s.concurrent_runs, s.repeats)
-    ex = executor(s, blocks=(wanted, 0, wanted), label="htex")
-    return Config(executors=[ex], run_dir=str(s.run_dir / "runinfo"), retries=s.retries,
-                  strategy_period=s.strategy_period, max_idletime=5)
+class Htex(Variant):
+    name = "htex"
+    summary = "HighThroughputExecutor + SlurmProvider, a block of K nodes per run"
 
+    def config(self, s: Settings) -> Config:
+        # All blocks the runs can use are asked for at once; the corrected strategy keeps them right after.
+        wanted = concurrent_blocks(s)
+        return parsl_config(s, executor(s, blocks=(wanted, 0, wanted), label=self.name), max_idletime=5)
 
-def run_command(s: Settings, binary: str) -> str:
-    return launch_in_block(s, binary, "slurm")
-
-
-def run_resources(s: Settings) -> dict | None:
-    return None
-
-
-def compile_resources(s: Settings) -> dict | None:
-    return None
+    def run_command(self, s: Settings, binary: str) -> str:
+        return launch_in_block(s, binary, "slurm")

@@ -6,17 +6,23 @@ run samples from squeue to show. Launching is the same as htex's (slots given ex
 
 from __future__ import annotations
 
-from parsl.config import Config
+from typing import TYPE_CHECKING
 
+from ..placement import block_count_problems
 from ..settings import Settings
-from . import htex
+from .base import parsl_config
+from .htex import Htex, executor
 
-run_command = htex.run_command
-run_resources = htex.run_resources
-compile_resources = htex.compile_resources
+if TYPE_CHECKING:
+    from parsl.config import Config
 
 
-def config(s: Settings) -> Config:
-    ex = htex.executor(s, blocks=(s.repeats, s.repeats, s.repeats), label="static")
-    return Config(executors=[ex], run_dir=str(s.run_dir / "runinfo"), retries=s.retries,
-                  strategy_period=s.strategy_period)
+class Static(Htex):
+    name = "static"
+    summary = "the same, init = min = max = R blocks, one worker each"
+
+    def config(self, s: Settings) -> Config:
+        return parsl_config(s, executor(s, blocks=(s.repeats, s.repeats, s.repeats), label=self.name))
+
+    def problems(self, s: Settings, block_samples: list[tuple[float, int]]) -> list[str]:
+        return block_count_problems(block_samples, s.repeats)

@@ -1,0 +1,29 @@
+"""Each launcher's command line for one MPI run (pure, no cluster)."""
+
+import pytest
+
+from workflows.launchers import LAUNCHERS, compiler
+
+
+def test_openmpi_line_places_ranks_per_node_and_binds():
+    assert LAUNCHERS["mpirun"].command("openmpi", ["n1", "n2"], 2, ["./hello"]) == [
+        "mpirun", "-np", "4", "--host", "n1,n2", "--map-by", "ppr:2:node", "--bind-to", "core",
+        "--oversubscribe", "./hello"]
+
+
+def test_mpich_line_uses_hydra_flags():
+    cmd = LAUNCHERS["mpirun"].command("mpich", ["n3", "n4"], 2, ["./hello"])
+    assert cmd[0].startswith("mpiexec") and cmd[1:7] == ["-n", "4", "-ppn", "2", "-hosts", "n3,n4"]
+    assert compiler("mpich").startswith("mpicc") and compiler("openmpi") == "mpicc"
+
+
+def test_unknown_flavour_is_refused():
+    with pytest.raises(ValueError, match="unknown MPI flavour"):
+        LAUNCHERS["mpirun"].command("intel", ["n1"], 2, ["./hello"])
+
+
+def test_flux_asks_flux_for_counts_and_one_core_per_rank_and_ignores_the_hosts():
+    cmd = LAUNCHERS["flux"].command("openmpi", ["n1", "n2"], 2, ["./hello", "x"])
+    assert cmd == ["flux", "run", "-N", "2", "-n", "4", "--cores-per-task=1", "-o", "cpu-affinity=per-task",
+                   "./hello", "x"]
+    assert LAUNCHERS["flux"].under_flux and not LAUNCHERS["mpirun"].under_flux

@@ -1,0 +1,104 @@
+"""The variant contract (one small class per executor variant) and what every variant shares.
+
+A variant says how its blocks are shaped and how its apps launch MPI; run.py, demo.py and bench.py
+only ever read the registry in workflows/variants/__init__.py. Parsl is imported inside the
+methods that build a Config, so listing variants (argparse, demo) stays fast.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .. import environment
+from ..settings import Settings
+
+if TYPE_CHECKING:
+    from parsl.config import Config
+    from parsl.executors.base import ParslExecutor
+    from parsl.launchers.base import Launcher as ParslLauncher
+    from parsl.providers import SlurmProvider
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+class Variant:
+    """One executor variant. Subclasses set `name` and `summary` and override the hooks they need."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    launchers: ClassVar[tuple[str, ...]] = ()  # the MPI launchers this variant can use (first: default)
+
+    def block_nodes(self, s: Settings) -> int:
+        """Nodes per block: the stall watch compares it with the partition's usable nodes."""
+        return s.nodes_per_run
+
+    def config(self, s: Settings) -> Config:
+        raise NotImplementedError
+
+    def run_command(self, s: Settings, binary: str) -> str:
+        """The shell command of one MPI run."""
+        raise NotImplementedError
+
+    def run_resources(self, s: Settings) -> dict[str, Any] | None:
+        """parsl_resource_specification of one MPI run."""
+        return None
+
+    def compile_resources(self, s: Settings) -> dict[str, Any] | None:
+        return None
+
+    def prepare(self, s: Settings) -> None:
+        """Set up this process before Parsl loads the config (e.g. make a module importable)."""
+
+    def unavailable(self, s: Settings) -> str | None:
+        """Why this variant cannot run here (one line that says how to get what is missing), or None."""
+        return None
+
+    def problems(self, s: Settings, block_samples: list[tuple[float, int]]) -> list[str]:
+        """Variant-specific checks of a finished run, beyond placement."""
+        return []
+
+
+def concurrent_blocks(s: Settings) -> int:
+    """How many MPI runs can usefully run at once: what fits on the partition, at most the repeats."""
+    return min(s.concurrent_runs, s.repeats)
+
+
+def worker_init(s: Settings) -> str:
+    """The ordered loads (miniconda3 last), then the project on PYTHONPATH for workflows.launch."""
+    lines = environment.shell_lines(s.loads, spack=s.use_spack, venv=s.venv)
+    lines.append(f"export PYTHONPATH={shlex.quote(str(PROJECT))}${{PYTHONPATH:+:$PYTHONPATH}}")
+    return "\n".join(lines)
+
+
+def slurm_provider(s: Settings, *, nodes_per_block: int, blocks: tuple[int, int, int], launcher: ParslLauncher,
+                   parallelism: float = 1.0, sbatch_options: str = "") -> SlurmProvider:
+    """A SlurmProvider whose every block carries this run's --comment, so cleanup finds it.
+
+    `blocks` is (init, min, max); `sbatch_options` are the variant's own '#SBATCH' lines.
+    """
+    from parsl.providers import SlurmProvider
+
+    init, lo, hi = blocks
+    options = f"#SBATCH --comment={s.tag}\n" + sbatch_options + s.scheduler_options
+    return SlurmProvider(
+        partition=s.partition or "", account=s.account, nodes_per_block=nodes_per_block,
+        init_blocks=init, min_blocks=lo, max_blocks=hi, parallelism=parallelism,
+        walltime=s.walltime, scheduler_options=options,
+        worker_init=worker_init(s), launcher=launcher,
+        exclusive=True, cmd_timeout=30)
+
+
+def parsl_config(s: Settings, executor: ParslExecutor, **kw: Any) -> Config:
+    """The Config every variant uses around its one executor: run dir, retries, scaling period."""
+    from parsl.config import Config
+
+    return Config(executors=[executor], run_dir=str(s.run_dir / "runinfo"), retries=s.retries,
+                  strategy_period=s.strategy_period, **kw)
+
+
+def launch_in_block(s: Settings, binary: str, source: str) -> str:
+    """The command that launches one MPI run from a worker (see workflows/launch.py)."""
+    return (f"python -m workflows.launch --source {source} --mpi {s.mpi} --launcher {s.launcher} "
+            f"-- {shlex.quote(binary)}")

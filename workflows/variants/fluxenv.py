@@ -1,0 +1,81 @@
+"""Finding the Flux that runs, its Python bindings, and how a block starts a Flux instance.
+
+Nothing here is set by hand: the bindings' folder comes from the `flux` on PATH (`flux env`
+prints the PYTHONPATH Flux's own Python commands use), and it is checked in the Python that runs
+Parsl before anything is submitted. Each failure is one line saying what is missing and how to get it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+
+# The job survives a lost node (Slurm would kill it otherwise) and so does the srun that starts the
+# brokers; Flux then drains the dead node and runs the rest on the others.
+SBATCH_NO_KILL = "#SBATCH --no-kill\n"
+SRUN_OPTIONS = "--mpi=pmi2 --no-kill"
+HOW_TO_GET = ("run scripts/setup.sh (with PARSL_MPI_STACK_SOURCES=DIR where upstream cannot be reached) and "
+              "eval \"$(scripts/local-cluster.sh env)\", or on a cluster `spack load flux-sched`")
+
+
+def flux_command() -> str | None:
+    return shutil.which("flux")
+
+
+@functools.lru_cache(maxsize=4)
+def bindings_path(flux: str) -> str | None:
+    """The folder(s) holding Flux's `flux` Python package, as that flux reports them."""
+    try:
+        out = subprocess.run([flux, "env"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in out.splitlines():
+        words = shlex.split(line)
+        if len(words) == 2 and words[0] == "export" and words[1].startswith("PYTHONPATH="):
+            return words[1].split("=", 1)[1].strip(":") or None
+    return None
+
+
+def _imports(path: str | None) -> str | None:
+    """None when `import flux` works in this Python with `path` first on its path, else the error line."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [path, os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-c", "import flux, flux.job"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    if proc.returncode == 0:
+        return None
+    lines = proc.stderr.strip().splitlines()
+    return lines[-1] if lines else f"exit {proc.returncode}"
+
+
+def missing(*, bindings: bool) -> str | None:
+    """Why Flux cannot be used from here (one line), or None. bindings: Parsl's Python must import them."""
+    flux = flux_command()
+    if flux is None:
+        return f"flux not found on PATH: {HOW_TO_GET}"
+    if not bindings:
+        return None
+    path = bindings_path(flux)
+    error = _imports(path)
+    if error:
+        where = f" from {path}" if path else " (flux env names no PYTHONPATH)"
+        return (f"Flux's Python bindings{where} do not import in {sys.executable} ({error}): they must be built "
+                f"for this Python's version, and cffi installed in it (pip install cffi)")
+    return None
+
+
+def activate_bindings() -> None:
+    """Put the bindings of the flux on PATH first on this process's (and its children's) PYTHONPATH."""
+    flux = flux_command()
+    path = bindings_path(flux) if flux else None
+    if path:
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [path, os.environ.get("PYTHONPATH")]))
+        sys.path[:0] = [p for p in path.split(os.pathsep) if p not in sys.path]
+
+
+def start_command(nodes: int, program: str) -> str:
+    """One broker per node of the block, the program as the instance's initial program (rank 0)."""
+    return f"srun {SRUN_OPTIONS} -N {nodes} --ntasks-per-node=1 flux start {program}"
