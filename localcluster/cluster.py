@@ -6,7 +6,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -54,13 +53,8 @@ def check_tools() -> None:
 
 
 def check_port_free(port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # As slurmctld binds: connections of a previous run in TIME_WAIT do not count.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("0.0.0.0", port))
-        except OSError:
-            raise ClusterError(f"port {port} in use (pick another with --ctld-port)") from None
+    if not network.port_free(port):
+        raise ClusterError(f"port {port} in use (pick another with --ctld-port)")
 
 
 def load(root: Path) -> ClusterSpec | None:

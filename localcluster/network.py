@@ -5,6 +5,7 @@ Command builders are pure (tested without root); apply() runs them.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 
@@ -68,13 +69,17 @@ def apply_up(spec: ClusterSpec) -> None:
             raise CommandError(f"ip -n {spec.netns(node)} -batch {spec.ip_script(node)}: {stderr.strip()}")
 
 
-def namespaces(spec: ClusterSpec) -> list[str]:
-    """This cluster's node namespaces that exist now (also those a crashed run left)."""
+def all_namespaces() -> list[str]:
+    """Every named network namespace on the machine."""
     try:
-        names = [line.split()[0] for line in run(["ip", "netns", "list"]).stdout.splitlines() if line]
+        return [line.split()[0] for line in run(["ip", "netns", "list"]).stdout.splitlines() if line]
     except CommandError:
         return []
-    return [n for n in names if n.startswith(spec.prefix) and n[len(spec.prefix):].startswith("n")]
+
+
+def namespaces(spec: ClusterSpec) -> list[str]:
+    """This cluster's node namespaces that exist now (also those a crashed run left)."""
+    return [n for n in all_namespaces() if n.startswith(spec.prefix) and n[len(spec.prefix):].startswith("n")]
 
 
 def namespace_pids(ns: str) -> list[int]:
@@ -86,13 +91,34 @@ def link_exists(name: str) -> bool:
     return Path(f"/sys/class/net/{name}").exists()
 
 
+def all_links() -> list[str]:
+    """Every network link on the host (what `ip link` lists)."""
+    return sorted(entry.name for entry in Path("/sys/class/net").iterdir())
+
+
+def routes() -> str:
+    """`ip -4 route show table all`: every IPv4 route of the host, its own addresses included."""
+    try:
+        return run(["ip", "-4", "route", "show", "table", "all"]).stdout
+    except CommandError:
+        return ""
+
+
+def port_free(port: int) -> bool:
+    """Whether slurmctld could bind the TCP port (connections of a previous run in TIME_WAIT do not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
 def host_links(spec: ClusterSpec) -> list[str]:
     """The bridge and host-side veths of this cluster that exist now."""
     links = [spec.bridge] if link_exists(spec.bridge) else []
-    for entry in sorted(Path("/sys/class/net").iterdir()):
-        if entry.name.startswith(spec.prefix) and entry.name != spec.bridge:
-            links.append(entry.name)
-    return links
+    return links + [name for name in all_links() if name.startswith(spec.prefix) and name != spec.bridge]
 
 
 def apply_down(spec: ClusterSpec) -> None:

@@ -14,19 +14,31 @@ from pathlib import Path
 
 import pytest
 
-from localcluster import cluster
+from localcluster import cluster, slots
 from localcluster.spec import ClusterSpec, client_env
 
 PROJECT = Path(__file__).resolve().parent.parent
 STATE = PROJECT / ".state"
 
 
-def spec_for(name: str, index: int, *, nodes: int = 4, cpus: int = 2) -> ClusterSpec:
-    """A cluster beside the user's default one: own root, bridge, subnet, prefix and ports."""
-    return ClusterSpec(
-        root=STATE / name, host=socket.gethostname().split(".")[0], nodes=nodes, cpus=cpus,
-        bridge=f"sltest{index}", subnet=f"10.25{index}.0.0/24", prefix=f"slt{index}-",
-        ctld_port=16900 + 10 * index, slurmd_port=16901 + 10 * index)
+_claims: dict[str, slots.Claim] = {}
+
+
+def spec_for(name: str, index: int = 0, *, nodes: int = 4, cpus: int = 2) -> ClusterSpec:
+    """A cluster of this run beside every other on the machine (the user's, other clones' test runs).
+
+    Its bridge, subnet, namespace prefix and ports are a slot claimed for this run, free when claimed
+    and held until the run ends (localcluster.slots); its root is .state/<name>-<slot>. One name gets
+    one slot per run. index is ignored (clusters used to be told apart by it).
+    """
+    claim = _claims.get(name)
+    if claim is None:
+        try:
+            claim = _claims[name] = slots.allocate(reclaim=cluster.down)
+        except slots.SlotError as err:
+            pytest.fail(f"no network for a test cluster: {err}")
+    return claim.spec(STATE / f"{name}-{claim.slot.number}", socket.gethostname().split(".")[0],
+                      nodes=nodes, cpus=cpus)
 
 
 @dataclass

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,11 +27,12 @@ def sh(cmd, env, **kw) -> str:
 
 
 @pytest.fixture(scope="module")
-def hello(slurm_cluster, tmp_path_factory) -> Path:
-    out = PROJECT / ".state" / "test-shared" / "hello"
+def hello(slurm_cluster) -> Iterator[Path]:
+    out = PROJECT / ".state" / "test-shared" / f"hello-{slurm_cluster.spec.bridge}"  # the run's own
     out.parent.mkdir(parents=True, exist_ok=True)
     sh(["mpicc", "-o", str(out), str(PROJECT / "workflows" / "mpi_hello.c")], slurm_cluster.env)
-    return out
+    yield out
+    out.unlink(missing_ok=True)
 
 
 def ranks(text: str) -> list[tuple[str, int, int, int]]:
@@ -60,7 +62,8 @@ def test_each_node_has_its_own_address(slurm_cluster):
     out = sh(["srun", "-N4", "--ntasks-per-node=1", "sh", "-c", "echo $(hostname) $(ip -4 -o addr show eth0)"],
              slurm_cluster.env)
     addrs = dict((line.split()[0], line.split()[4]) for line in out.splitlines())
-    assert addrs == {f"n{i}": f"10.251.0.{10 + i}/24" for i in range(1, 5)}
+    spec = slurm_cluster.spec
+    assert addrs == {f"n{i}": f"{spec.node_address(i)}/{spec.prefixlen}" for i in range(1, 5)}
 
 
 def test_mpi_with_srun_pmix(slurm_cluster, hello):
@@ -86,7 +89,7 @@ def test_mpirun_inside_sbatch(slurm_cluster, hello, shared_dir):
 
 
 def test_up_twice_down_twice_leaves_nothing(tmp_path):
-    spec = spec_for("test-lifecycle", 2, nodes=2)
+    spec = spec_for("test-lifecycle", nodes=2)
     env = {**os.environ, **client_env(spec)}
     args = ["--root", str(spec.root), "--nodes", "2", "--bridge", spec.bridge, "--subnet", spec.subnet,
             "--prefix", spec.prefix, "--ctld-port", str(spec.ctld_port), "--slurmd-port", str(spec.slurmd_port)]
@@ -108,7 +111,7 @@ def test_up_twice_down_twice_leaves_nothing(tmp_path):
 
 
 def test_up_clears_the_leftovers_of_a_crashed_run():
-    spec = spec_for("test-crash", 3, nodes=1)
+    spec = spec_for("test-crash", nodes=1)
     try:
         cluster.up(spec)
         for pid in cluster.daemon_pids(spec).values():  # a crash: every daemon killed, state left behind
@@ -135,7 +138,7 @@ def test_bad_arguments_give_one_line_and_change_nothing(slurm_cluster, args, wor
 def test_a_port_in_use_is_a_one_line_reason_and_nothing_is_left():
     import socket
 
-    spec = spec_for("test-port", 4, nodes=1)
+    spec = spec_for("test-port", nodes=1)
     with socket.socket() as busy:
         busy.bind(("0.0.0.0", spec.ctld_port))
         busy.listen()
