@@ -49,9 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     hosts, per_node = launch.placement_from_slurm(os.environ)
     args.out.mkdir(parents=True, exist_ok=True)
     work = lanes(hosts, args.nodes_per_run)
-    threads = [threading.Thread(target=lambda lane=lane, i0=i0: [
-        run_one(i, lane, per_node, args.binary, args.out) for i in range(i0, args.repeats, len(work))])
-        for i0, lane in enumerate(work)]
+    def lane_runs(lane: list[str], first: int) -> None:
+        for i in range(first, args.repeats, len(work)):
+            run_one(i, lane, per_node, args.binary, args.out)
+
+    threads = [threading.Thread(target=lane_runs, args=(lane, i0)) for i0, lane in enumerate(work)]
     for t in threads:
         t.start()
     for t in threads:

@@ -74,7 +74,7 @@ def give_back_block(hosts: Sequence[str], env: Mapping[str, str]) -> None:
     """
     job = env.get("SLURM_JOB_ID")
     dead = unreachable(hosts, slurmd_port()) if job else []
-    if dead:
+    if job and dead:
         print(f"# nodes {','.join(dead)} unreachable: cancelling block job {job} so the retry runs elsewhere",
               file=sys.stderr, flush=True)
         subprocess.run(["scancel", job], timeout=30)

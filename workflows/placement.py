@@ -59,7 +59,7 @@ def parse(index: int, output: str, text: str) -> Run:
 
 
 def overlapping(a: Run, b: Run) -> bool:
-    if None in (a.start, a.end, b.start, b.end):
+    if a.start is None or a.end is None or b.start is None or b.end is None:
         return True  # unknown times: assume they ran together, the strict reading
     return a.start < b.end and b.start < a.end
 

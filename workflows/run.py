@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
+from typing import NoReturn
 
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -32,7 +33,7 @@ MARKER = ".workflows-run"
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"run.py: {message}\n")
 
 
@@ -132,8 +133,9 @@ def wait(futures: dict[int, Future], sampler: slurm.BlockSampler, stall_timeout:
         for i, fut in list(pending.items()):
             if fut.done():
                 del pending[i]
-                if fut.exception() is not None:
-                    failures[i] = fut.exception()
+                err = fut.exception()
+                if err is not None:
+                    failures[i] = err
         reason = sampler.stalled(stall_timeout) if pending else None
         if reason:
             for i in pending:
