@@ -30,6 +30,8 @@ MANIFEST_NAME = "MANIFEST.json"
 DEFAULT_EPOCH = 315532800  # 1980-01-01, what reproducible-builds tools use when SOURCE_DATE_EPOCH is unset
 HASH_IN_NAME = re.compile(r"([0-9a-f]{32,64})")
 SUFFIX = {"zstd": ".tar.zst", "gzip": ".tar.gz"}
+# The manifest is read into memory (and parsed): 128 MiB is ~800,000 files, several times a large Spack store.
+MANIFEST_MAX = 128 << 20
 
 
 def epoch() -> int:
@@ -57,6 +59,27 @@ def output_path(output: str | Path, digest: str, compression: str) -> Path:
             label = label[: -len(suffix)]
             break
     return out.with_name(bundle_name(label, digest, compression))
+
+
+_TMP = re.compile(r"^\..+\.tar\.(zst|gz)\.(\d+)\.tmp$")
+
+
+def clean_leftovers(directory: Path) -> None:
+    """Remove the temporary bundles a killed pack left in DIRECTORY (their process is gone)."""
+    for entry in os.scandir(directory):
+        match = _TMP.match(entry.name)
+        if match and not _alive(int(match[2])):
+            Path(entry.path).unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _info(name: str, kind: bytes, mode: int, mtime: int, size: int = 0, target: str = "") -> tarfile.TarInfo:
@@ -109,6 +132,7 @@ def write(manifest: dict, out: str | Path, *, compression: str = "zstd", level: 
     digest = manifest_hash(manifest)
     final = output_path(out, digest, compression)
     final.parent.mkdir(parents=True, exist_ok=True)
+    clean_leftovers(final.parent)
     tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
     mtime, root = epoch(), Path(manifest["root"])
     try:
@@ -329,6 +353,9 @@ def _read(bundle: Path, tar: tarstream.Reader, sink: Sink | None, manifest_only:
     first = next(members, None)
     if first is None or first.name != MANIFEST_NAME or first.type != tarstream.REG:
         raise BundleError(f"{bundle.name}: first member is not {MANIFEST_NAME}")
+    if first.size > MANIFEST_MAX:  # declared sizes are checked before anything is read into memory
+        raise BundleError(f"{bundle.name}: {MANIFEST_NAME} declares {first.size} bytes, over the limit of "
+                          f"{MANIFEST_MAX >> 20} MiB")
     data = b"".join(tar.data(first.size))
     digest = hashlib.sha256(data).hexdigest()
     _check_name(bundle, digest)
@@ -337,7 +364,7 @@ def _read(bundle: Path, tar: tarstream.Reader, sink: Sink | None, manifest_only:
     else:
         try:
             manifest = json.loads(data)
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:
             raise BundleError(f"{bundle.name}: manifest is not JSON ({err})") from None
         check(manifest)
     if manifest_only:

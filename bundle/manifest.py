@@ -9,22 +9,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import posixpath
-import re
 import stat
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-FORMAT = "bundle/1"
-# <name>-<version>-<hash>: Spack's default 32-character base32 hash.
-STORE_NAME = re.compile(r"^(?P<name>.+)-(?P<version>[^-]+)-(?P<hash>[a-z2-7]{32})$")
+from bundle.errors import BundleError
+from bundle.validate import FORMAT, STORE_NAME, check, link_escapes
+
+__all__ = ["FORMAT", "STORE_NAME", "BundleError", "check", "link_escapes"]
+
 CHUNK = 1 << 20
-
-
-class BundleError(Exception):
-    """A refusal or failure the CLI prints as one line (`bundle: <message>`)."""
 
 
 def canonical(obj: Any) -> bytes:
@@ -112,6 +108,14 @@ def check_digest(name: str, data: Iterable[bytes | memoryview], expected: str) -
         raise BundleError(f"member {name}: sha256 mismatch")
 
 
+def _utf8_name(text: str, full: str, what: str = "file name") -> None:
+    """Names travel as UTF-8 JSON: one that is not (os.walk hands it over surrogate-escaped) is refused."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise BundleError(f"{os.fsencode(full)!r}: {what} is not UTF-8 (a bundle names files in UTF-8)") from None
+
+
 def scan_prefix(prefix: Path) -> tuple[int, list[dict]]:
     """(mode of the prefix, entries without sha256 yet): dirs, files and symlinks, sorted by path."""
     entries: list[dict] = []
@@ -121,10 +125,13 @@ def scan_prefix(prefix: Path) -> tuple[int, list[dict]]:
         for name in sorted(dirnames + filenames):
             full = os.path.join(dirpath, name)
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            _utf8_name(rel, full)
             st = os.lstat(full)
             mode = stat.S_IMODE(st.st_mode) & 0o777  # setuid/setgid/sticky never travel
             if stat.S_ISLNK(st.st_mode):
-                entries.append({"path": rel, "type": "link", "target": os.readlink(full)})
+                target = os.readlink(full)
+                _utf8_name(target, full, "symlink target")
+                entries.append({"path": rel, "type": "link", "target": target})
             elif stat.S_ISDIR(st.st_mode):
                 entries.append({"path": rel, "type": "dir", "mode": mode})
             elif stat.S_ISREG(st.st_mode):
@@ -154,6 +161,7 @@ def build(root: Path, store: Path | None = None, lock: Path | None = None,
     for prefix in prefixes:
         mode, entries = scan_prefix(prefix)
         key = prefix.relative_to(root).as_posix()
+        _utf8_name(key, str(prefix), "store path name")
         paths.append({"key": key, **spec_info(prefix), "mode": mode, "files": entries})
         pending += [(prefix / e["path"], e) for e in entries if e["type"] == "file"]
 
@@ -174,58 +182,6 @@ def build(root: Path, store: Path | None = None, lock: Path | None = None,
     }
     check(manifest)
     return manifest
-
-
-def _safe_rel(rel: str, what: str) -> None:
-    if not rel or rel.startswith("/"):
-        raise BundleError(f"{what}: absolute or empty path {rel!r}")
-    if ".." in rel.split("/") or posixpath.normpath(rel) != rel:
-        raise BundleError(f"{what}: path {rel!r} has '..' or is not normalised")
-
-
-def link_escapes(rel: str, target: str, key: str, root: str) -> bool:
-    """True when a symlink at store path KEY, file REL, points outside KEY (absolute or relative)."""
-    if target.startswith("/"):
-        prefix = posixpath.join(root, key)
-        resolved = posixpath.normpath(target)
-        return not (resolved == prefix or resolved.startswith(prefix + "/"))
-    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
-    return resolved == ".." or resolved.startswith("../")
-
-
-def check(manifest: dict) -> None:
-    """Refuse a manifest that would write outside its store paths or carry unsafe modes."""
-    if manifest.get("format") != FORMAT:
-        raise BundleError(f"manifest format {manifest.get('format')!r} is not {FORMAT}")
-    keys = set()
-    for sp in manifest["paths"]:
-        key = sp["key"]
-        _safe_rel(key, "store path")
-        if key in keys:
-            raise BundleError(f"store path {key} listed twice")
-        keys.add(key)
-        seen = set()
-        dirs = {e["path"] for e in sp["files"] if e["type"] == "dir"}
-        for e in sp["files"]:
-            _safe_rel(e["path"], f"{key}")
-            if e["path"] in seen:
-                raise BundleError(f"{key}/{e['path']}: listed twice")
-            seen.add(e["path"])
-            parent = e["path"].rpartition("/")[0]
-            if parent and parent not in dirs:  # else writing it could go through a symlink, out of staging
-                raise BundleError(f"{key}/{e['path']}: its parent {parent} is not a directory of the manifest")
-            if e["type"] == "link":
-                if link_escapes(e["path"], e["target"], key, manifest["root"]):
-                    raise BundleError(f"{key}/{e['path']}: symlink to {e['target']} points outside its store path")
-            elif e["type"] in ("file", "dir"):
-                if e["mode"] & ~0o777:
-                    raise BundleError(f"{key}/{e['path']}: setuid, setgid or sticky bit")
-            else:
-                raise BundleError(f"{key}/{e['path']}: unknown entry type {e['type']!r}")
-    for a in keys:
-        for b in keys:
-            if b.startswith(a + "/"):
-                raise BundleError(f"store path {b} lies inside store path {a}")
 
 
 def by_key(manifest: dict) -> dict[str, dict]:

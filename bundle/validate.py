@@ -1,0 +1,199 @@
+"""Is a manifest safe to act on? Its shape, its store-path names, and where its symlinks really lead.
+
+Pure: nothing here touches a filesystem. A manifest comes from the bundle, so every field is checked
+for type before anything reads it, and every name for what Spack itself would make; symlinks are
+resolved through the other symlinks of the manifest's own tree (never the target's filesystem), so a
+link that is lexically inside its store path but really leaves it (`up -> ../..`, then
+`esc -> up/../../x`) is refused, in pack as in redeploy.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from bundle.errors import BundleError
+
+FORMAT = "bundle/1"
+# <name>-<version>-<hash>: Spack's default 32-character base32 hash.
+STORE_NAME = re.compile(r"^(?P<name>.+)-(?P<version>[^-]+)-(?P<hash>[a-z2-7]{32})$")
+SPEC_FILE = ".spack/spec.json"
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MAX_HOPS = 40  # as the kernel's MAXSYMLINKS
+# Spack's own tree (redeployed with --with-spack), each part a directory swapped in like a store path.
+SPACK_PARTS = ("bin", "etc/spack", "lib/spack", "share/spack")
+
+
+def _utf8(text: str, what: str) -> None:
+    """JSON can carry lone surrogates (\\udcff), which no file name or canonical form can encode."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise BundleError(f"{what}: not valid UTF-8 ({text!r})") from None
+    if "\0" in text:
+        raise BundleError(f"{what}: NUL in {text!r}")
+
+
+def _typed(obj: dict, field: str, kind: type | tuple[type, ...], what: str, optional: bool = False) -> Any:
+    """OBJ[FIELD] when it has type KIND (bool is never an int here); a one-line refusal otherwise."""
+    value = obj.get(field)
+    if value is None and optional:
+        return None
+    ok = isinstance(value, kind) and not (isinstance(value, bool) and kind in (int, (int,)))
+    if not ok:
+        names = "/".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        got = "missing" if field not in obj else f"{type(value).__name__} {value!r}"[:80]
+        raise BundleError(f"manifest {what}: field {field!r} should be {names}, is {got}")
+    if isinstance(value, str):
+        _utf8(value, f"manifest {what} {field}")
+    return value
+
+
+def _mode(obj: dict, what: str) -> None:
+    mode = _typed(obj, "mode", int, what)
+    if mode < 0 or mode & ~0o777:
+        raise BundleError(f"{what}: mode {mode:o} has setuid, setgid or sticky bits or is not a mode")
+
+
+def check_shape(manifest: Any) -> None:
+    """Every field the tool reads has the type it expects (a bundle is input, not trusted data)."""
+    if not isinstance(manifest, dict):
+        raise BundleError(f"manifest is a {type(manifest).__name__}, not an object")
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"manifest format {str(manifest.get('format'))[:40]!r} is not {FORMAT}")
+    _typed(manifest, "root", str, "")
+    _typed(manifest, "spack_root", bool, "", optional=True)
+    _typed(manifest, "lock", str, "", optional=True)
+    for i, sp in enumerate(_typed(manifest, "paths", list, "")):
+        if not isinstance(sp, dict):
+            raise BundleError(f"manifest paths[{i}] is not an object")
+        key = _typed(sp, "key", str, f"paths[{i}]")
+        for field in ("name", "version", "hash", "kind"):
+            _typed(sp, field, str, key, optional=True)
+        for dep in _typed(sp, "deps", list, key, optional=True) or ():
+            if not isinstance(dep, str):
+                raise BundleError(f"manifest {key}: a dependency hash is not a string")
+        _mode(sp, key)
+        for j, e in enumerate(_typed(sp, "files", list, key)):
+            if not isinstance(e, dict):
+                raise BundleError(f"manifest {key}: files[{j}] is not an object")
+            path = _typed(e, "path", str, f"{key} files[{j}]")
+            what = f"{key}/{path}"
+            kind = _typed(e, "type", str, what)
+            if kind == "link":
+                if not _typed(e, "target", str, what):
+                    raise BundleError(f"{what}: empty symlink target")
+            elif kind in ("file", "dir"):
+                _mode(e, what)
+                if kind == "file":
+                    if _typed(e, "size", int, what) < 0:
+                        raise BundleError(f"{what}: negative size")
+                    if not SHA256.match(_typed(e, "sha256", str, what)):
+                        raise BundleError(f"{what}: sha256 is not 64 hex digits")
+            else:
+                raise BundleError(f"{what}: unknown entry type {kind!r}")
+
+
+def _safe_rel(rel: str, what: str) -> None:
+    if not rel or rel.startswith("/"):
+        raise BundleError(f"{what}: absolute or empty path {rel!r}")
+    if ".." in rel.split("/") or posixpath.normpath(rel) != rel:
+        raise BundleError(f"{what}: path {rel!r} has '..' or is not normalised")
+
+
+def check_key(sp: dict, spack_parts: Iterable[str] = SPACK_PARTS) -> None:
+    """A store path is named the way Spack names one: `<name>-<version>-<hash>`, or a directory that
+    holds .spack/spec.json; no component is hidden (so never '.', '..' or the tool's own .bundle).
+    Parts of Spack itself (kind "spack") are one of SPACK_PARTS (or SPACK_PARTS given)."""
+    key = sp["key"]
+    _safe_rel(key, "store path")
+    if any(part.startswith(".") for part in key.split("/")):
+        raise BundleError(f"store path {key!r}: a hidden component ('.', '..', .bundle, ...) is never a store path")
+    if sp.get("kind") == "spack":
+        if key not in spack_parts:
+            raise BundleError(f"store path {key!r}: not a part of Spack ({', '.join(sorted(spack_parts))})")
+        return
+    if sp.get("kind") is not None:
+        raise BundleError(f"store path {key!r}: unknown kind {sp['kind']!r}")
+    if not STORE_NAME.match(key.rsplit("/", 1)[-1]) and not any(
+            e["path"] == SPEC_FILE and e["type"] == "file" for e in sp["files"]):
+        raise BundleError(f"store path {key!r}: neither <name>-<version>-<hash> nor a directory holding {SPEC_FILE}")
+
+
+def _parts(path: str) -> list[str]:
+    return [p for p in path.split("/") if p and p != "."]
+
+
+def link_escapes(rel: str, target: str, key: str, root: str, tree: dict[str, dict] | None = None) -> bool:
+    """True when the symlink REL of store path KEY (built under ROOT), pointing at TARGET, leads outside
+    KEY once every symlink met on the way is followed through TREE (path -> entry of the store path;
+    none: lexically). Components missing from TREE are taken as plain directories, which is stricter
+    than the kernel (it would stop there)."""
+    tree = tree or {}
+    prefix = _parts(root) + _parts(key)
+    where = _parts(posixpath.dirname(rel))
+    todo = list(reversed(_parts(target)))  # a stack: the next component last
+    if target.startswith("/"):
+        if todo[len(todo) - len(prefix):][::-1] != prefix:
+            return True
+        del todo[len(todo) - len(prefix):]
+        where = []
+    hops = 0
+    while todo:
+        part = todo.pop()
+        if part == "..":
+            if not where:
+                return True
+            where.pop()
+            continue
+        where.append(part)
+        entry = tree.get("/".join(where))
+        if entry is not None and entry["type"] == "link":
+            hops += 1
+            if hops > MAX_HOPS:  # a loop: the kernel stops here (ELOOP), so it leads nowhere
+                return False
+            where.pop()
+            inner = entry["target"]
+            more = _parts(inner)
+            if inner.startswith("/"):
+                if more[:len(prefix)] != prefix:
+                    return True
+                more, where = more[len(prefix):], []
+            todo.extend(reversed(more))
+    return False
+
+
+def check(manifest: Any) -> None:
+    """Refuse a manifest that is malformed, names store paths Spack would not make, would write outside
+    its store paths, or carries unsafe modes or symlinks."""
+    check_shape(manifest)
+    root = manifest["root"]
+    if not root.startswith("/") or posixpath.normpath(root) != root:
+        raise BundleError(f"manifest root {root!r} is not an absolute, normalised path")
+    keys: set[str] = set()
+    for sp in manifest["paths"]:
+        check_key(sp)
+        key = sp["key"]
+        if key in keys:
+            raise BundleError(f"store path {key} listed twice")
+        keys.add(key)
+        tree: dict[str, dict] = {}
+        for e in sp["files"]:
+            _safe_rel(e["path"], f"{key}")
+            if e["path"] in tree:
+                raise BundleError(f"{key}/{e['path']}: listed twice")
+            tree[e["path"]] = e
+        for e in sp["files"]:
+            parent = e["path"].rpartition("/")[0]
+            if parent and tree.get(parent, {}).get("type") != "dir":  # else it could be written through a symlink
+                raise BundleError(f"{key}/{e['path']}: its parent {parent} is not a directory of the manifest")
+            if e["type"] == "link" and link_escapes(e["path"], e["target"], key, root, tree):
+                raise BundleError(f"{key}/{e['path']}: symlink to {e['target']} points outside its store path")
+    for key in keys:
+        cut = key.rfind("/")
+        while cut > 0:
+            if key[:cut] in keys:
+                raise BundleError(f"store path {key} lies inside store path {key[:cut]}")
+            cut = key.rfind("/", 0, cut)
