@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -53,7 +54,12 @@ def _load(path: Path) -> dict:
     recorded = path / deploy.META / "manifest.json"
     if not recorded.is_file():
         raise BundleError(f"{path}: neither a bundle nor a deployment")
-    return json.loads(recorded.read_text())
+    try:
+        m = json.loads(recorded.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BundleError(f"{recorded}: not JSON ({err})") from None
+    manifest.check(m)
+    return m
 
 
 def cmd_pack(args: argparse.Namespace) -> dict:
@@ -71,15 +77,37 @@ def cmd_pack(args: argparse.Namespace) -> dict:
             "text": str(out)}
 
 
+def redeploy_text(result: dict) -> str:
+    """The summary users read: what was written, or that nothing was read; what was kept or pruned."""
+    if result["read"]:
+        lines = [f"deployed {result['target']}: {len(result['written_paths'])} of {result['store_paths']} "
+                 f"store paths written ({result['written_bytes'] / 1e6:.1f} MB) in {result['seconds']} s"]
+    else:
+        lines = [f"deployed {result['target']}: nothing to write, all {result['store_paths']} store paths are "
+                 f"deployed with the same digest; the bundle's files were not read (verify checks them)"]
+    if result["kept_paths"]:
+        lines.append(f"kept the target's own {', '.join(result['kept_paths'])} (not deployed by this tool)")
+    if result["stale_paths"]:
+        lines.append(f"{len(result['stale_paths'])} store paths no longer in the bundle are still deployed "
+                     f"(--prune removes them): {' '.join(result['stale_paths'])}")
+    if result["pruned_paths"]:
+        lines.append(f"pruned {len(result['pruned_paths'])} store paths: {' '.join(result['pruned_paths'])}")
+    return "\n".join(lines + [f"source {result['snippet']}"])
+
+
 def cmd_redeploy(args: argparse.Namespace) -> dict:
     progress = Progress("redeploy", args.quiet)
     profile = Path(args.profile_file or Path.home() / ".bashrc") if args.profile else None
+
+    def announce(target: Path) -> None:
+        if not args.quiet:
+            print(f"redeploy to {target}", file=sys.stderr, flush=True)
+
     result = deploy.redeploy(Path(args.bundle), Path(args.prefix) if args.prefix else None, relocate=args.relocate,
-                             wait=args.wait, profile=profile, on_file=progress.add, on_plan=progress.plan)
+                             wait=args.wait, prune=args.prune, profile=profile, on_file=progress.add,
+                             on_plan=progress.plan, on_target=announce)
     progress.finish()
-    result["text"] = (f"deployed {result['target']}: {len(result['written_paths'])} of {result['store_paths']} "
-                      f"store paths written ({result['written_bytes'] / 1e6:.1f} MB) in {result['seconds']} s\n"
-                      f"source {result['snippet']}")
+    result["text"] = redeploy_text(result)
     return result
 
 
@@ -128,6 +156,8 @@ def parser() -> argparse.ArgumentParser:
     rd.add_argument("--prefix", help="where to deploy (default: where the bundle was built)")
     rd.add_argument("--relocate", action="store_true", help="deploy at another --prefix, rewriting paths")
     rd.add_argument("--wait", action="store_true", help="wait for a concurrent redeploy instead of refusing")
+    rd.add_argument("--prune", action="store_true",
+                    help="remove store paths deployed earlier that the bundle no longer has (else only listed)")
     rd.add_argument("--profile", action="store_true", help="also add a line sourcing the snippet to ~/.bashrc")
     rd.add_argument("--profile-file", help="the profile file --profile edits (default ~/.bashrc)")
     vf = sub.add_parser("verify", parents=[common], help="BUNDLE|DEPLOYMENT: check every file's sha256")
@@ -141,12 +171,21 @@ def parser() -> argparse.ArgumentParser:
 COMMANDS = {"pack": cmd_pack, "redeploy": cmd_redeploy, "verify": cmd_verify, "diff": cmd_diff}
 
 
+def one_line(text: str) -> str:
+    """TEXT printable on any terminal: names that are not UTF-8 shown escaped, never a traceback."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\n", " ")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         result = COMMANDS[args.command](args)
     except BundleError as err:
-        print(f"bundle: {err}", file=sys.stderr)
+        print(one_line(f"bundle: {err}"), file=sys.stderr)
+        return 1
+    except OSError as err:  # a filesystem failure no step turned into a sentence: still one line
+        where = f": {os.fsdecode(err.filename)}" if err.filename else ""
+        print(one_line(f"bundle: {err.strerror or err}{where}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("bundle: interrupted", file=sys.stderr)

@@ -1,104 +1,57 @@
-"""Redeploy a bundle: lock, verify while staging next to the target, then rename each store path into place.
+"""Redeploy a bundle: lock, verify while staging beside each store path's final place, then rename each
+store path into place.
 
 Nothing under a store path of the target changes until the whole bundle has been read and every
 sha256 matched (staging.py hashes and writes the files in threads); then each changed store path is
 swapped in with one rename (an atomic exchange when the path already exists), so a kill at any
 moment leaves every store path whole, and the next run finishes the job. Store paths recorded as
-deployed with the same digest are skipped.
+deployed with the same digest are skipped. Staging lies in the directory that will hold the store
+path, so a store spread over filesystems (ROOT/opt on its own mount) is renamed within each one.
 """
 
 from __future__ import annotations
 
-import ctypes
 import errno
-import fcntl
 import json
 import os
-import shutil
 import stat
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 from bundle import archive
-from bundle.manifest import BundleError, canonical, manifest_hash, path_digest, sha256_file
+from bundle import target as targets
+from bundle.errors import BundleError
+from bundle.fsops import exchange as _exchange
+from bundle.fsops import locked, make_dirs, rmtree, undo, write_if_changed
+from bundle.fsops import write_atomic as _write_atomic
+from bundle.manifest import canonical, check, manifest_hash, path_digest, sha256_file
 from bundle.relocate import apply_record
 from bundle.staging import Staging
 
-META = ".bundle"
+META = targets.META
 SNIPPET = "env.sh"
-RENAME_EXCHANGE = 2
-_libc = ctypes.CDLL(None, use_errno=True)
+STAGING_PREFIX = ".bundle-staging-"
+STAGING_LIST = "staging.json"  # staging directories in use, so the next run finds those a kill left
 
 
 def meta_dir(target: Path) -> Path:
     return target / META
 
 
-def _exchange(a: Path, b: Path) -> None:
-    """Swap two paths in one step (Linux renameat2); falls back to a two-step swap elsewhere."""
-    fn = getattr(_libc, "renameat2", None)
-    if fn is not None:
-        AT_FDCWD = -100
-        if fn(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0:
-            return
-        err = ctypes.get_errno()
-        if err not in (errno.ENOSYS, errno.EINVAL):
-            raise OSError(err, os.strerror(err), str(b))
-    aside = b.with_name(b.name + ".old-" + uuid.uuid4().hex[:8])
-    os.rename(b, aside)
-    os.rename(a, b)
-    os.rename(aside, a)
-
-
-def _rmtree(path: Path) -> None:
-    def writable(func: Callable, p: str, _exc: object) -> None:
-        os.chmod(os.path.dirname(p), 0o700)
-        func(p)
-
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.exists():
-        shutil.rmtree(path, onerror=writable)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-@contextmanager
-def locked(target: Path, wait: bool) -> Iterator[None]:
-    """One redeploy per target at a time: the second waits (--wait) or is refused."""
-    meta = meta_dir(target)
-    meta.mkdir(parents=True, exist_ok=True)
-    with open(meta / "lock", "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            raise BundleError(f"{target}: another redeploy holds the lock (use --wait to queue)") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def _load(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, ValueError):
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError, UnicodeDecodeError):
         return {}
+    return data if isinstance(data, dict) else {}
 
 
 def load_state(target: Path) -> dict[str, str]:
-    """Store path -> digest of what was deployed and verified there."""
-    return _load(meta_dir(target) / "state.json")
+    """Store path -> digest of what was deployed and verified there ("" while it is being replaced):
+    every key is a store path this tool put there."""
+    return {k: v for k, v in _load(meta_dir(target) / "state.json").items() if isinstance(v, str)}
 
 
 def load_records(target: Path) -> dict[str, dict[str, dict]]:
@@ -112,6 +65,8 @@ def check_tree(base: Path, sp: dict, hashes: bool) -> list[str]:
     key = sp["key"]
     if not base.is_dir() or base.is_symlink():
         return [f"{key}: missing"]
+    if stat.S_IMODE(os.lstat(base).st_mode) != sp["mode"]:
+        problems.append(f"{key}: mode of the store path's directory differs")
     listed = set()
     for e in sp["files"]:
         path, name = base / e["path"], f"{key}/{e['path']}"
@@ -145,8 +100,8 @@ def snippet(target: Path, manifest: dict, digest: str) -> str:
     if manifest.get("spack_root"):
         lines += [f"export SPACK_ROOT={_quote(str(target))}",
                   'if [ -f "$SPACK_ROOT/share/spack/setup-env.sh" ]; then . "$SPACK_ROOT/share/spack/setup-env.sh"; fi']
-    bins = [str(target / sp["key"] / "bin") for sp in manifest["paths"]
-            if any(e["path"] == "bin" and e["type"] == "dir" for e in sp["files"])]
+    bins = [str(target / sp["key"] / "bin") for sp in manifest["paths"] if sp.get("kind") is None
+            and any(e["path"] == "bin" and e["type"] == "dir" for e in sp["files"])]
     if bins:
         lines.append(f"export PATH={_quote(':'.join(bins))}:\"$PATH\"")
     return "\n".join(lines) + "\n"
@@ -167,111 +122,233 @@ def add_to_profile(snippet_path: Path, profile: Path) -> bool:
     return True
 
 
+def plan(manifest: dict, state: dict[str, str], present: Callable[[str], bool]) -> dict:
+    """What to write, skip, keep and prune (pure apart from PRESENT, which says whether a key exists at
+    the target). Refuses a store path that exists without this tool having put it there, or that
+    would lie inside one it did: nothing outside the store paths the tool owns is replaced."""
+    owned = set(state)
+    keys = {sp["key"] for sp in manifest["paths"]}
+    todo, kept = [], []
+    for sp in manifest["paths"]:
+        key = sp["key"]
+        cut = key.rfind("/")
+        while cut > 0:
+            if key[:cut] in owned and key[:cut] not in keys:
+                raise BundleError(f"store path {key} would lie inside the deployed store path {key[:cut]}")
+            cut = key.rfind("/", 0, cut)
+        exists = present(key)
+        if exists and key not in owned:
+            if sp.get("kind") == "spack":  # the target's own Spack stays as it is
+                kept.append(key)
+                continue
+            raise BundleError(f"{key}: exists at the target and was not deployed by this tool; refusing to replace it")
+        if state.get(key) != path_digest(sp) or not exists:
+            todo.append(sp)
+    return {"todo": todo, "kept": kept, "stale": sorted(owned - keys)}
+
+
+def _staging_dirs(target: Path, keys: list[str]) -> dict[str, Path]:
+    """One staging directory beside the final place of each store path (per parent directory)."""
+    token = f"{STAGING_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    return {key: target / os.path.dirname(key) / token for key in keys}
+
+
+def _clean_leftovers(target: Path, manifest: dict) -> None:
+    """Staging directories and temporary files a killed run left: those it recorded, and any in the
+    directories that hold this bundle's store paths."""
+    meta = meta_dir(target)
+    recorded = _load(meta / STAGING_LIST).get("dirs", [])
+    parents = {target / os.path.dirname(sp["key"]) for sp in manifest["paths"]}
+    for parent in parents:
+        try:
+            recorded += [str(p) for p in parent.glob(STAGING_PREFIX + "*")]
+        except OSError:
+            pass
+    for path in set(recorded):
+        p = Path(str(path))
+        if p.name.startswith(STAGING_PREFIX) and str(p).startswith(str(target) + "/"):
+            rmtree(p)
+    for tmp in meta.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+    (meta / STAGING_LIST).unlink(missing_ok=True)
+
+
+def _record_staging(meta: Path, dirs: set[Path]) -> None:
+    _write_atomic(meta / STAGING_LIST, canonical({"dirs": sorted(str(d) for d in dirs)}))
+
+
+def _stage(bundle: Path, manifest: dict, digest: str, target: Path, todo: list[dict],
+           relocation: tuple[str, str] | None, on_file: Callable[[int], None] | None,
+           made: list[Path]) -> tuple[Staging, set[Path]]:
+    """Read the bundle into staging beside each store path's final place; returns the sink and its dirs."""
+    where = _staging_dirs(target, [sp["key"] for sp in todo])
+    dirs = set(where.values())
+    _record_staging(meta_dir(target), dirs)
+    staged = {sp["key"]: where[sp["key"]] / str(i) for i, sp in enumerate(todo)}
+    sink = Staging(staged, todo, relocation)
+    try:
+        for d in sorted(dirs):
+            made += make_dirs(d.parent)
+            os.mkdir(d)
+        sink.start()
+        archive.read(bundle, sink, on_file=on_file, known=(manifest, digest))
+        # Every staged byte was checked on its way in (type, mode, size, link target, sha256) and every
+        # manifest entry was seen, so the staged tree is not walked again; only relocated store paths
+        # are, since relocation rewrote files after they were verified.
+        for sp in todo if relocation else ():
+            problems = check_tree(staged[sp["key"]], apply_record(sp, sink.records.get(sp["key"], {})), hashes=False)
+            if problems:
+                raise BundleError(f"staged {problems[0]}")
+    finally:
+        sink.close()
+    return sink, dirs
+
+
+def _swap(target: Path, todo: list[dict], sink: Staging, state: dict[str, str], records: dict,
+          digests: dict[str, str]) -> None:
+    """Rename each staged store path into place. The store paths about to change are marked "" in the
+    state first (still ours, no longer trusted): a kill among the renames leaves them to be written
+    again by the next run, whichever bundle it deploys."""
+    meta = meta_dir(target)
+    _write_atomic(meta / "state.json", canonical({**state, **{sp["key"]: "" for sp in todo}}))
+    for sp in todo:
+        key = sp["key"]
+        final, staged = target / key, sink.staged[key]
+        if os.path.lexists(final):
+            _exchange(staged, final)
+        else:
+            os.rename(staged, final)
+        records[key] = sink.records.get(key, {})
+        state[key] = digests[key]
+    _write_atomic(meta / "relocated.json", canonical(records))
+    _write_atomic(meta / "state.json", canonical(state))
+
+
+def _prune(target: Path, stale: list[str], state: dict[str, str], records: dict) -> None:
+    """Remove store paths the tool deployed that the bundle no longer has: out of the state first,
+    then renamed into a recorded staging directory and removed (a kill leaves that to the next run)."""
+    meta = meta_dir(target)
+    for key in stale:
+        state.pop(key, None)
+        records.pop(key, None)
+    where = _staging_dirs(target, stale)
+    _record_staging(meta, set(where.values()))
+    _write_atomic(meta / "state.json", canonical(state))
+    _write_atomic(meta / "relocated.json", canonical(records))
+    for key in stale:
+        final = target / key
+        if os.path.lexists(final):
+            os.makedirs(where[key], exist_ok=True)
+            os.rename(final, where[key] / "0")
+    for d in set(where.values()):
+        rmtree(d)
+
+
+def _os_error(target: Path, err: OSError, during: str) -> BundleError:
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return BundleError(f"{target}: disk full while {during}; staging removed, store paths left as they were")
+    where = f" ({err.filename})" if err.filename else ""
+    return BundleError(f"{target}: {during} failed: {err.strerror or err}{where}")
+
+
 def redeploy(bundle: Path, prefix: Path | None = None, *, relocate: bool = False, wait: bool = False,
-             profile: Path | None = None, on_file: Callable[[int], None] | None = None,
-             on_plan: Callable[[int, int], None] | None = None) -> dict:
+             prune: bool = False, profile: Path | None = None, on_file: Callable[[int], None] | None = None,
+             on_plan: Callable[[int, int], None] | None = None,
+             on_target: Callable[[Path], None] | None = None) -> dict:
     """Deploy BUNDLE at PREFIX (default: where it was built); returns a summary for the CLI."""
     start = time.monotonic()
     bundle = Path(bundle)
     manifest, digest = archive.read(bundle, manifest_only=True)
-    built = Path(manifest["root"])
-    target = Path(os.path.abspath(prefix)) if prefix else built
-    relocation = None
-    if target != built:
-        if not relocate:
-            raise BundleError(f"bundle was built at {built}; deploying at {target} needs --relocate")
-        relocation = (str(built), str(target))
-    target.mkdir(parents=True, exist_ok=True)
-    with locked(target, wait):
-        meta = meta_dir(target)
-        for old in meta.glob("staging-*"):
-            _rmtree(old)  # left by a killed run
-        state = load_state(target)
-        records = load_records(target)
-        digests = {sp["key"]: path_digest(sp) for sp in manifest["paths"]}
-        todo = {k for k, d in digests.items() if state.get(k) != d or not (target / k).is_dir()}
-        todo_paths = [sp for sp in manifest["paths"] if sp["key"] in todo]
-        files = sum(len(sp["files"]) for sp in todo_paths)
-        nbytes = sum(e.get("size", 0) for sp in todo_paths for e in sp["files"])
-        if on_plan:
-            on_plan(files, nbytes)
-        if todo:
-            staging = meta / f"staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-            sink = Staging(staging, todo_paths, relocation)
-            try:
-                staging.mkdir()
-                sink.start()
-                archive.read(bundle, sink, on_file=on_file, known=(manifest, digest))
-                # Every staged byte was checked on its way in (type, mode, size, link target, sha256) and every
-                # manifest entry was seen, so the staged tree is not walked again; only relocated store paths
-                # are, since relocation rewrote files after they were verified.
-                for sp in todo_paths if relocation else ():
-                    expected = apply_record(sp, sink.records.get(sp["key"], {}))
-                    problems = check_tree(sink.staged[sp["key"]], expected, hashes=False)
-                    if problems:
-                        raise BundleError(f"staged {problems[0]}")
-            except OSError as err:
-                sink.close()
-                _rmtree(staging)
-                if err.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise BundleError(f"{target}: disk full while staging; staging removed, target untouched") \
-                        from None
-                raise BundleError(f"{target}: staging failed: {err.strerror} ({err.filename})") from None
-            except BaseException:
-                sink.close()
-                _rmtree(staging)
-                raise
-            sink.close()
-            # The store paths about to change leave the recorded state first: a kill among the renames then
-            # leaves them to be written again by the next run, whichever bundle it deploys (recording each
-            # one after its rename left a moment where a swapped-in path still carried its old digest).
-            _write_atomic(meta / "state.json", canonical({k: d for k, d in state.items() if k not in todo}))
-            for sp in todo_paths:
-                key = sp["key"]
-                final, staged = target / key, sink.staged[key]
-                final.parent.mkdir(parents=True, exist_ok=True)
-                if final.exists() or final.is_symlink():
-                    _exchange(staged, final)
-                else:
-                    os.rename(staged, final)
-                records[key] = sink.records.get(key, {})
-                state[key] = digests[key]
-            _write_atomic(meta / "relocated.json", canonical(records))
-            _write_atomic(meta / "state.json", canonical(state))
-            _rmtree(staging)
-        written_meta = _write_if_changed(meta / "manifest.json", canonical(manifest))
-        env = meta / SNIPPET
-        written_meta |= _write_if_changed(env, snippet(target, manifest, digest).encode())
-        profiled = add_to_profile(env, profile) if profile else False
-    return {"bundle": bundle.name, "manifest": digest, "target": str(target), "store_paths": len(manifest["paths"]),
-            "relocated_files": sum(len(r) for r in records.values()),
-            "written_paths": sorted(todo), "written_files": files if todo else 0,
-            "written_bytes": nbytes if todo else 0, "metadata_written": written_meta, "profile": profiled,
-            "snippet": str(env), "seconds": round(time.monotonic() - start, 3)}
-
-
-def _write_if_changed(path: Path, data: bytes) -> bool:
+    target, relocation = targets.choose(manifest["root"], None if prefix is None else os.fsdecode(prefix), relocate)
+    targets.check_existing(target, explicit=prefix is not None)
+    if on_target:
+        on_target(target)
+    meta = meta_dir(target)
+    made: list[Path] = []
+    done = False
     try:
-        if path.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
-    _write_atomic(path, data)
-    return True
+        made = make_dirs(meta)
+        with locked(meta / "lock", wait, str(target)):
+            try:
+                result = _deploy_locked(bundle, manifest, digest, target, relocation, prune, profile, on_file,
+                                        on_plan, made)
+                done = True
+            finally:
+                if not done and meta in made:
+                    (meta / "lock").unlink(missing_ok=True)
+    except OSError as err:
+        raise _os_error(target, err, "deploying") from None
+    finally:
+        if not done:
+            undo(made)
+    result["seconds"] = round(time.monotonic() - start, 3)
+    return result
+
+
+def _deploy_locked(bundle: Path, manifest: dict, digest: str, target: Path, relocation: tuple[str, str] | None,
+                   prune: bool, profile: Path | None, on_file: Callable[[int], None] | None,
+                   on_plan: Callable[[int, int], None] | None, made: list[Path]) -> dict:
+    meta = meta_dir(target)
+    _clean_leftovers(target, manifest)
+    state = load_state(target)
+    records = load_records(target)
+    steps = plan(manifest, state, lambda key: os.path.lexists(target / key))
+    todo = steps["todo"]
+    files = sum(len(sp["files"]) for sp in todo)
+    nbytes = sum(e.get("size", 0) for sp in todo for e in sp["files"])
+    if on_plan:
+        on_plan(files, nbytes)
+    if todo:
+        dirs: set[Path] = set()
+        try:
+            try:
+                sink, dirs = _stage(bundle, manifest, digest, target, todo, relocation, on_file, made)
+            except OSError as err:
+                raise _os_error(target, err, "staging") from None
+            try:
+                _swap(target, todo, sink, state, records, {sp["key"]: path_digest(sp) for sp in todo})
+            except OSError as err:
+                raise _os_error(target, err, "swapping in") from None
+        finally:
+            for d in dirs or _staging_dirs_recorded(meta):
+                rmtree(d)
+            (meta / STAGING_LIST).unlink(missing_ok=True)
+    if prune and steps["stale"]:
+        try:
+            _prune(target, steps["stale"], state, records)
+        finally:
+            (meta / STAGING_LIST).unlink(missing_ok=True)
+    written_meta = write_if_changed(meta / "manifest.json", canonical(manifest))
+    env = meta / SNIPPET
+    written_meta |= write_if_changed(env, snippet(target, manifest, digest).encode())
+    profiled = add_to_profile(env, profile) if profile else False
+    return {"bundle": bundle.name, "manifest": digest, "target": str(target), "store_paths": len(manifest["paths"]),
+            "relocated_files": sum(len(r) for r in records.values()), "read": bool(todo),
+            "written_paths": sorted(sp["key"] for sp in todo), "written_files": files, "written_bytes": nbytes,
+            "kept_paths": steps["kept"], "stale_paths": [] if prune else steps["stale"],
+            "pruned_paths": steps["stale"] if prune else [], "metadata_written": written_meta,
+            "profile": profiled, "snippet": str(env)}
+
+
+def _staging_dirs_recorded(meta: Path) -> list[Path]:
+    return [Path(str(d)) for d in _load(meta / STAGING_LIST).get("dirs", [])]
 
 
 def verify_deployment(target: Path, *, hashes: bool = True, on_file: Callable[[int], None] | None = None) -> dict:
-    """Check every file of a deployment against the manifest it recorded."""
+    """Check every file of a deployment against the manifest it recorded (and that manifest itself)."""
     target = Path(os.path.abspath(target))
     try:
         manifest = json.loads((meta_dir(target) / "manifest.json").read_text())
     except FileNotFoundError:
         raise BundleError(f"{target}: not a deployment (no {META}/manifest.json)") from None
-    except ValueError as err:
+    except (ValueError, UnicodeDecodeError) as err:
         raise BundleError(f"{target}: recorded manifest is not JSON ({err})") from None
+    check(manifest)
     problems: list[str] = []
-    records = load_records(target)
+    records, owned = load_records(target), load_state(target)
     for sp in manifest["paths"]:
+        if sp.get("kind") == "spack" and sp["key"] not in owned:
+            continue  # the target's own Spack, kept by the redeploy
         problems += check_tree(target / sp["key"], apply_record(sp, records.get(sp["key"], {})), hashes)
         if on_file:
             on_file(sum(e.get("size", 0) for e in sp["files"]))

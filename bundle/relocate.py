@@ -38,9 +38,20 @@ def prefix_pattern(old: str) -> re.Pattern[bytes]:
 
 
 def padded(old: str, new: str) -> bytes:
-    if len(new) > len(old):
+    """NEW with leading '/' up to OLD's length in bytes (multibyte characters count as what they are)."""
+    old_b, new_b = old.encode(), new.encode()
+    if len(new_b) > len(old_b):
         raise ValueError("longer")
-    return ("/" * (len(old) - len(new)) + new).encode()
+    return b"/" * (len(old_b) - len(new_b)) + new_b
+
+
+def grows(old: str, new: str) -> bool:
+    return len(new.encode()) > len(old.encode())
+
+
+def replace(pattern: re.Pattern[bytes], new: bytes, data: bytes) -> bytes:
+    """Every match of PATTERN replaced by NEW taken literally (re.sub would read backslashes in it)."""
+    return pattern.sub(lambda _: new, data)
 
 
 def _patchelf(tool: str, path: Path, *args: str) -> str:
@@ -56,12 +67,12 @@ def _relocate_elf(path: Path, rel: str, old: str, new: str, pattern: re.Pattern[
     for show, change in (("--print-rpath", "--set-rpath"), ("--print-interpreter", "--set-interpreter")):
         value = _patchelf(tool, path, show)
         if value and pattern.search(value.encode()):
-            _patchelf(tool, path, change, pattern.sub(new.encode(), value.encode()).decode())
+            _patchelf(tool, path, change, replace(pattern, new.encode(), value.encode()).decode())
     data = path.read_bytes()
     if pattern.search(data):
-        if len(new) > len(old):
+        if grows(old, new):
             raise BundleError(f"{rel}: compiled-in path {old} cannot grow to {new}; {PADDING_HINT}")
-        path.write_bytes(pattern.sub(padded(old, new), data))
+        path.write_bytes(replace(pattern, padded(old, new), data))
 
 
 def _check_shebang(data: bytes, rel: str) -> None:
@@ -96,12 +107,12 @@ def relocate_store_path(base: Path, sp: dict, old: str, new: str, tool: str | No
             _relocate_elf(path, rel, old, new, pattern, tool or patchelf_command())
             result = path.read_bytes()
         elif b"\0" in data:
-            if len(new) > len(old):
+            if grows(old, new):
                 raise BundleError(f"{rel}: binary file holds {old} and {new} is longer; {PADDING_HINT}")
-            result = pattern.sub(padded(old, new), data)
+            result = replace(pattern, padded(old, new), data)
             path.write_bytes(result)
         else:
-            result = pattern.sub(new.encode(), data)
+            result = replace(pattern, new.encode(), data)
             _check_shebang(result, rel)
             path.write_bytes(result)
         os.chmod(path, e["mode"])

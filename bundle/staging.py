@@ -1,4 +1,5 @@
-"""The staging area of a redeploy: where archive.read puts the checked members of the store paths to write.
+"""The staging area of a redeploy: where archive.read puts the checked members of the store paths to write
+(beside each one's final place).
 
 Creating tens of thousands of small files is the slow part of a redeploy, and it is kernel time, which
 runs without the GIL; so is hashing. So two writer threads hash and create the files while the reading
@@ -175,7 +176,7 @@ class Writers:
 
 
 class Staging:
-    """The sink (see archive.Sink) that writes the store paths to deploy into a directory beside the target.
+    """The sink (see archive.Sink) that writes the store paths to deploy into their staging directories.
 
     start() queues the directories of every store path to write, from the manifest (already checked,
     so no path leaves its store path), ahead of the files: the writers make them while the reader
@@ -185,10 +186,10 @@ class Staging:
     all written and verified (done()), and what was rewritten is kept in `records`.
     """
 
-    def __init__(self, staging: Path, todo: list[dict], relocation: tuple[str, str] | None = None) -> None:
-        self.staging, self.relocation = staging, relocation
+    def __init__(self, staged: dict[str, Path], todo: list[dict], relocation: tuple[str, str] | None = None) -> None:
+        self.relocation = relocation
         self.todo = {sp["key"]: sp for sp in todo}
-        self.staged = {sp["key"]: staging / str(i) for i, sp in enumerate(todo)}
+        self.staged = staged  # store path -> where it is staged (its parent directory exists)
         self.bases = {key: str(path) for key, path in self.staged.items()}
         self.records: dict[str, dict[str, dict]] = {}
         self.tool = patchelf_command() if relocation else None

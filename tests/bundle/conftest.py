@@ -71,6 +71,9 @@ def build_tree(root: Path, greeting: str = "hello") -> Path:
     (root / "spack.lock").write_text('{"_meta": {"lockfile-version": 5}}\n')
     (root / "share/spack").mkdir(parents=True, exist_ok=True)
     (root / "share/spack/setup-env.sh").write_text("export SPACK_SETUP_DONE=1\n")
+    (root / "bin").mkdir(exist_ok=True)  # a Spack root has its spack command (a stand-in here)
+    (root / "bin/spack").write_text("#!/bin/sh\necho 'spack stand-in'\n")
+    (root / "bin/spack").chmod(0o755)
     return root
 
 

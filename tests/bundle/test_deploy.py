@@ -18,7 +18,7 @@ import pytest
 
 from bundle import archive, deploy
 from bundle.manifest import BundleError
-from tests.bundle.conftest import PROJECT, Built, build_tree, key, pack, remove_store
+from tests.bundle.conftest import ARCH, PROJECT, Built, build_tree, key, pack, remove_store
 from tests.bundle.test_archive import CASES, _bad, craft, members_of
 
 
@@ -126,7 +126,7 @@ def test_killed_redeploy_leaves_previous_deployment_working(tmp_path: Path) -> N
     env = {**os.environ, "PYTHONPATH": str(PROJECT)}
     proc = subprocess.Popen(_redeploy_cmd(two), cwd=PROJECT, env=env)
     deadline = time.monotonic() + 30
-    while not any(p.is_dir() and any(p.iterdir()) for p in (root / ".bundle").glob("staging-*")):
+    while not any(p.is_dir() and any(p.iterdir()) for p in (root / ARCH).glob(".bundle-staging-*")):
         assert proc.poll() is None and time.monotonic() < deadline, "redeploy ended before staging was seen"
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
@@ -134,7 +134,7 @@ def test_killed_redeploy_leaves_previous_deployment_working(tmp_path: Path) -> N
     assert run(root / key("hello") / "bin/hello") == "old from libgreet"
     assert deploy.verify_deployment(root)["problems"] == []
     subprocess.run(_redeploy_cmd(two), cwd=PROJECT, env=env, check=True)
-    assert not list((root / ".bundle").glob("staging-*"))
+    assert not list((root / ARCH).glob(".bundle-staging-*"))
     assert deploy.verify_deployment(root, hashes=False)["problems"] == []
     assert (root / key("hello") / "share/big").stat().st_size == 600 << 20
     assert run(root / key("hello") / "bin/hello") == "new from libgreet"
@@ -213,7 +213,7 @@ def test_damaged_large_file_refused_after_streaming_target_untouched(tmp_path: P
     before = snapshot(root)
     with pytest.raises(BundleError, match="big.dat: sha256 mismatch"):
         deploy.redeploy(bad)
-    assert snapshot(root) == before and not list((root / ".bundle").glob("staging-*"))
+    assert snapshot(root) == before and not list((root / ARCH).glob(".bundle-staging-*"))
 
 
 def test_damage_in_a_store_path_not_written_is_still_refused(built: Built, target: Path, tmp_path: Path) -> None:

@@ -64,8 +64,7 @@ def test_longer_prefix_from_an_unpadded_build_refused(tmp_path: Path) -> None:
     remove_store(old)
     with pytest.raises(BundleError, match=r"bin/hello: compiled-in path .* cannot grow .*padded_length"):
         deploy.redeploy(bundle, new, relocate=True)
-    assert not (new / "opt").exists() and not list((new / ".bundle").glob("staging-*"))
-    assert not (new / ".bundle" / "state.json").exists()
+    assert not new.exists()  # a refused relocation leaves no trace: no target, no .bundle/lock, no staging
 
 
 def test_tampered_relocated_file_fails_verify(tmp_path: Path) -> None:
