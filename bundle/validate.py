@@ -76,24 +76,62 @@ def check_shape(manifest: Any) -> None:
             if not isinstance(dep, str):
                 raise BundleError(f"manifest {key}: a dependency hash is not a string")
         _mode(sp, key)
-        for j, e in enumerate(_typed(sp, "files", list, key)):
-            if not isinstance(e, dict):
-                raise BundleError(f"manifest {key}: files[{j}] is not an object")
-            path = _typed(e, "path", str, f"{key} files[{j}]")
-            what = f"{key}/{path}"
-            kind = _typed(e, "type", str, what)
-            if kind == "link":
-                if not _typed(e, "target", str, what):
-                    raise BundleError(f"{what}: empty symlink target")
-            elif kind in ("file", "dir"):
-                _mode(e, what)
-                if kind == "file":
-                    if _typed(e, "size", int, what) < 0:
-                        raise BundleError(f"{what}: negative size")
-                    if not SHA256.match(_typed(e, "sha256", str, what)):
-                        raise BundleError(f"{what}: sha256 is not 64 hex digits")
-            else:
-                raise BundleError(f"{what}: unknown entry type {kind!r}")
+        files = _typed(sp, "files", list, key)
+        for j, e in enumerate(files):
+            if not _entry_ok(e):  # the common case in one expression; the slow path says what is wrong
+                _entry_shape(e, key, j)
+
+
+def _entry_ok(e: Any) -> bool:
+    """True for a well-typed entry (exact types: bool is not an int, float is not a size)."""
+    if type(e) is not dict or type(e.get("path")) is not str:
+        return False
+    kind = e.get("type")
+    if kind == "file":
+        size, sha, mode = e.get("size"), e.get("sha256"), e.get("mode")
+        return (type(size) is int and size >= 0 and type(sha) is str and len(sha) == 64 and type(mode) is int
+                and 0 <= mode <= 0o777 and SHA256.match(sha) is not None and _encodes(e["path"]))
+    if kind == "dir":
+        mode = e.get("mode")
+        return type(mode) is int and 0 <= mode <= 0o777 and _encodes(e["path"])
+    if kind == "link":
+        target = e.get("target")
+        return type(target) is str and target != "" and _encodes(e["path"]) and _encodes(target)
+    return False
+
+
+def _encodes(text: str) -> bool:
+    return text.isascii() and "\0" not in text or _utf8_ok(text)
+
+
+def _utf8_ok(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return "\0" not in text
+
+
+def _entry_shape(e: Any, key: str, j: int) -> None:
+    """Raise the one-line refusal that says what is wrong with entry J of store path KEY."""
+    if not isinstance(e, dict):
+        raise BundleError(f"manifest {key}: files[{j}] is not an object")
+    path = _typed(e, "path", str, f"{key} files[{j}]")
+    what = f"{key}/{path}"
+    kind = _typed(e, "type", str, what)
+    if kind == "link":
+        if not _typed(e, "target", str, what):
+            raise BundleError(f"{what}: empty symlink target")
+    elif kind in ("file", "dir"):
+        _mode(e, what)
+        if kind == "file":
+            if _typed(e, "size", int, what) < 0:
+                raise BundleError(f"{what}: negative size")
+            if not SHA256.match(_typed(e, "sha256", str, what)):
+                raise BundleError(f"{what}: sha256 is not 64 hex digits")
+    else:
+        raise BundleError(f"{what}: unknown entry type {kind!r}")
+    raise BundleError(f"{what}: malformed entry")
 
 
 def _safe_rel(rel: str, what: str) -> None:
