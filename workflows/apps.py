@@ -6,10 +6,7 @@ import shlex
 
 from parsl.app.app import bash_app
 
-# Each stamp names its attempt: a retried run appends to the same output file, and the verifier must
-# read the last attempt only. Under Flux every rank stamps, all with the job's id; elsewhere the
-# wrapper's host and pid tell one attempt from the next.
-STAMP = 'echo "# {0} $(date +%s.%N) ${{FLUX_JOB_ID:-$(hostname)-$$}}"'
+from .placement import stamp
 
 
 def compile_line(cc: str, source: str, binary: str) -> str:
@@ -19,14 +16,17 @@ def compile_line(cc: str, source: str, binary: str) -> str:
 TIMED_OUT = 124  # coreutils timeout's exit status
 
 
-def run_line(command: str, timeout: float) -> str:
+def run_line(command: str, timeout: float, *, stamped: bool = True) -> str:
     """The MPI run between start and end stamps, keeping its exit status.
 
     `timeout` ends a hung run itself: Parsl's bash_app walltime raises but leaves the process
-    running on the nodes, where a retry would then overlap it.
+    running on the nodes, where a retry would then overlap it. stamped=False where the launcher
+    stamps inside the MPI job itself (its interval is then the job's, not the wrapper's).
     """
     timed = f"timeout --kill-after=5 {timeout:g} {command}"
-    return f"{STAMP.format('start')}; {timed}; rc=$?; {STAMP.format('end')}; exit $rc"
+    if not stamped:
+        return timed
+    return f"{stamp('start')}; {timed}; rc=$?; {stamp('end')}; exit $rc"
 
 
 @bash_app

@@ -8,9 +8,12 @@ Pure: no Parsl, nothing run here, so it imports fast on a node.
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from collections.abc import Sequence
 from typing import ClassVar
+
+from .placement import stamp
 
 MPI_FLAVOURS = ("openmpi", "mpich")
 
@@ -30,6 +33,7 @@ class Launcher:
     name: ClassVar[str]
     summary: ClassVar[str]
     under_flux: ClassVar[bool] = False  # the block runs inside `flux start`
+    stamps_ranks: ClassVar[bool] = False  # each rank writes the run's stamps (no stamps around the launch)
 
     def command(self, flavour: str, hosts: Sequence[str], ranks_per_node: int, program: Sequence[str]) -> list[str]:
         raise NotImplementedError
@@ -58,10 +62,14 @@ class FluxRun(Launcher):
     name = "flux"
     summary = "flux run -N K -n R in a Flux instance started in the block"
     under_flux = True
+    stamps_ranks = True
 
     def command(self, flavour: str, hosts: Sequence[str], ranks_per_node: int, program: Sequence[str]) -> list[str]:
+        # Every rank stamps the job's start and end itself: Flux frees a job's nodes before the worker's
+        # wrapper could stamp, and the next run may take them at once (its interval must be the job's).
+        ranked = f"{stamp('start')}; {shlex.join(program)}; rc=$?; {stamp('end')}; exit $rc"
         return ["flux", "run", "-N", str(len(hosts)), "-n", str(len(hosts) * ranks_per_node), "--cores-per-task=1",
-                "-o", "cpu-affinity=per-task", *program]
+                "-o", "cpu-affinity=per-task", "sh", "-c", ranked]
 
 
 LAUNCHERS: dict[str, Launcher] = {launcher.name: launcher for launcher in (Mpirun(), FluxRun())}

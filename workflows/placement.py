@@ -11,6 +11,16 @@ HELLO = re.compile(r"^Hello world from processor (\S+), rank (\d+) out of (\d+) 
 STAMP = re.compile(r"^# (start|end) (\d+(?:\.\d+)?)(?: (\S+))?\s*$")
 
 
+def stamp(which: str) -> str:
+    """The shell command that writes a start or end stamp (read back by STAMP).
+
+    Each stamp names its attempt: a retried run appends to the same output file, and the verifier
+    must read the last attempt only. Under Flux every rank stamps, all with the job's id; elsewhere
+    the wrapper's host and pid tell one attempt from the next.
+    """
+    return f'echo "# {which} $(date +%s.%N) ${{FLUX_JOB_ID:-$(hostname)-$$}}"'
+
+
 @dataclasses.dataclass(frozen=True)
 class Rank:
     rank: int

@@ -172,7 +172,8 @@ def execute(s: Settings, source: Path = SOURCE) -> tuple[list[placement.Run], di
             if failed:
                 errors[-1] = _failure("compiling the MPI program", failed[-1], s.run_timeout) + (
                     f" (see {out / 'compile.err'})" if (out / "compile.err").exists() else "")
-            command = apps.run_line(variant.run_command(s, binary), s.run_timeout)
+            command = apps.run_line(variant.run_command(s, binary), s.run_timeout,
+                                    stamped=not LAUNCHERS[s.launcher].stamps_ranks)
             futures = {} if errors else {
                 i: apps.mpi_run(command, stdout=str(out / f"run-{i}.out"), stderr=str(out / f"run-{i}.err"),
                                 walltime=s.run_timeout + 30, **_spec(variant.run_resources(s)))
@@ -183,7 +184,7 @@ def execute(s: Settings, source: Path = SOURCE) -> tuple[list[placement.Run], di
     finally:
         dfk.cleanup()
         parsl.clear()
-        cancelled = slurm.cancel_tagged(s.tag)
+        cancelled = slurm.cancel_tagged(s.tag, on_wait=_waiting_for)
     runs = []
     for i in range(s.repeats):
         path = out / f"run-{i}.out"
@@ -192,6 +193,11 @@ def execute(s: Settings, source: Path = SOURCE) -> tuple[list[placement.Run], di
     extra = {"block_samples": sampler.samples, "cancelled_jobs": cancelled, "failed_runs": sorted(errors),
              "max_concurrent_runs": placement.max_concurrency(runs)}
     return runs, errors, extra
+
+
+def _waiting_for(jobs: list[str]) -> None:
+    print(f"run.py: waiting for Slurm to end job(s) {' '.join(jobs)} (a node that died is let go only after "
+          "SlurmdTimeout)", file=sys.stderr, flush=True)
 
 
 def clean(dry_run: bool, runs_root: Path = Path("runs")) -> int:

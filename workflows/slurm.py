@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 
 class SlurmError(RuntimeError):
@@ -72,13 +72,21 @@ def tagged_jobs(tag: str) -> list[str]:
     return [job for job, _ in tagged_job_states(tag)]
 
 
-def cancel_tagged(tag: str, timeout: float = 30) -> list[str]:
-    """Cancel every job of this run and wait until squeue shows none: Parsl leaves blocks behind."""
+def cancel_tagged(tag: str, timeout: float = 120, on_wait: Callable[[list[str]], None] | None = None) -> list[str]:
+    """Cancel every job of this run and wait until squeue shows none: Parsl leaves blocks behind.
+
+    A job on a node that died stays completing until Slurm gives the node up (SlurmdTimeout and its
+    ping interval: tens of seconds); on_wait hears once which jobs are still there after a few seconds.
+    """
     jobs = tagged_jobs(tag)
     if jobs:
         _run(["scancel", *jobs])
-    deadline = time.monotonic() + timeout
-    while tagged_jobs(tag) and time.monotonic() < deadline:
+    started = time.monotonic()
+    told = False
+    while (left := tagged_jobs(tag)) and time.monotonic() - started < timeout:
+        if on_wait and not told and time.monotonic() - started > 3:
+            on_wait(left)
+            told = True
         time.sleep(0.2)
     return jobs
 

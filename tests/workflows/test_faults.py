@@ -128,3 +128,75 @@ def test_a_controller_restart_mid_run_does_not_stop_the_workflow(whole, shared_d
     assert proc.returncode == 0 and data["verified"], data["problems"]
     assert [len(r["ranks"]) for r in data["runs"]] == [4, 4, 4, 4]
     assert our_jobs(whole.env) == []
+
+
+def batch_host(env: dict) -> str:
+    """The first node of this workflow's running block: where its Flux instance's rank 0 (and Parsl's side) runs."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        out = subprocess.run(["squeue", "-h", "-t", "R", "-o", "%B %k"], env=env, capture_output=True, text=True,
+                             check=True).stdout
+        hosts = [line.split()[0] for line in out.splitlines() if "parslmpi-" in line]
+        if hosts:
+            return hosts[0]
+        time.sleep(0.2)
+    raise AssertionError("no running block")
+
+
+def busy_node_other_than(proc: subprocess.Popen, run_dir: Path, spared: str, timeout: float = 120) -> str:
+    """A node (not `spared`) on which an MPI run has answered and is still holding."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the workflow ended before the fault: {proc.communicate()}")
+        for out in sorted((run_dir / "outputs").glob("run-*.out")) if (run_dir / "outputs").is_dir() else []:
+            text = out.read_text()
+            if "# end" in text:
+                continue
+            hosts = set(re.findall(r"^Hello world from processor (\S+),", text, re.MULTILINE)) - {spared}
+            if hosts:
+                return sorted(hosts)[0]
+        time.sleep(0.2)
+    raise AssertionError("no MPI run answered on another node")
+
+
+FLUX_RUNS = [pytest.param(["flux"], id="flux"), pytest.param(["mpi", "--launcher", "flux"], id="mpi-flux")]
+
+
+@pytest.mark.parametrize("args", FLUX_RUNS)
+def test_flux_rides_out_the_loss_of_a_node_that_is_not_the_first(whole, shared_dir, flux_ready, args):
+    run_dir = shared_dir / "run"
+    proc = start(whole.env, args[0], run_dir, *args[1:], "--repeats", "8")
+    first = batch_host(whole.env)
+    victim = busy_node_other_than(proc, run_dir, first)
+    cluster.kill_node(whole.spec, victim)
+    data = finish(proc, run_dir, timeout=400)
+    assert proc.returncode == 0, data["problems"]
+    assert data["verified"] and data["failed_runs"] == [] and len(data["runs"]) == 8
+    retried = [r for r in data["runs"] if r["failed_attempts"]]
+    assert retried and all(victim not in r["nodes"] for r in retried)
+    assert all(len(r["ranks"]) == 4 for r in data["runs"])
+    assert our_jobs(whole.env) == []
+
+
+@pytest.mark.parametrize("args", FLUX_RUNS)
+def test_flux_losing_its_first_node_ends_by_itself_with_a_line_per_lost_run(whole, shared_dir, flux_ready, args):
+    run_dir = shared_dir / "run"
+    started = time.monotonic()
+    proc = start(whole.env, args[0], run_dir, *args[1:], "--repeats", "8")
+    first_busy_node(proc, run_dir)
+    cluster.kill_node(whole.spec, batch_host(whole.env))
+    out, err = proc.communicate(timeout=400)
+    data = json.loads((run_dir / "result.json").read_text())
+    assert "Traceback" not in err, err
+    assert time.monotonic() - started < 300
+    completed = [r for r in data["runs"] if r["index"] not in data["failed_runs"]]
+    if proc.returncode == 0:  # the lost runs were retried on a new block
+        assert data["verified"] and data["failed_runs"] == []
+    else:
+        assert proc.returncode == 1 and data["failed_runs"]
+        failures = [p for p in data["problems"] if re.match(r"run \d+ (failed|not finished)", p)]
+        assert len(failures) == len(data["failed_runs"]) == len(data["problems"]), data["problems"]
+    for r in completed:  # verified: the problems hold only the failures
+        assert len(r["nodes"]) == 2 and len(r["ranks"]) == 4
+    assert our_jobs(whole.env) == []  # completing jobs included

@@ -23,7 +23,9 @@ def test_unknown_flavour_is_refused():
 
 
 def test_flux_asks_flux_for_counts_and_one_core_per_rank_and_ignores_the_hosts():
-    cmd = LAUNCHERS["flux"].command("openmpi", ["n1", "n2"], 2, ["./hello", "x"])
-    assert cmd == ["flux", "run", "-N", "2", "-n", "4", "--cores-per-task=1", "-o", "cpu-affinity=per-task",
-                   "./hello", "x"]
+    cmd = LAUNCHERS["flux"].command("openmpi", ["n1", "n2"], 2, ["./hello", "x y"])
+    assert cmd[:10] == ["flux", "run", "-N", "2", "-n", "4", "--cores-per-task=1", "-o", "cpu-affinity=per-task",
+                        "sh"]
+    assert cmd[10] == "-c" and "./hello 'x y'; rc=$?" in cmd[11]
+    assert cmd[11].startswith('echo "# start $(date +%s.%N) ${FLUX_JOB_ID:-$(hostname)-$$}"')
     assert LAUNCHERS["flux"].under_flux and not LAUNCHERS["mpirun"].under_flux

@@ -53,7 +53,8 @@ def test_mpi_with_the_flux_launcher_starts_its_block_under_flux_and_survives_a_l
     s = settings("mpi", launcher="flux")
     ex = variants.get("mpi").config(s).executors[0]
     script = ex.provider.launcher("process_worker_pool.py --x", 1, 4, "/shared/run/submit")
-    assert "srun --mpi=pmi2 --no-kill -N 4 --ntasks-per-node=1 flux start bash /shared/run/submit/flux_block_" in script
+    assert ("srun --mpi=pmi2 --no-kill -N 4 --ntasks-per-node=1 flux start env ${SLURM_CONF:+SLURM_CONF=$SLURM_CONF} "
+            "SLURM_NODELIST=$SLURM_NODELIST SLURM_JOB_ID=$SLURM_JOB_ID bash /shared/run/submit/flux_block_") in script
     assert "process_worker_pool.py --x" in script
     assert "#SBATCH --no-kill" in ex.provider.scheduler_options
     assert "--launcher flux" in variants.get("mpi").run_command(s, "/r/mpi_hello")

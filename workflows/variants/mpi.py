@@ -30,7 +30,10 @@ def flux_start_launcher() -> SimpleLauncher:
     class FluxStart(SimpleLauncher):
         def __call__(self, command: str, tasks_per_node: int, nodes_per_block: int, script_dir: str = "") -> str:
             script = f"{script_dir or '.'}/flux_block_$SLURM_JOB_ID.sh"
-            start = fluxenv.start_command(nodes_per_block, f"bash {script}")
+            # Flux drops SLURM_* from its initial program's environment: MPIExecutor needs the node list
+            # (read through scontrol, which needs the configuration's path where it is not the default)
+            keep = "${SLURM_CONF:+SLURM_CONF=$SLURM_CONF} SLURM_NODELIST=$SLURM_NODELIST SLURM_JOB_ID=$SLURM_JOB_ID"
+            start = fluxenv.start_command(nodes_per_block, f"env {keep} bash {script}")
             return f"cat << 'FLUX_BLOCK_EOF' > {script}\n{command}\nFLUX_BLOCK_EOF\n{start}\n"
 
     return FluxStart()
