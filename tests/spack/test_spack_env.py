@@ -1,21 +1,17 @@
 """The Spack environment: spack.yaml pins, spack.lock consistency, Parsl pins, build-env.sh.
 
-Only the last concretize check needs Spack; it is skipped with a reason when absent.
+The tests that need Spack (test_spack_real.py) run with `spack` on PATH or the set-up's (tests/spack/spackbin.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
-
-from spackenv import lock as spack_lock
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFEST = REPO / "spack.yaml"
@@ -60,6 +56,20 @@ def test_every_spec_is_pinned_exactly() -> None:
         assert m, f"{spec!r} has no exact version"
         assert not re.search(r"@[^\s]*:", spec), f"{spec!r} pins a range, not a version"
     assert set(PINNED) | {"python"} <= set(pins())
+
+
+def test_package_repository_is_pinned_to_one_commit_and_its_own_folder() -> None:
+    builtin = manifest()["repos"]["builtin"]
+    assert builtin["git"] == "https://github.com/spack/spack-packages.git"
+    assert re.fullmatch(r"[0-9a-f]{40}", builtin["commit"])
+    # Spack uses a fetched folder whatever its commit: the folder must be the commit's own.
+    assert builtin["destination"] == f"$user_cache_path/package_repos/spack-packages-{builtin['commit'][:7]}"
+
+
+def test_install_prefixes_are_padded_for_relocation() -> None:
+    assert manifest()["config"]["install_tree"]["padded_length"] == 128
+    comment = MANIFEST.read_text().split("padded_length:")[0][-900:]  # the comment above it says why
+    assert "relocat" in comment and "128" in comment
 
 
 def test_slurm_and_compiler_are_externals() -> None:
@@ -143,62 +153,3 @@ def test_build_env_help() -> None:
     assert result.returncode == 0 and "usage" in result.stdout
 
 
-@pytest.mark.skipif(shutil.which("spack") is None, reason="spack not on PATH: cannot check the lock is current")
-def test_lock_is_current(tmp_path: Path) -> None:
-    for path in (MANIFEST, LOCK):
-        shutil.copy(path, tmp_path / path.name)
-    env = dict(os.environ)
-    result = subprocess.run(
-        ["spack", "-e", str(tmp_path), "concretize"], capture_output=True, text=True,
-        timeout=1800, env=env,
-    )
-    assert result.returncode == 0, result.stderr
-    after = json.loads((tmp_path / "spack.lock").read_text())
-    assert {r["hash"] for r in after["roots"]} == {r["hash"] for r in lock()["roots"]}
-    assert "Concretized" not in result.stdout, result.stdout
-
-
-NEEDS_SPACK = pytest.mark.skipif(shutil.which("spack") is None,
-                                 reason="spack not on PATH: cannot run build-env.sh's lock check")
-
-
-def env_copy(tmp_path: Path, manifest_text: str | None = None) -> Path:
-    shutil.copy(LOCK, tmp_path / LOCK.name)
-    (tmp_path / MANIFEST.name).write_text(manifest_text or MANIFEST.read_text())
-    return tmp_path
-
-
-def check_lock(env_dir: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BUILD_ENV), "--check-lock", "--env", str(env_dir)],
-                          capture_output=True, text=True, timeout=1800)
-
-
-@NEEDS_SPACK
-def test_build_env_refuses_stale_lock_and_keeps_it(tmp_path: Path) -> None:
-    changed = MANIFEST.read_text().replace("miniconda3@24.7.1", "miniconda3@24.5.0")
-    assert changed != MANIFEST.read_text()
-    env_dir = env_copy(tmp_path, changed)
-    result = check_lock(env_dir)
-    assert result.returncode == 1
-    assert len(result.stderr.strip().splitlines()) == 1 and "stale" in result.stderr
-    assert (env_dir / LOCK.name).read_bytes() == LOCK.read_bytes()
-
-
-@NEEDS_SPACK
-def test_build_env_accepts_the_committed_lock_and_leaves_it_byte_for_byte(tmp_path: Path) -> None:
-    env_dir = env_copy(tmp_path)
-    result = check_lock(env_dir)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "build-env: spack.lock is current"
-    assert (env_dir / LOCK.name).read_bytes() == LOCK.read_bytes()
-
-
-@NEEDS_SPACK
-def test_a_fresh_solve_of_spack_yaml_gives_the_committed_lock(tmp_path: Path) -> None:
-    """A real re-solve (not a read of the lock): same roots, same hashes, on any host CPU."""
-    env_dir = env_copy(tmp_path)
-    result = subprocess.run(["spack", "-e", str(env_dir), "concretize", "--force"], capture_output=True,
-                            text=True, timeout=1800)
-    assert result.returncode == 0, result.stderr
-    fresh = json.loads((env_dir / LOCK.name).read_text())
-    assert spack_lock.differences(lock(), fresh) == []
