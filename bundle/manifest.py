@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bundle import spackstore
 from bundle.errors import BundleError
 from bundle.validate import FORMAT, STORE_NAME, check, link_escapes
 
@@ -116,11 +117,12 @@ def _utf8_name(text: str, full: str, what: str = "file name") -> None:
         raise BundleError(f"{os.fsencode(full)!r}: {what} is not UTF-8 (a bundle names files in UTF-8)") from None
 
 
-def scan_prefix(prefix: Path) -> tuple[int, list[dict]]:
-    """(mode of the prefix, entries without sha256 yet): dirs, files and symlinks, sorted by path."""
+def scan_prefix(prefix: Path, skip: frozenset[str] = frozenset()) -> tuple[int, list[dict]]:
+    """(mode of the prefix, entries without sha256 yet): dirs, files and symlinks, sorted by path;
+    directories named in SKIP (caches) left out."""
     entries: list[dict] = []
     for dirpath, dirnames, filenames in os.walk(prefix):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if d not in skip)
         rel_dir = os.path.relpath(dirpath, prefix)
         for name in sorted(dirnames + filenames):
             full = os.path.join(dirpath, name)
@@ -143,8 +145,9 @@ def scan_prefix(prefix: Path) -> tuple[int, list[dict]]:
 
 
 def build(root: Path, store: Path | None = None, lock: Path | None = None,
-          on_file: Callable[[int], None] | None = None) -> dict:
-    """The manifest of every store path under ROOT (or --store), with every file's sha256."""
+          on_file: Callable[[int], None] | None = None, with_spack: bool = False) -> dict:
+    """The manifest of every store path under ROOT (or --store), with every file's sha256; with the
+    records of Spack's install database and sbang when the store has them, and Spack itself (WITH_SPACK)."""
     root = Path(os.path.abspath(root))
     if not root.is_dir():
         raise BundleError(f"{root}: no such directory")
@@ -164,6 +167,13 @@ def build(root: Path, store: Path | None = None, lock: Path | None = None,
         _utf8_name(key, str(prefix), "store path name")
         paths.append({"key": key, **spec_info(prefix), "mode": mode, "files": entries})
         pending += [(prefix / e["path"], e) for e in entries if e["type"] == "file"]
+    db_dir = spackstore.find_database(store, is_store_path)
+    spack = spackstore.section(root, db_dir, [p.as_posix() for p in prefixes]) if db_dir else None
+    for key in spackstore.extra_parts(root, spack, with_spack):
+        mode, entries = scan_prefix(root / key, spackstore.SKIP_DIRS)
+        paths.append({"key": key, "kind": "spack", "name": key, "version": None, "hash": None, "deps": [],
+                      "mode": mode, "files": entries})
+        pending += [(root / key / e["path"], e) for e in entries if e["type"] == "file"]
 
     def digest(item: tuple[Path, dict]) -> None:
         item[1]["sha256"] = sha256_file(item[0])
@@ -180,6 +190,8 @@ def build(root: Path, store: Path | None = None, lock: Path | None = None,
         "lock": Path(lock).read_text() if lock else None,
         "paths": paths,
     }
+    if spack is not None:
+        manifest["spack"] = spack
     check(manifest)
     return manifest
 

@@ -1,9 +1,12 @@
-"""Rewrite a staged store path built under OLD so it works under NEW (redeploy --relocate).
+"""Rewrite a staged store path built under old prefixes so it works under new ones (redeploy --relocate).
 
-Text files: OLD replaced by NEW. ELF files: RPATH/RUNPATH and the interpreter set with patchelf, then
-strings compiled into the binary padded the way Spack pads (NEW with leading '/' up to OLD's length),
-which is only possible when NEW is not longer than OLD. Other binary files: padded the same way.
-Absolute symlinks into OLD are rewritten. Returns what was rewritten, so verify can check it later.
+PAIRS are (old, new) prefixes, the longest old one first: the build root and, for a store Spack padded,
+its padded install root, which moves to a padded root of the same length. Text files: each old
+prefix replaced by its new one, literally. ELF files: RPATH/RUNPATH and the interpreter set with
+patchelf, then strings compiled into the binary padded the way Spack pads (the new prefix with leading
+'/' up to the old one's length in bytes), which is only possible when it is not longer. Other binary
+files: padded the same way. Absolute symlinks into an old prefix are rewritten. Returns what was
+rewritten, so verify can check it later.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from bundle.manifest import BundleError
+from bundle.errors import BundleError
 
 SHEBANG_MAX = 127  # the kernel's limit (BINPRM_BUF_SIZE - 1) before Linux 5.1
 PADDING_HINT = "rebuild with room to relocate (Spack's config:install_tree:padded_length)"
+Pairs = Sequence[tuple[str, str]]
 
 
 def patchelf_command() -> str:
@@ -32,9 +37,11 @@ def patchelf_command() -> str:
     return found
 
 
-def prefix_pattern(old: str) -> re.Pattern[bytes]:
-    """OLD as a whole path component: /a/root matches /a/root and /a/root/x, not /a/root2."""
-    return re.compile(re.escape(old.encode()) + rb"(?![A-Za-z0-9_.+-])")
+def prefix_pattern(olds: str | Sequence[str]) -> re.Pattern[bytes]:
+    """Each old prefix as a whole path component (/a/root matches /a/root and /a/root/x, not /a/root2),
+    the longest first."""
+    olds = [olds] if isinstance(olds, str) else sorted(olds, key=len, reverse=True)
+    return re.compile(b"|".join(re.escape(o.encode()) for o in olds) + rb"(?![A-Za-z0-9_.+-])")
 
 
 def padded(old: str, new: str) -> bytes:
@@ -49,9 +56,38 @@ def grows(old: str, new: str) -> bool:
     return len(new.encode()) > len(old.encode())
 
 
-def replace(pattern: re.Pattern[bytes], new: bytes, data: bytes) -> bytes:
-    """Every match of PATTERN replaced by NEW taken literally (re.sub would read backslashes in it)."""
-    return pattern.sub(lambda _: new, data)
+def replace(pattern: re.Pattern[bytes], new: bytes | dict[bytes, bytes], data: bytes) -> bytes:
+    """Every match of PATTERN replaced by NEW (or NEW[match]) taken literally (re.sub would read
+    backslashes in a replacement string)."""
+    if isinstance(new, bytes):
+        return pattern.sub(lambda _: new, data)
+    return pattern.sub(lambda m: new[m.group(0)], data)
+
+
+class Rewrite:
+    """The replacements for PAIRS: text (new prefixes as they are) and binary (padded to the old length)."""
+
+    def __init__(self, pairs: Pairs) -> None:
+        self.pairs = sorted(pairs, key=lambda p: len(p[0]), reverse=True)
+        self.pattern = prefix_pattern([old for old, _ in self.pairs])
+        self.text = {old.encode(): new.encode() for old, new in self.pairs}
+        self.grown = [(old, new) for old, new in self.pairs if grows(old, new)]
+        self.binary = {old.encode(): padded(old, new) for old, new in self.pairs if not grows(old, new)}
+
+    def refuse_growth(self, data: bytes, rel: str, what: str) -> None:
+        """Refuse when DATA holds an old prefix whose new one is longer (matched as the pattern matches,
+        so the build root inside a padded install root, which keeps its length, does not count)."""
+        grown = {old.encode(): (old, new) for old, new in self.grown}
+        for match in self.pattern.finditer(data) if grown else ():
+            if match.group(0) in grown:
+                old, new = grown[match.group(0)]
+                raise BundleError(f"{rel}: {what} {old} cannot grow to {new}; {PADDING_HINT}")
+
+    def link(self, target: str) -> str | None:
+        for old, new in self.pairs:
+            if target == old or target.startswith(old + "/"):
+                return new + target[len(old):]
+        return None
 
 
 def _patchelf(tool: str, path: Path, *args: str) -> str:
@@ -63,16 +99,15 @@ def _patchelf(tool: str, path: Path, *args: str) -> str:
     return proc.stdout.strip()
 
 
-def _relocate_elf(path: Path, rel: str, old: str, new: str, pattern: re.Pattern[bytes], tool: str) -> None:
+def _relocate_elf(path: Path, rel: str, rw: Rewrite, tool: str) -> None:
     for show, change in (("--print-rpath", "--set-rpath"), ("--print-interpreter", "--set-interpreter")):
         value = _patchelf(tool, path, show)
-        if value and pattern.search(value.encode()):
-            _patchelf(tool, path, change, replace(pattern, new.encode(), value.encode()).decode())
+        if value and rw.pattern.search(value.encode()):
+            _patchelf(tool, path, change, replace(rw.pattern, rw.text, value.encode()).decode())
     data = path.read_bytes()
-    if pattern.search(data):
-        if grows(old, new):
-            raise BundleError(f"{rel}: compiled-in path {old} cannot grow to {new}; {PADDING_HINT}")
-        path.write_bytes(replace(pattern, padded(old, new), data))
+    if rw.pattern.search(data):
+        rw.refuse_growth(data, rel, "compiled-in path")
+        path.write_bytes(replace(rw.pattern, rw.binary, data))
 
 
 def _check_shebang(data: bytes, rel: str) -> None:
@@ -83,36 +118,34 @@ def _check_shebang(data: bytes, rel: str) -> None:
                               f"{SHEBANG_MAX}; use a shorter prefix or Spack's sbang")
 
 
-def relocate_store_path(base: Path, sp: dict, old: str, new: str, tool: str | None) -> dict[str, dict]:
+def relocate_store_path(base: Path, sp: dict, pairs: Pairs, tool: str | None) -> dict[str, dict]:
     """Rewrite the staged store path at BASE; returns {path: new sha256/size or link target}."""
-    pattern = prefix_pattern(old)
+    rw = Rewrite(pairs)
     changed: dict[str, dict] = {}
     for e in sp["files"]:
         path, rel = base / e["path"], f"{sp['key']}/{e['path']}"
         if e["type"] == "link":
-            target = e["target"]
-            if target.startswith("/") and pattern.match(target.encode()):
+            new_target = rw.link(e["target"]) if e["target"].startswith("/") else None
+            if new_target is not None:
                 path.unlink()
-                new_target = new + target[len(old):]
                 os.symlink(new_target, path)
                 changed[e["path"]] = {"target": new_target}
             continue
         if e["type"] != "file":
             continue
         data = path.read_bytes()
-        if not pattern.search(data):
+        if not rw.pattern.search(data):
             continue
         os.chmod(path, e["mode"] | stat.S_IWUSR)
         if data.startswith(b"\x7fELF"):
-            _relocate_elf(path, rel, old, new, pattern, tool or patchelf_command())
+            _relocate_elf(path, rel, rw, tool or patchelf_command())
             result = path.read_bytes()
         elif b"\0" in data:
-            if grows(old, new):
-                raise BundleError(f"{rel}: binary file holds {old} and {new} is longer; {PADDING_HINT}")
-            result = replace(pattern, padded(old, new), data)
+            rw.refuse_growth(data, rel, "binary file holds")
+            result = replace(rw.pattern, rw.binary, data)
             path.write_bytes(result)
         else:
-            result = replace(pattern, new.encode(), data)
+            result = replace(rw.pattern, rw.text, data)
             _check_shebang(result, rel)
             path.write_bytes(result)
         os.chmod(path, e["mode"])

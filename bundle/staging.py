@@ -182,11 +182,13 @@ class Staging:
     so no path leaves its store path), ahead of the files: the writers make them while the reader
     starts, and a store path's files are handed over once its directories exist. Directories are
     created writable and get their final mode in finish(), deepest first, when the umask or a
-    read-only mode is in the way. With a relocation, each store path is rewritten once its files are
-    all written and verified (done()), and what was rewritten is kept in `records`.
+    read-only mode is in the way. With a relocation ((old, new) prefix pairs), each store path is
+    rewritten once its files are all written and verified (done()), and what was rewritten is kept
+    in `records`.
     """
 
-    def __init__(self, staged: dict[str, Path], todo: list[dict], relocation: tuple[str, str] | None = None) -> None:
+    def __init__(self, staged: dict[str, Path], todo: list[dict],
+                 relocation: Sequence[tuple[str, str]] | None = None) -> None:
         self.relocation = relocation
         self.todo = {sp["key"]: sp for sp in todo}
         self.staged = staged  # store path -> where it is staged (its parent directory exists)
@@ -255,8 +257,7 @@ class Staging:
         if self.relocation:
             self._flush()
             self.writers.drain()
-            old, new = self.relocation
-            self.records[sp["key"]] = relocate_store_path(self.staged[sp["key"]], sp, old, new, self.tool)
+            self.records[sp["key"]] = relocate_store_path(self.staged[sp["key"]], sp, self.relocation, self.tool)
 
     def finish(self) -> None:
         """Wait for every file to be verified and written (raising the first error), then set directory modes."""

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from bundle import spackdb
 from bundle.errors import BundleError
 
 FORMAT = "bundle/1"
@@ -141,6 +142,28 @@ def _safe_rel(rel: str, what: str) -> None:
         raise BundleError(f"{what}: path {rel!r} has '..' or is not normalised")
 
 
+def check_spack(manifest: dict) -> tuple[str, ...]:
+    """The "spack" part of a manifest (where the install root and sbang lie, the database records) checked;
+    returns the keys allowed for kind "spack" (Spack's parts and sbang's bin/)."""
+    spack = manifest.get("spack")
+    if spack is None:
+        return SPACK_PARTS
+    if not isinstance(spack, dict):
+        raise BundleError("manifest spack: not an object")
+    install, unpadded = _typed(spack, "install_root", str, "spack"), _typed(spack, "unpadded_root", str, "spack")
+    for rel in (install, unpadded):
+        if rel:
+            _safe_rel(rel, "manifest spack root")
+            if any(part.startswith(".") for part in rel.split("/")):
+                raise BundleError(f"manifest spack root {rel!r}: hidden component")
+    if install and not (install == unpadded or install.startswith(unpadded + "/")):
+        raise BundleError(f"manifest spack: install root {install!r} does not lie in {unpadded!r}")
+    _typed(spack, "version", str, "spack")
+    spackdb.check_db({"database": {"version": spack["version"], "installs": _typed(spack, "installs", dict, "spack")}},
+                     "manifest spack")
+    return SPACK_PARTS + (f"{unpadded}/bin",)
+
+
 def check_key(sp: dict, spack_parts: Iterable[str] = SPACK_PARTS) -> None:
     """A store path is named the way Spack names one: `<name>-<version>-<hash>`, or a directory that
     holds .spack/spec.json; no component is hidden (so never '.', '..' or the tool's own .bundle).
@@ -210,9 +233,10 @@ def check(manifest: Any) -> None:
     root = manifest["root"]
     if not root.startswith("/") or posixpath.normpath(root) != root:
         raise BundleError(f"manifest root {root!r} is not an absolute, normalised path")
+    spack_parts = check_spack(manifest)
     keys: set[str] = set()
     for sp in manifest["paths"]:
-        check_key(sp)
+        check_key(sp, spack_parts)
         key = sp["key"]
         if key in keys:
             raise BundleError(f"store path {key} listed twice")
