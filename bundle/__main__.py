@@ -65,7 +65,7 @@ def _load(path: Path) -> dict:
 def cmd_pack(args: argparse.Namespace) -> dict:
     hashing = Progress("hash", args.quiet)
     m = manifest.build(Path(args.root), Path(args.store) if args.store else None,
-                       Path(args.lock) if args.lock else None, on_file=hashing.add)
+                       Path(args.lock) if args.lock else None, on_file=hashing.add, with_spack=args.with_spack)
     hashing.finish()
     files, nbytes = manifest.totals(m["paths"])
     packing = Progress("pack", args.quiet)
@@ -144,9 +144,13 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bundle",
                                 description="Pack an installed Spack tree into a reproducible bundle; redeploy it.")
     sub = p.add_subparsers(dest="command", required=True)
-    pk = sub.add_parser("pack", parents=[common], help="ROOT -o BUNDLE: pack a Spack root (or --store DIR)")
+    pk = sub.add_parser("pack", parents=[common], help="ROOT -o DIR/[NAME]: pack a Spack root (or --store DIR)")
     pk.add_argument("root", help="SPACK_ROOT (store at opt/spack) or a store directory")
-    pk.add_argument("-o", "--output", required=True, help="bundle file or directory; the name gets the hash")
+    pk.add_argument("-o", "--output", required=True, metavar="DIR/[NAME]",
+                    help="DIR/ writes DIR/bundle-<hash>.tar.zst, DIR/NAME writes DIR/NAME-<hash>.tar.zst "
+                         "(the manifest hash is always in the name; the path written is printed)")
+    pk.add_argument("--with-spack", action="store_true",
+                    help="also pack Spack itself (bin/, lib/spack, etc/spack, share/spack; no caches)")
     pk.add_argument("--store", help="store directory under ROOT, when not ROOT/opt/spack")
     pk.add_argument("--lock", help="spack.lock to include (default: ROOT/spack.lock when present)")
     pk.add_argument("--compression", choices=sorted(archive.SUFFIX), default="zstd")

@@ -47,14 +47,15 @@ def bundle_name(label: str, digest: str, compression: str) -> str:
 
 
 def output_path(output: str | Path, digest: str, compression: str) -> Path:
-    """-o DIR gives DIR/bundle-<hash>; -o FILE keeps FILE when it already names the hash, else inserts it."""
+    """-o DIR/ gives DIR/bundle-<hash>.tar.zst; -o DIR/NAME gives DIR/NAME-<hash>.tar.zst (a .tar.zst or .tar.gz
+    ending of NAME dropped first), or NAME itself when it already carries the hash."""
     out = Path(output)
     if out.is_dir() or str(output).endswith("/"):
         return out / bundle_name("bundle", digest, compression)
     if digest[:32] in out.name:
         return out
     label = out.name
-    for suffix in (".tar.zst", ".tar.gz", ".tzst", ".tgz", ".bundle"):
+    for suffix in (".tar.zst", ".tar.gz", ".tzst", ".tgz"):
         if label.endswith(suffix):
             label = label[: -len(suffix)]
             break

@@ -12,6 +12,7 @@ path, so a store spread over filesystems (ROOT/opt on its own mount) is renamed 
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import stat
@@ -20,13 +21,14 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from bundle import archive
+from bundle import archive, spackdb
 from bundle import target as targets
 from bundle.errors import BundleError
 from bundle.fsops import exchange as _exchange
 from bundle.fsops import locked, make_dirs, rmtree, undo, write_if_changed
 from bundle.fsops import write_atomic as _write_atomic
 from bundle.manifest import canonical, check, manifest_hash, path_digest, sha256_file
+from bundle.placement import Layout, layout
 from bundle.relocate import apply_record
 from bundle.staging import Staging
 
@@ -34,6 +36,8 @@ META = targets.META
 SNIPPET = "env.sh"
 STAGING_PREFIX = ".bundle-staging-"
 STAGING_LIST = "staging.json"  # staging directories in use, so the next run finds those a kill left
+PLACES = "places.json"  # store paths placed elsewhere than their key (a padded install root rebuilt)
+SPEC_FILE = ".spack/spec.json"
 
 
 def meta_dir(target: Path) -> Path:
@@ -94,14 +98,15 @@ def check_tree(base: Path, sp: dict, hashes: bool) -> list[str]:
     return problems
 
 
-def snippet(target: Path, manifest: dict, digest: str) -> str:
+def snippet(target: Path, manifest: dict, digest: str, places: dict[str, str] | None = None) -> str:
     """The shell lines users source: SPACK_ROOT and Spack's setup-env.sh, else the store paths' bin/."""
+    places = places or {}
     lines = [f"# written by python -m bundle redeploy; bundle manifest {digest[:32]}"]
     if manifest.get("spack_root"):
         lines += [f"export SPACK_ROOT={_quote(str(target))}",
                   'if [ -f "$SPACK_ROOT/share/spack/setup-env.sh" ]; then . "$SPACK_ROOT/share/spack/setup-env.sh"; fi']
-    bins = [str(target / sp["key"] / "bin") for sp in manifest["paths"] if sp.get("kind") is None
-            and any(e["path"] == "bin" and e["type"] == "dir" for e in sp["files"])]
+    bins = [str(target / places.get(sp["key"], sp["key"]) / "bin") for sp in manifest["paths"]
+            if sp.get("kind") is None and any(e["path"] == "bin" and e["type"] == "dir" for e in sp["files"])]
     if bins:
         lines.append(f"export PATH={_quote(':'.join(bins))}:\"$PATH\"")
     return "\n".join(lines) + "\n"
@@ -122,29 +127,51 @@ def add_to_profile(snippet_path: Path, profile: Path) -> bool:
     return True
 
 
-def plan(manifest: dict, state: dict[str, str], present: Callable[[str], bool]) -> dict:
-    """What to write, skip, keep and prune (pure apart from PRESENT, which says whether a key exists at
-    the target). Refuses a store path that exists without this tool having put it there, or that
-    would lie inside one it did: nothing outside the store paths the tool owns is replaced."""
+ABSENT, SAME, OTHER = "absent", "same", "other"  # what is at a store path's place at the target
+
+
+def plan(manifest: dict, state: dict[str, str], probe: Callable[[str, dict], str],
+         place: Callable[[str], str] = str) -> dict:
+    """What to write, skip, keep and prune (pure apart from PROBE, which says what is at a place of the
+    target: ABSENT, SAME (a Spack install of the same hash) or OTHER). Refuses a store path whose place
+    holds something else that this tool did not put there, or that would lie inside one it did: nothing
+    outside the store paths the tool owns is replaced. The target's own Spack, or its own install of the
+    same spec, is kept as it is."""
     owned = set(state)
-    keys = {sp["key"] for sp in manifest["paths"]}
+    places = {sp["key"]: place(sp["key"]) for sp in manifest["paths"]}
     todo, kept = [], []
     for sp in manifest["paths"]:
-        key = sp["key"]
+        key = places[sp["key"]]
         cut = key.rfind("/")
         while cut > 0:
-            if key[:cut] in owned and key[:cut] not in keys:
+            if key[:cut] in owned:
                 raise BundleError(f"store path {key} would lie inside the deployed store path {key[:cut]}")
             cut = key.rfind("/", 0, cut)
-        exists = present(key)
-        if exists and key not in owned:
-            if sp.get("kind") == "spack":  # the target's own Spack stays as it is
+        found = probe(key, sp)
+        if found != ABSENT and key not in owned:
+            if sp.get("kind") == "spack" or found == SAME:
                 kept.append(key)
                 continue
             raise BundleError(f"{key}: exists at the target and was not deployed by this tool; refusing to replace it")
-        if state.get(key) != path_digest(sp) or not exists:
+        if state.get(key) != path_digest(sp) or found == ABSENT:
             todo.append(sp)
-    return {"todo": todo, "kept": kept, "stale": sorted(owned - keys)}
+    return {"todo": todo, "kept": kept, "stale": sorted(owned - set(places.values())), "places": places}
+
+
+def _probe(target: Path) -> Callable[[str, dict], str]:
+    def probe(key: str, sp: dict) -> str:
+        path = target / key
+        if not os.path.lexists(path):
+            return ABSENT
+        if sp.get("hash") and not path.is_symlink():
+            try:
+                node = json.loads((path / SPEC_FILE).read_text())["spec"]["nodes"][0]
+            except (OSError, ValueError, KeyError, IndexError, TypeError):
+                return OTHER
+            if isinstance(node, dict) and node.get("hash") == sp["hash"]:
+                return SAME
+        return OTHER
+    return probe
 
 
 def _staging_dirs(target: Path, keys: list[str]) -> dict[str, Path]:
@@ -153,13 +180,12 @@ def _staging_dirs(target: Path, keys: list[str]) -> dict[str, Path]:
     return {key: target / os.path.dirname(key) / token for key in keys}
 
 
-def _clean_leftovers(target: Path, manifest: dict) -> None:
+def _clean_leftovers(target: Path, places: list[str]) -> None:
     """Staging directories and temporary files a killed run left: those it recorded, and any in the
     directories that hold this bundle's store paths."""
     meta = meta_dir(target)
     recorded = _load(meta / STAGING_LIST).get("dirs", [])
-    parents = {target / os.path.dirname(sp["key"]) for sp in manifest["paths"]}
-    for parent in parents:
+    for parent in {target / os.path.dirname(key) for key in places}:
         try:
             recorded += [str(p) for p in parent.glob(STAGING_PREFIX + "*")]
         except OSError:
@@ -177,15 +203,14 @@ def _record_staging(meta: Path, dirs: set[Path]) -> None:
     _write_atomic(meta / STAGING_LIST, canonical({"dirs": sorted(str(d) for d in dirs)}))
 
 
-def _stage(bundle: Path, manifest: dict, digest: str, target: Path, todo: list[dict],
-           relocation: tuple[str, str] | None, on_file: Callable[[int], None] | None,
-           made: list[Path]) -> tuple[Staging, set[Path]]:
+def _stage(bundle: Path, manifest: dict, digest: str, target: Path, todo: list[dict], places: dict[str, str],
+           lay: Layout, on_file: Callable[[int], None] | None, made: list[Path]) -> tuple[Staging, set[Path]]:
     """Read the bundle into staging beside each store path's final place; returns the sink and its dirs."""
-    where = _staging_dirs(target, [sp["key"] for sp in todo])
+    where = _staging_dirs(target, [places[sp["key"]] for sp in todo])
     dirs = set(where.values())
     _record_staging(meta_dir(target), dirs)
-    staged = {sp["key"]: where[sp["key"]] / str(i) for i, sp in enumerate(todo)}
-    sink = Staging(staged, todo, relocation)
+    staged = {sp["key"]: where[places[sp["key"]]] / str(i) for i, sp in enumerate(todo)}
+    sink = Staging(staged, todo, lay.pairs or None)
     try:
         for d in sorted(dirs):
             made += make_dirs(d.parent)
@@ -195,7 +220,7 @@ def _stage(bundle: Path, manifest: dict, digest: str, target: Path, todo: list[d
         # Every staged byte was checked on its way in (type, mode, size, link target, sha256) and every
         # manifest entry was seen, so the staged tree is not walked again; only relocated store paths
         # are, since relocation rewrote files after they were verified.
-        for sp in todo if relocation else ():
+        for sp in todo if lay.pairs else ():
             problems = check_tree(staged[sp["key"]], apply_record(sp, sink.records.get(sp["key"], {})), hashes=False)
             if problems:
                 raise BundleError(f"staged {problems[0]}")
@@ -204,22 +229,22 @@ def _stage(bundle: Path, manifest: dict, digest: str, target: Path, todo: list[d
     return sink, dirs
 
 
-def _swap(target: Path, todo: list[dict], sink: Staging, state: dict[str, str], records: dict,
-          digests: dict[str, str]) -> None:
+def _swap(target: Path, todo: list[dict], places: dict[str, str], sink: Staging, state: dict[str, str],
+          records: dict) -> None:
     """Rename each staged store path into place. The store paths about to change are marked "" in the
     state first (still ours, no longer trusted): a kill among the renames leaves them to be written
     again by the next run, whichever bundle it deploys."""
     meta = meta_dir(target)
-    _write_atomic(meta / "state.json", canonical({**state, **{sp["key"]: "" for sp in todo}}))
+    _write_atomic(meta / "state.json", canonical({**state, **{places[sp["key"]]: "" for sp in todo}}))
     for sp in todo:
-        key = sp["key"]
-        final, staged = target / key, sink.staged[key]
+        key = places[sp["key"]]
+        final, staged = target / key, sink.staged[sp["key"]]
         if os.path.lexists(final):
             _exchange(staged, final)
         else:
             os.rename(staged, final)
-        records[key] = sink.records.get(key, {})
-        state[key] = digests[key]
+        records[key] = sink.records.get(sp["key"], {})
+        state[key] = path_digest(sp)
     _write_atomic(meta / "relocated.json", canonical(records))
     _write_atomic(meta / "state.json", canonical(state))
 
@@ -242,6 +267,39 @@ def _prune(target: Path, stale: list[str], state: dict[str, str], records: dict)
             os.rename(final, where[key] / "0")
     for d in set(where.values()):
         rmtree(d)
+
+
+def _update_spack_db(target: Path, manifest: dict, places: dict[str, str], lay: Layout, dropped: list[str]) -> bool:
+    """Merge the bundle's install records into the target's Spack database (under Spack's own lock),
+    their paths moved to where the store paths now are; True when the database changed."""
+    spack = manifest.get("spack")
+    if spack is None:
+        return False
+    root = manifest["root"]
+    moved = {f"{root}/{sp['key']}": str(target / places[sp["key"]]) for sp in manifest["paths"]
+             if sp.get("kind") is None and f"{root}/{sp['key']}" != str(target / places[sp["key"]])}
+    ours = spackdb.rewrite_paths(spack["installs"], moved)
+    install = os.path.dirname(lay.place(f"{spack['install_root']}/x")) if spack["install_root"] else ""
+    db_dir = target / install / spackdb.DB_DIR
+    os.makedirs(db_dir, exist_ok=True)
+    index = db_dir / spackdb.INDEX
+    with open(db_dir / "lock", "a+") as lock:
+        fcntl.lockf(lock, fcntl.LOCK_EX)  # the lock Spack takes on its database (whole file)
+        try:
+            try:
+                existing = json.loads(index.read_text())
+            except FileNotFoundError:
+                existing = None
+            except (ValueError, UnicodeDecodeError) as err:
+                raise BundleError(f"{index}: the target's Spack database is not JSON ({err})") from None
+            merged = spackdb.merge(existing, spack["version"], ours, [str(target / k) for k in dropped])
+            if merged == existing:
+                return False
+            _write_atomic(index, json.dumps(merged, separators=(",", ":")).encode())
+            _write_atomic(db_dir / spackdb.VERIFIER, uuid.uuid4().hex.encode())
+            return True
+        finally:
+            fcntl.lockf(lock, fcntl.LOCK_UN)
 
 
 def _os_error(target: Path, err: OSError, during: str) -> BundleError:
@@ -270,8 +328,8 @@ def redeploy(bundle: Path, prefix: Path | None = None, *, relocate: bool = False
         made = make_dirs(meta)
         with locked(meta / "lock", wait, str(target)):
             try:
-                result = _deploy_locked(bundle, manifest, digest, target, relocation, prune, profile, on_file,
-                                        on_plan, made)
+                result = _deploy_locked(bundle, manifest, digest, target, layout(manifest, relocation), prune,
+                                        profile, on_file, on_plan, made)
                 done = True
             finally:
                 if not done and meta in made:
@@ -285,14 +343,15 @@ def redeploy(bundle: Path, prefix: Path | None = None, *, relocate: bool = False
     return result
 
 
-def _deploy_locked(bundle: Path, manifest: dict, digest: str, target: Path, relocation: tuple[str, str] | None,
-                   prune: bool, profile: Path | None, on_file: Callable[[int], None] | None,
+def _deploy_locked(bundle: Path, manifest: dict, digest: str, target: Path, lay: Layout, prune: bool,
+                   profile: Path | None, on_file: Callable[[int], None] | None,
                    on_plan: Callable[[int, int], None] | None, made: list[Path]) -> dict:
     meta = meta_dir(target)
-    _clean_leftovers(target, manifest)
     state = load_state(target)
     records = load_records(target)
-    steps = plan(manifest, state, lambda key: os.path.lexists(target / key))
+    steps = plan(manifest, state, _probe(target), lay.place)
+    places = steps["places"]
+    _clean_leftovers(target, list(places.values()))
     todo = steps["todo"]
     files = sum(len(sp["files"]) for sp in todo)
     nbytes = sum(e.get("size", 0) for sp in todo for e in sp["files"])
@@ -302,11 +361,11 @@ def _deploy_locked(bundle: Path, manifest: dict, digest: str, target: Path, relo
         dirs: set[Path] = set()
         try:
             try:
-                sink, dirs = _stage(bundle, manifest, digest, target, todo, relocation, on_file, made)
+                sink, dirs = _stage(bundle, manifest, digest, target, todo, places, lay, on_file, made)
             except OSError as err:
                 raise _os_error(target, err, "staging") from None
             try:
-                _swap(target, todo, sink, state, records, {sp["key"]: path_digest(sp) for sp in todo})
+                _swap(target, todo, places, sink, state, records)
             except OSError as err:
                 raise _os_error(target, err, "swapping in") from None
         finally:
@@ -318,16 +377,18 @@ def _deploy_locked(bundle: Path, manifest: dict, digest: str, target: Path, relo
             _prune(target, steps["stale"], state, records)
         finally:
             (meta / STAGING_LIST).unlink(missing_ok=True)
+    db_written = _update_spack_db(target, manifest, places, lay, steps["stale"] if prune else [])
     written_meta = write_if_changed(meta / "manifest.json", canonical(manifest))
+    written_meta |= write_if_changed(meta / PLACES, canonical({k: v for k, v in places.items() if k != v}))
     env = meta / SNIPPET
-    written_meta |= write_if_changed(env, snippet(target, manifest, digest).encode())
+    written_meta |= write_if_changed(env, snippet(target, manifest, digest, places).encode())
     profiled = add_to_profile(env, profile) if profile else False
     return {"bundle": bundle.name, "manifest": digest, "target": str(target), "store_paths": len(manifest["paths"]),
             "relocated_files": sum(len(r) for r in records.values()), "read": bool(todo),
-            "written_paths": sorted(sp["key"] for sp in todo), "written_files": files, "written_bytes": nbytes,
-            "kept_paths": steps["kept"], "stale_paths": [] if prune else steps["stale"],
+            "written_paths": sorted(places[sp["key"]] for sp in todo), "written_files": files,
+            "written_bytes": nbytes, "kept_paths": steps["kept"], "stale_paths": [] if prune else steps["stale"],
             "pruned_paths": steps["stale"] if prune else [], "metadata_written": written_meta,
-            "profile": profiled, "snippet": str(env)}
+            "spack_db_written": db_written, "profile": profiled, "snippet": str(env)}
 
 
 def _staging_dirs_recorded(meta: Path) -> list[Path]:
@@ -345,11 +406,12 @@ def verify_deployment(target: Path, *, hashes: bool = True, on_file: Callable[[i
         raise BundleError(f"{target}: recorded manifest is not JSON ({err})") from None
     check(manifest)
     problems: list[str] = []
-    records, owned = load_records(target), load_state(target)
+    records, owned, places = load_records(target), load_state(target), _load(meta_dir(target) / PLACES)
     for sp in manifest["paths"]:
-        if sp.get("kind") == "spack" and sp["key"] not in owned:
-            continue  # the target's own Spack, kept by the redeploy
-        problems += check_tree(target / sp["key"], apply_record(sp, records.get(sp["key"], {})), hashes)
+        key = places.get(sp["key"], sp["key"])
+        if key not in owned and (sp.get("kind") == "spack" or _probe(target)(key, sp) == SAME):
+            continue  # the target's own Spack, or its own install of the same spec, kept by the redeploy
+        problems += check_tree(target / key, apply_record(sp, records.get(key, {})), hashes)
         if on_file:
             on_file(sum(e.get("size", 0) for e in sp["files"]))
     return {"target": str(target), "manifest": manifest_hash(manifest), "problems": problems,

@@ -117,3 +117,69 @@ def target(built: Built) -> Path:
     shutil.rmtree(built.root, ignore_errors=True)
     yield built.root
     shutil.rmtree(built.root, ignore_errors=True)
+
+
+# --- a real Spack (tests marked spack) ------------------------------------------------------------
+
+SPACK_INFO = ("import sys, spack.paths\n"
+              "print(sys.executable)\nprint(spack.paths.prefix)\nprint(spack.paths.user_cache_path)\n")
+
+
+def find_spack() -> str | None:
+    """`spack` on PATH, after the line `python -m upstream env` prints (the project's own Spack) is applied."""
+    proc = subprocess.run([sys.executable, "-m", "upstream", "env"], cwd=PROJECT, capture_output=True, text=True)
+    path = os.environ.get("PATH", "")
+    for line in proc.stdout.splitlines() if proc.returncode == 0 else ():
+        if line.startswith("export PATH="):
+            path = line[len("export PATH="):].replace("${PATH:+:$PATH}", "") + ":" + path
+    return shutil.which("spack", path=path)
+
+
+@dataclass
+class SpackStore:
+    root: Path  # a copy of Spack (bin, lib, etc, share) whose opt/spack holds the locked environment, fake-installed
+    env_dir: Path  # the project's spack.yaml and spack.lock
+    environ: dict[str, str]  # SPACK_PYTHON, user config and cache in the test's folder
+
+    def spack(self, root: Path, *args: str) -> str:
+        """ROOT/bin/spack -e ENV ARGS; its stdout."""
+        proc = subprocess.run([str(root / "bin/spack"), "-e", str(self.env_dir), *args], capture_output=True,
+                              text=True, env=self.environ, timeout=600)
+        if proc.returncode != 0:
+            raise AssertionError(f"spack {' '.join(args)}: {proc.stderr[-2000:]}")
+        return proc.stdout
+
+
+@pytest.fixture(scope="session")
+def spack_store(tmp_path_factory: pytest.TempPathFactory) -> SpackStore:
+    """The locked environment fake-installed (`install --fake --only-concrete`, offline) by a real Spack,
+    in a copy of that Spack; skipped with one line where there is no spack, failed instead when CI=true."""
+    spack = find_spack()
+    if spack is None:
+        reason = "no spack command (scripts/setup.sh installs the project's Spack; see python -m upstream env)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and {reason}")
+        pytest.skip(reason)
+    tmp = tmp_path_factory.mktemp("spack")
+    script = tmp / "info.py"
+    script.write_text(SPACK_INFO)
+    info = subprocess.run([spack, "python", str(script)], capture_output=True, text=True, timeout=300)
+    if info.returncode != 0:
+        pytest.fail(f"{spack} python failed: {info.stderr[-500:]}")
+    python, prefix, cache = info.stdout.split()[-3:]
+    root = tmp / "build" / "spack-root"
+    for part in ("bin", "lib", "etc", "share"):
+        shutil.copytree(Path(prefix) / part, root / part, symlinks=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp / "cache").mkdir()
+    if (Path(cache) / "package_repos").is_dir():  # the pinned spack-packages, already there (offline)
+        os.symlink(Path(cache) / "package_repos", tmp / "cache" / "package_repos")
+    env_dir = tmp / "env"
+    env_dir.mkdir()
+    for name in ("spack.yaml", "spack.lock"):
+        shutil.copy(PROJECT / name, env_dir / name)
+    environ = {**os.environ, "SPACK_PYTHON": python, "SPACK_USER_CONFIG_PATH": str(tmp / "config"),
+               "SPACK_USER_CACHE_PATH": str(tmp / "cache"), "SPACK_DISABLE_LOCAL_CONFIG": "1"}
+    store = SpackStore(root, env_dir, environ)
+    store.spack(root, "install", "--fake", "--only-concrete")
+    return store

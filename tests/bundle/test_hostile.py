@@ -259,7 +259,7 @@ def test_rewrite_takes_the_new_prefix_literally(tmp_path: Path, new_tail: str) -
     m = manifest.build(old)
     new = str(tmp_path / new_tail / "root")
     hello = manifest.by_key(m)[HELLO]
-    relocate.relocate_store_path(old / HELLO, hello, str(old), new, relocate.patchelf_command())
+    relocate.relocate_store_path(old / HELLO, hello, [(str(old), new)], relocate.patchelf_command())
     assert (old / HELLO / "bin/hello-wrapper").read_text() == f"#!/bin/sh\nexec {new}/{HELLO}/bin/hello \"$@\"\n"
     binary = (old / HELLO / "bin/hello").read_bytes()
     assert relocate.padded(str(old), new) + f"/{HELLO}/share/doc".encode() in binary

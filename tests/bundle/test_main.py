@@ -52,3 +52,15 @@ def test_bad_input_is_one_line_without_traceback(built: Built, target: Path, tmp
         assert proc.returncode == 1, args
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("bundle: ") and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_pack_output_name_is_what_the_usage_says(tmp_path: Path) -> None:
+    """-o DIR/NAME writes DIR/NAME-<hash>.tar.zst (the usage says so), and prints the path it wrote."""
+    assert "-o DIR/[NAME]" in script("pack.sh", "--help").stdout
+    root = build_tree(tmp_path / "root")
+    packed = script("pack.sh", str(root), "-o", str(tmp_path / "a.bundle"))
+    written = Path(packed.stdout.strip())
+    assert packed.returncode == 0 and written.is_file() and written.parent == tmp_path
+    assert written.name.startswith("a.bundle-") and written.name.endswith(".tar.zst")
+    refused = script("pack.sh", str(root), "-o", str(tmp_path / "s") + "/", "--with-spack")
+    assert refused.returncode == 1 and "--with-spack" in refused.stderr and "not a Spack root" in refused.stderr
