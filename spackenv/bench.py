@@ -110,6 +110,7 @@ def bench(work: Path) -> dict:
     r["cache_again"], _ = timed("spack install --cache-only again", install)
     got = installed_hashes(spack, target)
     r["cache_installed"] = len([h for h in built if h in got and got[h].startswith(str(work / "from-buildcache"))])
+    # (installed_hashes is what `spack find` lists: Spack's install database at that root)
 
     # The project's route.
     out = work / "bundles"
@@ -123,6 +124,8 @@ def bench(work: Path) -> dict:
     r["redeploy"], deployed = timed("redeploy --relocate (fresh prefix)", deploy, env=bundle_env)
     r["redeploy_again"], _ = timed("redeploy again", deploy, env=bundle_env)
     r["redeployed"] = len(json.loads(deployed.stdout).get("written_paths", []))
+    seen = installed_hashes(spack, env_dir(work / "env-from-bundle", work / "from-bundle"))
+    r["bundle_found"] = len([h for h in built if h in seen and seen[h].startswith(str(work / "from-bundle"))])
     r["load_after"] = os.getloadavg()[0]
     return r
 
@@ -137,8 +140,10 @@ def table(r: dict) -> str:
         ("install at a fresh root (relocated)", f"install --cache-only: {r['cache_install']:.1f} s",
          f"redeploy --relocate: {r['redeploy']:.1f} s"),
         ("again (nothing to do)", f"{r['cache_again']:.1f} s", f"{r['redeploy_again']:.1f} s"),
-        ("store paths at the target", f"{r['cache_installed']} of {r['store_paths']}",
+        ("store paths written at the target", f"{r['cache_installed']} of {r['store_paths']}",
          f"{r['redeployed']} of {r['store_paths']}"),
+        ("seen there by spack find", f"{r['cache_installed']} of {r['store_paths']}",
+         f"{r['bundle_found']} of {r['store_paths']}"),
         ("total, export + install", f"{r['push'] + r['cache_install']:.1f} s", f"{r['pack'] + r['redeploy']:.1f} s"),
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
