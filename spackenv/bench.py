@@ -91,7 +91,8 @@ def bench(work: Path) -> dict:
     r: dict = {"spack": subprocess.run([spack, "--version"], capture_output=True, text=True).stdout.strip(),
                "store_paths": len(built), "load_before": os.getloadavg()[0]}
 
-    source = env_dir(work / "env", work / "store")
+    # Each tree is laid out as a Spack root's (install root ROOT/opt/spack), the layout pack reads.
+    source = env_dir(work / "env", work / "src" / "opt" / "spack")
     r["fake_install"], _ = timed("fake install of the locked environment",
                                  [spack, "-e", str(source), "install", "--fake", "--only-concrete"])
     prefixes = installed_hashes(spack, source)
@@ -104,7 +105,7 @@ def bench(work: Path) -> dict:
     r["push"], _ = timed("spack buildcache push (unsigned, local directory)",
                          [spack, "-e", str(source), "buildcache", "push", "--unsigned", "--update-index", str(cache)])
     r["push_files"], r["push_bytes"] = size(cache)
-    target = env_dir(work / "env-from-cache", work / "from-buildcache", mirror=cache)
+    target = env_dir(work / "env-from-cache", work / "from-buildcache" / "opt" / "spack", mirror=cache)
     install = [spack, "-e", str(target), "install", "--cache-only", "--only-concrete", "--no-check-signature"]
     r["cache_install"], _ = timed("spack install --cache-only (fresh install root)", install)
     r["cache_again"], _ = timed("spack install --cache-only again", install)
@@ -115,7 +116,7 @@ def bench(work: Path) -> dict:
     # The project's route.
     out = work / "bundles"
     out.mkdir()
-    r["pack"], packed = timed("pack", [python, "-m", "bundle", "pack", str(work / "store"), "-o", str(out),
+    r["pack"], packed = timed("pack", [python, "-m", "bundle", "pack", str(work / "src"), "-o", str(out),
                                        "--quiet", "--json"], env=bundle_env)
     packed_info = json.loads(packed.stdout)
     r["pack_bytes"], r["pack_store_paths"] = packed_info["compressed_bytes"], packed_info["store_paths"]
@@ -124,7 +125,7 @@ def bench(work: Path) -> dict:
     r["redeploy"], deployed = timed("redeploy --relocate (fresh prefix)", deploy, env=bundle_env)
     r["redeploy_again"], _ = timed("redeploy again", deploy, env=bundle_env)
     r["redeployed"] = len(json.loads(deployed.stdout).get("written_paths", []))
-    seen = installed_hashes(spack, env_dir(work / "env-from-bundle", work / "from-bundle"))
+    seen = installed_hashes(spack, env_dir(work / "env-from-bundle", work / "from-bundle" / "opt" / "spack"))
     r["bundle_found"] = len([h for h in built if h in seen and seen[h].startswith(str(work / "from-bundle"))])
     r["load_after"] = os.getloadavg()[0]
     return r
