@@ -14,7 +14,9 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
+import traceback
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -213,6 +215,17 @@ def clean(dry_run: bool, runs_root: Path = Path("runs")) -> int:
     return 0
 
 
+def _log_thread_errors(log: Path) -> None:
+    """Tracebacks of executor threads (e.g. FluxExecutor's when its instance dies with a node) go to the
+    run directory, not the terminal: the runs they cost are reported one line each."""
+    def hook(args: threading.ExceptHookArgs) -> None:
+        with log.open("a") as f:
+            f.write(f"--- thread {args.thread.name if args.thread else '?'}\n")
+            traceback.print_exception(args.exc_type, args.exc_value, args.exc_traceback, file=f)
+
+    threading.excepthook = hook
+
+
 def _interrupted(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
@@ -231,6 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Parsl starts interchange.py from PATH: this interpreter's scripts must be found even unactivated.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     logging.getLogger("parsl").propagate = False  # Parsl's log goes to the run directory only
+    _log_thread_errors(s.run_dir / "thread-errors.log")
     started = time.time()
     signal.signal(signal.SIGTERM, _interrupted)  # a killed run cancels its jobs too
     try:

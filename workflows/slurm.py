@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 
 class SlurmError(RuntimeError):
@@ -54,22 +54,22 @@ def partition_nodes(partition: str | None) -> dict[str, int]:
     return nodes
 
 
-def parse_squeue(text: str, tag: str) -> list[tuple[str, str]]:
-    """`squeue -h -o '%i %t %k'` -> (id, state) of live jobs carrying this run's comment."""
+def parse_squeue(text: str, tag: str) -> list[tuple[str, str, str]]:
+    """`squeue -h -o '%i %t %B %k'` -> (id, state, batch host) of live jobs carrying this run's comment."""
     jobs = []
     for line in text.splitlines():
-        parts = line.split(None, 2)
-        if len(parts) == 3 and parts[2].strip() == tag and parts[1] not in ("CD", "F", "CA", "TO", "NF"):
-            jobs.append((parts[0], parts[1]))
+        parts = line.split(None, 3)
+        if len(parts) == 4 and parts[3].strip() == tag and parts[1] not in ("CD", "F", "CA", "TO", "NF"):
+            jobs.append((parts[0], parts[1], parts[2]))
     return jobs
 
 
-def tagged_job_states(tag: str) -> list[tuple[str, str]]:
-    return parse_squeue(_run(["squeue", "-h", "-o", "%i %t %k"]), tag)
+def tagged_job_states(tag: str) -> list[tuple[str, str, str]]:
+    return parse_squeue(_run(["squeue", "-h", "-o", "%i %t %B %k"]), tag)
 
 
 def tagged_jobs(tag: str) -> list[str]:
-    return [job for job, _ in tagged_job_states(tag)]
+    return [job for job, _, _ in tagged_job_states(tag)]
 
 
 def cancel_tagged(tag: str, timeout: float = 120, on_wait: Callable[[list[str]], None] | None = None) -> list[str]:
@@ -94,17 +94,23 @@ def cancel_tagged(tag: str, timeout: float = 120, on_wait: Callable[[list[str]],
 LIVE = ("R", "CG", "CF")  # states in which a block is (about to be) running
 
 
-def stall_reason(states: Sequence[str], usable_nodes: int, block_nodes: int) -> str | None:
+def stall_reason(jobs: Sequence[tuple[str, str, str]], usable: Collection[str], block_nodes: int) -> str | None:
     """Why none of this run's blocks can make progress right now, or None while one can.
 
     A block is running; or pending on a partition with enough usable nodes (a busy cluster: wait).
-    Nothing queued at all, or blocks that need more nodes than are usable, cannot progress.
+    Nothing queued at all, or blocks that need more nodes than are usable, cannot progress. Nor can
+    a block whose first node (the batch host, where its worker pool or Flux's rank 0 runs) is gone:
+    with --no-kill, Slurm keeps such a job running on the other nodes.
     """
-    if any(st in LIVE for st in states):
+    headless = [job for job, state, host in jobs if state == "R" and host not in usable]
+    if any(state in LIVE and job not in headless for job, state, _ in jobs):
         return None
-    short = (f"a block needs {block_nodes} nodes but only {usable_nodes} of the partition are usable "
-             "(nodes down or drained)") if usable_nodes < block_nodes else None
-    if not states:
+    short = (f"a block needs {block_nodes} nodes but only {len(usable)} of the partition are usable "
+             "(nodes down or drained)") if len(usable) < block_nodes else None
+    if headless:
+        return (f"block job {' '.join(headless)} lost its first node, where the block's workers (or Flux's "
+                "rank 0) ran" + (f"; {short}" if short else ""))
+    if not jobs:
         return "no block of this run is queued or running: " + (short or "its blocks failed or ended")
     return short
 
@@ -126,13 +132,13 @@ class BlockSampler:
     def _sample(self) -> None:
         now = time.time()
         try:
-            states = [state for _, state in tagged_job_states(self.tag)]
-            usable = len(usable_nodes(self.partition))
+            jobs = tagged_job_states(self.tag)
+            usable = usable_nodes(self.partition)
         except SlurmError as err:  # a controller restart is ridden out; a controller gone for good is not
             reason: str | None = f"Slurm does not answer ({str(err).split(' (')[0]})"
         else:
-            self.samples.append((now, len(states)))
-            reason = stall_reason(states, usable, self.block_nodes)
+            self.samples.append((now, len(jobs)))
+            reason = stall_reason(jobs, usable, self.block_nodes)
         if reason is None:
             self._stalled_since = None
         elif self._stalled_since is None:

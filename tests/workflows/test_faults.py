@@ -151,7 +151,7 @@ def busy_node_other_than(proc: subprocess.Popen, run_dir: Path, spared: str, tim
             raise AssertionError(f"the workflow ended before the fault: {proc.communicate()}")
         for out in sorted((run_dir / "outputs").glob("run-*.out")) if (run_dir / "outputs").is_dir() else []:
             text = out.read_text()
-            if "# end" in text:
+            if re.search(r"^# end ", text, re.MULTILINE):  # this run is over (the launch line quotes the stamps)
                 continue
             hosts = set(re.findall(r"^Hello world from processor (\S+),", text, re.MULTILINE)) - {spared}
             if hosts:
