@@ -1,0 +1,63 @@
+"""The manifest's records as types: what every module reads from a manifest, checked by mypy.
+
+A manifest is JSON, so these are TypedDicts over the parsed dicts (validate.check_shape makes sure a
+bundle's manifest has these shapes before anything reads it). Optional keys sit in a total=False
+subclass (typing.NotRequired needs Python 3.11).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypedDict
+
+EntryType = Literal["file", "dir", "link"]
+
+
+class _Entry(TypedDict):
+    path: str
+    type: EntryType
+
+
+class Entry(_Entry, total=False):
+    """One file, directory or symlink of a store path (PATH relative to it)."""
+
+    mode: int  # file, dir
+    size: int  # file
+    sha256: str  # file
+    target: str  # link
+
+
+class _StorePath(TypedDict):
+    key: str
+    name: str | None
+    version: str | None
+    hash: str | None
+    deps: list[str]
+    mode: int
+    files: list[Entry]
+
+
+class StorePath(_StorePath, total=False):
+    """A store path (KEY relative to the manifest's root), or with kind "spack" a part of Spack itself."""
+
+    kind: str
+
+
+class SpackSection(TypedDict):
+    """Where Spack keeps the store below the root, and its install database's records."""
+
+    install_root: str
+    unpadded_root: str
+    version: str
+    installs: dict[str, dict]
+
+
+class _Manifest(TypedDict):
+    format: str
+    root: str
+    spack_root: bool
+    lock: str | None
+    paths: list[StorePath]
+
+
+class Manifest(_Manifest, total=False):
+    spack: SpackSection
