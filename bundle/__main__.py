@@ -12,6 +12,7 @@ from typing import TextIO
 
 from bundle import archive, deploy, manifest
 from bundle.manifest import BundleError
+from bundle.records import Manifest
 
 
 class Progress:
@@ -47,7 +48,7 @@ def _is_bundle(path: Path) -> bool:
     return path.is_file()
 
 
-def _load(path: Path) -> dict:
+def _load(path: Path) -> Manifest:
     """A manifest from a bundle file or a deployment directory."""
     if _is_bundle(path):
         return archive.read(path, manifest_only=True)[0]
@@ -77,22 +78,26 @@ def cmd_pack(args: argparse.Namespace) -> dict:
             "text": str(out)}
 
 
-def redeploy_text(result: dict) -> str:
+def redeploy_text(result: deploy.Result) -> str:
     """The summary users read: what was written, or that nothing was read; what was kept or pruned."""
-    if result["read"]:
-        lines = [f"deployed {result['target']}: {len(result['written_paths'])} of {result['store_paths']} "
-                 f"store paths written ({result['written_bytes'] / 1e6:.1f} MB) in {result['seconds']} s"]
+    if result.read:
+        lines = [f"deployed {result.target}: {len(result.written_paths)} of {result.store_paths} "
+                 f"store paths written ({result.written_bytes / 1e6:.1f} MB) in {result.seconds} s"]
     else:
-        lines = [f"deployed {result['target']}: nothing to write, all {result['store_paths']} store paths are "
+        lines = [f"deployed {result.target}: nothing to write, all {result.store_paths} store paths are "
                  f"deployed with the same digest; the bundle's files were not read (verify checks them)"]
-    if result["kept_paths"]:
-        lines.append(f"kept the target's own {', '.join(result['kept_paths'])} (not deployed by this tool)")
-    if result["stale_paths"]:
-        lines.append(f"{len(result['stale_paths'])} store paths no longer in the bundle are still deployed "
-                     f"(--prune removes them): {' '.join(result['stale_paths'])}")
-    if result["pruned_paths"]:
-        lines.append(f"pruned {len(result['pruned_paths'])} store paths: {' '.join(result['pruned_paths'])}")
-    return "\n".join(lines + [f"source {result['snippet']}"])
+    if result.kept_paths:
+        lines.append(f"kept {len(result.kept_paths)} store paths the target already had (its own Spack, or its "
+                     f"own installs of the same specs): {' '.join(result.kept_paths[:3])}"
+                     f"{' ...' if len(result.kept_paths) > 3 else ''}")
+    if result.stale_paths:
+        lines.append(f"{len(result.stale_paths)} store paths no longer in the bundle are still deployed "
+                     f"(--prune removes them): {' '.join(result.stale_paths)}")
+    if result.pruned_paths:
+        lines.append(f"pruned {len(result.pruned_paths)} store paths: {' '.join(result.pruned_paths)}")
+    if result.spack_db_written:
+        lines.append("merged the bundle's records into Spack's install database")
+    return "\n".join(lines + [f"source {result.snippet}"])
 
 
 def cmd_redeploy(args: argparse.Namespace) -> dict:
@@ -107,8 +112,7 @@ def cmd_redeploy(args: argparse.Namespace) -> dict:
                              wait=args.wait, prune=args.prune, profile=profile, on_file=progress.add,
                              on_plan=progress.plan, on_target=announce)
     progress.finish()
-    result["text"] = redeploy_text(result)
-    return result
+    return {**result.as_dict(), "text": redeploy_text(result)}
 
 
 def cmd_verify(args: argparse.Namespace) -> dict:

@@ -1,12 +1,13 @@
-"""Redeploy a bundle: lock, verify while staging beside each store path's final place, then rename each
-store path into place.
+"""Redeploy a bundle in named steps: plan, stage, relocate, swap, record; one Result.
 
-Nothing under a store path of the target changes until the whole bundle has been read and every
-sha256 matched (staging.py hashes and writes the files in threads); then each changed store path is
-swapped in with one rename (an atomic exchange when the path already exists), so a kill at any
-moment leaves every store path whole, and the next run finishes the job. Store paths recorded as
-deployed with the same digest are skipped. Staging lies in the directory that will hold the store
-path, so a store spread over filesystems (ROOT/opt on its own mount) is renamed within each one.
+Lock the target, plan (plan.py), stage: read the bundle into staging directories beside each store
+path's final place, every member checked and every sha256 matched on its way in (staging.py hashes
+and writes in threads); relocate the staged store paths when the target is not where the bundle was
+built (relocate.py); swap each one into place with one rename (an atomic exchange when the path
+exists); record the state, Spack's database, the manifest and the snippet. Nothing under a store
+path of the target changes before the swap, so a kill at any moment leaves every store path whole
+and the next run finishes the job; staging lies beside the final places, so a store spread over
+filesystems (ROOT/opt on its own mount) is renamed within each one.
 """
 
 from __future__ import annotations
@@ -15,163 +16,69 @@ import errno
 import fcntl
 import json
 import os
-import stat
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bundle import archive, spackdb
 from bundle import target as targets
+from bundle.deployment import (
+    PLACES,
+    check_tree,
+    load_json,
+    load_records,
+    load_state,
+    meta_dir,
+    probe,
+    verify_deployment,
+)
 from bundle.errors import BundleError
 from bundle.fsops import exchange as _exchange
 from bundle.fsops import locked, make_dirs, rmtree, undo, write_if_changed
 from bundle.fsops import write_atomic as _write_atomic
-from bundle.manifest import canonical, check, manifest_hash, path_digest, sha256_file
+from bundle.manifest import canonical, path_digest
 from bundle.placement import Layout, layout
-from bundle.relocate import apply_record
+from bundle.plan import Plan, plan
+from bundle.records import Manifest, StorePath
+from bundle.relocate import apply_record, patchelf_command, relocate_store_path
+from bundle.snippet import add_to_profile, snippet
 from bundle.staging import Staging
 
+__all__ = ["META", "Result", "redeploy", "verify_deployment"]
 META = targets.META
 SNIPPET = "env.sh"
 STAGING_PREFIX = ".bundle-staging-"
 STAGING_LIST = "staging.json"  # staging directories in use, so the next run finds those a kill left
-PLACES = "places.json"  # store paths placed elsewhere than their key (a padded install root rebuilt)
-SPEC_FILE = ".spack/spec.json"
 
 
-def meta_dir(target: Path) -> Path:
-    return target / META
+@dataclass
+class Result:
+    """What a redeploy did, for the CLI's text and --json."""
 
+    bundle: str
+    manifest: str
+    target: str
+    store_paths: int
+    snippet: str
+    read: bool = False  # the bundle's members were read (not a no-op)
+    written_paths: list[str] = field(default_factory=list)
+    written_files: int = 0
+    written_bytes: int = 0
+    relocated_files: int = 0
+    kept_paths: list[str] = field(default_factory=list)
+    stale_paths: list[str] = field(default_factory=list)
+    pruned_paths: list[str] = field(default_factory=list)
+    metadata_written: bool = False
+    spack_db_written: bool = False
+    profile: bool = False
+    seconds: float = 0.0
 
-def _load(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (FileNotFoundError, ValueError, UnicodeDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def load_state(target: Path) -> dict[str, str]:
-    """Store path -> digest of what was deployed and verified there ("" while it is being replaced):
-    every key is a store path this tool put there."""
-    return {k: v for k, v in _load(meta_dir(target) / "state.json").items() if isinstance(v, str)}
-
-
-def load_records(target: Path) -> dict[str, dict[str, dict]]:
-    """Store path -> {file: sha256/size/target} of the files relocation rewrote."""
-    return _load(meta_dir(target) / "relocated.json")
-
-
-def check_tree(base: Path, sp: dict, hashes: bool) -> list[str]:
-    """Problems of one deployed (or staged) store path against its manifest entry."""
-    problems: list[str] = []
-    key = sp["key"]
-    if not base.is_dir() or base.is_symlink():
-        return [f"{key}: missing"]
-    if stat.S_IMODE(os.lstat(base).st_mode) != sp["mode"]:
-        problems.append(f"{key}: mode of the store path's directory differs")
-    listed = set()
-    for e in sp["files"]:
-        path, name = base / e["path"], f"{key}/{e['path']}"
-        listed.add(e["path"])
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            problems.append(f"{name}: missing")
-            continue
-        if e["type"] == "link":
-            if not stat.S_ISLNK(st.st_mode) or os.readlink(path) != e["target"]:
-                problems.append(f"{name}: symlink differs")
-        elif e["type"] == "dir":
-            if not stat.S_ISDIR(st.st_mode) or stat.S_IMODE(st.st_mode) != e["mode"]:
-                problems.append(f"{name}: directory or its mode differs")
-        elif not stat.S_ISREG(st.st_mode) or st.st_size != e["size"] or stat.S_IMODE(st.st_mode) != e["mode"]:
-            problems.append(f"{name}: type, size or mode differs")
-        elif hashes and sha256_file(path) != e["sha256"]:
-            problems.append(f"{name}: sha256 differs")
-    for dirpath, dirnames, filenames in os.walk(base):
-        for n in dirnames + filenames:
-            rel = os.path.relpath(os.path.join(dirpath, n), base)
-            if rel not in listed:
-                problems.append(f"{key}/{rel}: not in the manifest")
-    return problems
-
-
-def snippet(target: Path, manifest: dict, digest: str, places: dict[str, str] | None = None) -> str:
-    """The shell lines users source: SPACK_ROOT and Spack's setup-env.sh, else the store paths' bin/."""
-    places = places or {}
-    lines = [f"# written by python -m bundle redeploy; bundle manifest {digest[:32]}"]
-    if manifest.get("spack_root"):
-        lines += [f"export SPACK_ROOT={_quote(str(target))}",
-                  'if [ -f "$SPACK_ROOT/share/spack/setup-env.sh" ]; then . "$SPACK_ROOT/share/spack/setup-env.sh"; fi']
-    bins = [str(target / places.get(sp["key"], sp["key"]) / "bin") for sp in manifest["paths"]
-            if sp.get("kind") is None and any(e["path"] == "bin" and e["type"] == "dir" for e in sp["files"])]
-    if bins:
-        lines.append(f"export PATH={_quote(':'.join(bins))}:\"$PATH\"")
-    return "\n".join(lines) + "\n"
-
-
-def _quote(s: str) -> str:
-    return "'" + s.replace("'", "'\\''") + "'"
-
-
-def add_to_profile(snippet_path: Path, profile: Path) -> bool:
-    """Append one `source` line to PROFILE unless it is already there; True when written."""
-    line = f". {_quote(str(snippet_path))}  # bundle environment\n"
-    text = profile.read_text() if profile.exists() else ""
-    if line in text:
-        return False
-    with open(profile, "a") as f:
-        f.write(("" if not text or text.endswith("\n") else "\n") + line)
-    return True
-
-
-ABSENT, SAME, OTHER = "absent", "same", "other"  # what is at a store path's place at the target
-
-
-def plan(manifest: dict, state: dict[str, str], probe: Callable[[str, dict], str],
-         place: Callable[[str], str] = str) -> dict:
-    """What to write, skip, keep and prune (pure apart from PROBE, which says what is at a place of the
-    target: ABSENT, SAME (a Spack install of the same hash) or OTHER). Refuses a store path whose place
-    holds something else that this tool did not put there, or that would lie inside one it did: nothing
-    outside the store paths the tool owns is replaced. The target's own Spack, or its own install of the
-    same spec, is kept as it is."""
-    owned = set(state)
-    places = {sp["key"]: place(sp["key"]) for sp in manifest["paths"]}
-    todo, kept = [], []
-    for sp in manifest["paths"]:
-        key = places[sp["key"]]
-        cut = key.rfind("/")
-        while cut > 0:
-            if key[:cut] in owned:
-                raise BundleError(f"store path {key} would lie inside the deployed store path {key[:cut]}")
-            cut = key.rfind("/", 0, cut)
-        found = probe(key, sp)
-        if found != ABSENT and key not in owned:
-            if sp.get("kind") == "spack" or found == SAME:
-                kept.append(key)
-                continue
-            raise BundleError(f"{key}: exists at the target and was not deployed by this tool; refusing to replace it")
-        if state.get(key) != path_digest(sp) or found == ABSENT:
-            todo.append(sp)
-    return {"todo": todo, "kept": kept, "stale": sorted(owned - set(places.values())), "places": places}
-
-
-def _probe(target: Path) -> Callable[[str, dict], str]:
-    def probe(key: str, sp: dict) -> str:
-        path = target / key
-        if not os.path.lexists(path):
-            return ABSENT
-        if sp.get("hash") and not path.is_symlink():
-            try:
-                node = json.loads((path / SPEC_FILE).read_text())["spec"]["nodes"][0]
-            except (OSError, ValueError, KeyError, IndexError, TypeError):
-                return OTHER
-            if isinstance(node, dict) and node.get("hash") == sp["hash"]:
-                return SAME
-        return OTHER
-    return probe
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def _staging_dirs(target: Path, keys: list[str]) -> dict[str, Path]:
@@ -184,7 +91,7 @@ def _clean_leftovers(target: Path, places: list[str]) -> None:
     """Staging directories and temporary files a killed run left: those it recorded, and any in the
     directories that hold this bundle's store paths."""
     meta = meta_dir(target)
-    recorded = _load(meta / STAGING_LIST).get("dirs", [])
+    recorded = load_json(meta / STAGING_LIST).get("dirs", [])
     for parent in {target / os.path.dirname(key) for key in places}:
         try:
             recorded += [str(p) for p in parent.glob(STAGING_PREFIX + "*")]
@@ -203,34 +110,42 @@ def _record_staging(meta: Path, dirs: set[Path]) -> None:
     _write_atomic(meta / STAGING_LIST, canonical({"dirs": sorted(str(d) for d in dirs)}))
 
 
-def _stage(bundle: Path, manifest: dict, digest: str, target: Path, todo: list[dict], places: dict[str, str],
-           lay: Layout, on_file: Callable[[int], None] | None, made: list[Path]) -> tuple[Staging, set[Path]]:
-    """Read the bundle into staging beside each store path's final place; returns the sink and its dirs."""
+def _stage(bundle: Path, manifest: Manifest, digest: str, target: Path, todo: list[StorePath],
+           places: dict[str, str], on_file: Callable[[int], None] | None, made: list[Path]) -> dict[str, Path]:
+    """Read the bundle into staging beside each store path's final place; returns where each one is staged.
+    Every staged byte is checked on its way in (type, mode, size, link target, sha256) and every
+    manifest entry seen, so the staged tree is not walked again."""
     where = _staging_dirs(target, [places[sp["key"]] for sp in todo])
-    dirs = set(where.values())
-    _record_staging(meta_dir(target), dirs)
+    _record_staging(meta_dir(target), set(where.values()))
     staged = {sp["key"]: where[places[sp["key"]]] / str(i) for i, sp in enumerate(todo)}
-    sink = Staging(staged, todo, lay.pairs or None)
+    for d in sorted(set(where.values())):
+        made += make_dirs(d.parent)
+        os.mkdir(d)
+    sink = Staging(staged, todo)
     try:
-        for d in sorted(dirs):
-            made += make_dirs(d.parent)
-            os.mkdir(d)
         sink.start()
         archive.read(bundle, sink, on_file=on_file, known=(manifest, digest))
-        # Every staged byte was checked on its way in (type, mode, size, link target, sha256) and every
-        # manifest entry was seen, so the staged tree is not walked again; only relocated store paths
-        # are, since relocation rewrote files after they were verified.
-        for sp in todo if lay.pairs else ():
-            problems = check_tree(staged[sp["key"]], apply_record(sp, sink.records.get(sp["key"], {})), hashes=False)
-            if problems:
-                raise BundleError(f"staged {problems[0]}")
     finally:
         sink.close()
-    return sink, dirs
+    return staged
 
 
-def _swap(target: Path, todo: list[dict], places: dict[str, str], sink: Staging, state: dict[str, str],
-          records: dict) -> None:
+def _relocate(todo: list[StorePath], staged: dict[str, Path], lay: Layout) -> dict[str, dict[str, dict]]:
+    """Rewrite the staged store paths for the target (lay.pairs); what was rewritten, per store path.
+    Relocation rewrites files after they were verified, so each relocated store path is checked
+    against the manifest and the record of its rewrites."""
+    tool = patchelf_command()
+    records = {}
+    for sp in todo:
+        records[sp["key"]] = relocate_store_path(staged[sp["key"]], sp, lay.pairs, tool)
+        problems = check_tree(staged[sp["key"]], apply_record(sp, records[sp["key"]]), hashes=False)
+        if problems:
+            raise BundleError(f"staged {problems[0]}")
+    return records
+
+
+def _swap(target: Path, todo: list[StorePath], places: dict[str, str], staged: dict[str, Path],
+          rewritten: dict[str, dict[str, dict]], state: dict[str, str], records: dict) -> None:
     """Rename each staged store path into place. The store paths about to change are marked "" in the
     state first (still ours, no longer trusted): a kill among the renames leaves them to be written
     again by the next run, whichever bundle it deploys."""
@@ -238,12 +153,12 @@ def _swap(target: Path, todo: list[dict], places: dict[str, str], sink: Staging,
     _write_atomic(meta / "state.json", canonical({**state, **{places[sp["key"]]: "" for sp in todo}}))
     for sp in todo:
         key = places[sp["key"]]
-        final, staged = target / key, sink.staged[sp["key"]]
+        final = target / key
         if os.path.lexists(final):
-            _exchange(staged, final)
+            _exchange(staged[sp["key"]], final)
         else:
-            os.rename(staged, final)
-        records[key] = sink.records.get(sp["key"], {})
+            os.rename(staged[sp["key"]], final)
+        records[key] = rewritten.get(sp["key"], {})
         state[key] = path_digest(sp)
     _write_atomic(meta / "relocated.json", canonical(records))
     _write_atomic(meta / "state.json", canonical(state))
@@ -269,7 +184,7 @@ def _prune(target: Path, stale: list[str], state: dict[str, str], records: dict)
         rmtree(d)
 
 
-def _update_spack_db(target: Path, manifest: dict, places: dict[str, str], lay: Layout, dropped: list[str]) -> bool:
+def _update_spack_db(target: Path, manifest: Manifest, places: dict[str, str], lay: Layout, dropped: list[str]) -> bool:
     """Merge the bundle's install records into the target's Spack database (under Spack's own lock),
     their paths moved to where the store paths now are; True when the database changed."""
     spack = manifest.get("spack")
@@ -309,27 +224,18 @@ def _os_error(target: Path, err: OSError, during: str) -> BundleError:
     return BundleError(f"{target}: {during} failed: {err.strerror or err}{where}")
 
 
-def redeploy(bundle: Path, prefix: Path | None = None, *, relocate: bool = False, wait: bool = False,
-             prune: bool = False, profile: Path | None = None, on_file: Callable[[int], None] | None = None,
-             on_plan: Callable[[int, int], None] | None = None,
-             on_target: Callable[[Path], None] | None = None) -> dict:
-    """Deploy BUNDLE at PREFIX (default: where it was built); returns a summary for the CLI."""
-    start = time.monotonic()
-    bundle = Path(bundle)
-    manifest, digest = archive.read(bundle, manifest_only=True)
-    target, relocation = targets.choose(manifest["root"], None if prefix is None else os.fsdecode(prefix), relocate)
-    targets.check_existing(target, explicit=prefix is not None)
-    if on_target:
-        on_target(target)
+@contextmanager
+def _claimed(target: Path, wait: bool) -> Iterator[list[Path]]:
+    """The target locked for this run; yields the list of directories the run makes, so that a run
+    that fails takes back what it made (a refused relocation leaves no target, no .bundle/lock)."""
     meta = meta_dir(target)
     made: list[Path] = []
     done = False
     try:
-        made = make_dirs(meta)
+        made += make_dirs(meta)
         with locked(meta / "lock", wait, str(target)):
             try:
-                result = _deploy_locked(bundle, manifest, digest, target, layout(manifest, relocation), prune,
-                                        profile, on_file, on_plan, made)
+                yield made
                 done = True
             finally:
                 if not done and meta in made:
@@ -339,80 +245,66 @@ def redeploy(bundle: Path, prefix: Path | None = None, *, relocate: bool = False
     finally:
         if not done:
             undo(made)
-    result["seconds"] = round(time.monotonic() - start, 3)
+
+
+def redeploy(bundle: Path, prefix: Path | None = None, *, relocate: bool = False, wait: bool = False,
+             prune: bool = False, profile: Path | None = None, on_file: Callable[[int], None] | None = None,
+             on_plan: Callable[[int, int], None] | None = None,
+             on_target: Callable[[Path], None] | None = None) -> Result:
+    """Deploy BUNDLE at PREFIX (default: where it was built): plan, stage, relocate, swap, record."""
+    start = time.monotonic()
+    bundle = Path(bundle)
+    manifest, digest = archive.read(bundle, manifest_only=True)
+    target, relocation = targets.choose(manifest["root"], None if prefix is None else os.fsdecode(prefix), relocate)
+    targets.check_existing(target, explicit=prefix is not None)
+    if on_target:
+        on_target(target)
+    lay = layout(manifest, relocation)
+    meta = meta_dir(target)
+    with _claimed(target, wait) as made:
+        state, records = load_state(target), load_records(target)
+        steps = plan(manifest, state, probe(target), lay.place)
+        _clean_leftovers(target, list(steps.places.values()))
+        if on_plan:
+            on_plan(steps.files, steps.bytes)
+        try:
+            if steps.todo:
+                try:
+                    staged = _stage(bundle, manifest, digest, target, steps.todo, steps.places, on_file, made)
+                    rewritten = _relocate(steps.todo, staged, lay) if lay.pairs else {}
+                except OSError as err:
+                    raise _os_error(target, err, "staging") from None
+                try:
+                    _swap(target, steps.todo, steps.places, staged, rewritten, state, records)
+                except OSError as err:
+                    raise _os_error(target, err, "swapping in") from None
+            if prune and steps.stale:
+                _prune(target, steps.stale, state, records)
+        finally:
+            for d in _staging_dirs_recorded(meta):
+                rmtree(d)
+            (meta / STAGING_LIST).unlink(missing_ok=True)
+        result = _record(target, manifest, digest, bundle, steps, lay, prune, profile)
+    result.relocated_files = sum(len(r) for r in records.values())
+    result.seconds = round(time.monotonic() - start, 3)
     return result
 
 
-def _deploy_locked(bundle: Path, manifest: dict, digest: str, target: Path, lay: Layout, prune: bool,
-                   profile: Path | None, on_file: Callable[[int], None] | None,
-                   on_plan: Callable[[int, int], None] | None, made: list[Path]) -> dict:
+def _record(target: Path, manifest: Manifest, digest: str, bundle: Path, steps: Plan, lay: Layout, prune: bool,
+            profile: Path | None) -> Result:
+    """Spack's database, the manifest, the places and the snippet, each written only when it changed."""
     meta = meta_dir(target)
-    state = load_state(target)
-    records = load_records(target)
-    steps = plan(manifest, state, _probe(target), lay.place)
-    places = steps["places"]
-    _clean_leftovers(target, list(places.values()))
-    todo = steps["todo"]
-    files = sum(len(sp["files"]) for sp in todo)
-    nbytes = sum(e.get("size", 0) for sp in todo for e in sp["files"])
-    if on_plan:
-        on_plan(files, nbytes)
-    if todo:
-        dirs: set[Path] = set()
-        try:
-            try:
-                sink, dirs = _stage(bundle, manifest, digest, target, todo, places, lay, on_file, made)
-            except OSError as err:
-                raise _os_error(target, err, "staging") from None
-            try:
-                _swap(target, todo, places, sink, state, records)
-            except OSError as err:
-                raise _os_error(target, err, "swapping in") from None
-        finally:
-            for d in dirs or _staging_dirs_recorded(meta):
-                rmtree(d)
-            (meta / STAGING_LIST).unlink(missing_ok=True)
-    if prune and steps["stale"]:
-        try:
-            _prune(target, steps["stale"], state, records)
-        finally:
-            (meta / STAGING_LIST).unlink(missing_ok=True)
-    db_written = _update_spack_db(target, manifest, places, lay, steps["stale"] if prune else [])
+    db_written = _update_spack_db(target, manifest, steps.places, lay, steps.stale if prune else [])
     written_meta = write_if_changed(meta / "manifest.json", canonical(manifest))
-    written_meta |= write_if_changed(meta / PLACES, canonical({k: v for k, v in places.items() if k != v}))
+    written_meta |= write_if_changed(meta / PLACES, canonical({k: v for k, v in steps.places.items() if k != v}))
     env = meta / SNIPPET
-    written_meta |= write_if_changed(env, snippet(target, manifest, digest, places).encode())
-    profiled = add_to_profile(env, profile) if profile else False
-    return {"bundle": bundle.name, "manifest": digest, "target": str(target), "store_paths": len(manifest["paths"]),
-            "relocated_files": sum(len(r) for r in records.values()), "read": bool(todo),
-            "written_paths": sorted(places[sp["key"]] for sp in todo), "written_files": files,
-            "written_bytes": nbytes, "kept_paths": steps["kept"], "stale_paths": [] if prune else steps["stale"],
-            "pruned_paths": steps["stale"] if prune else [], "metadata_written": written_meta,
-            "spack_db_written": db_written, "profile": profiled, "snippet": str(env)}
+    written_meta |= write_if_changed(env, snippet(target, manifest, digest, steps.places).encode())
+    return Result(bundle.name, digest, str(target), len(manifest["paths"]), str(env), read=bool(steps.todo),
+                  written_paths=sorted(steps.places[sp["key"]] for sp in steps.todo), written_files=steps.files,
+                  written_bytes=steps.bytes, kept_paths=steps.kept, stale_paths=[] if prune else steps.stale,
+                  pruned_paths=steps.stale if prune else [], metadata_written=written_meta,
+                  spack_db_written=db_written, profile=add_to_profile(env, profile) if profile else False)
 
 
 def _staging_dirs_recorded(meta: Path) -> list[Path]:
-    return [Path(str(d)) for d in _load(meta / STAGING_LIST).get("dirs", [])]
-
-
-def verify_deployment(target: Path, *, hashes: bool = True, on_file: Callable[[int], None] | None = None) -> dict:
-    """Check every file of a deployment against the manifest it recorded (and that manifest itself)."""
-    target = Path(os.path.abspath(target))
-    try:
-        manifest = json.loads((meta_dir(target) / "manifest.json").read_text())
-    except FileNotFoundError:
-        raise BundleError(f"{target}: not a deployment (no {META}/manifest.json)") from None
-    except (ValueError, UnicodeDecodeError) as err:
-        raise BundleError(f"{target}: recorded manifest is not JSON ({err})") from None
-    check(manifest)
-    problems: list[str] = []
-    records, owned, places = load_records(target), load_state(target), _load(meta_dir(target) / PLACES)
-    for sp in manifest["paths"]:
-        key = places.get(sp["key"], sp["key"])
-        if key not in owned and (sp.get("kind") == "spack" or _probe(target)(key, sp) == SAME):
-            continue  # the target's own Spack, or its own install of the same spec, kept by the redeploy
-        problems += check_tree(target / key, apply_record(sp, records.get(key, {})), hashes)
-        if on_file:
-            on_file(sum(e.get("size", 0) for e in sp["files"]))
-    return {"target": str(target), "manifest": manifest_hash(manifest), "problems": problems,
-            "store_paths": len(manifest["paths"])}
+    return [Path(str(d)) for d in load_json(meta / STAGING_LIST).get("dirs", [])]

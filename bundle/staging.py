@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bundle.manifest import BundleError, check_digest
-from bundle.relocate import patchelf_command, relocate_store_path
+from bundle.records import Entry, StorePath
 from bundle.tarstream import Reader
 
 WRITERS = 2  # one per core on the 2-core machines this is measured on; more only adds lock contention
@@ -123,22 +123,22 @@ class Writers:
             for path, mode in job[1]:
                 os.mkdir(path, mode)
         elif op == "write":
-            fd, digest = streams[job[1]]
+            out, digest = streams[job[1]]
             for piece in job[2]:
                 digest.update(piece)
-            if fd is not None:
-                _write_all(fd, job[2])
+            if out is not None:
+                _write_all(out, job[2])
         elif op == "open":
             streams[job[1]] = (os.open(job[2], _CREATE, job[3]) if job[2] is not None else None, hashlib.sha256())
         else:
             _, token, mode, sha, name, _ = job
-            fd, digest = streams.pop(token)
-            if fd is not None:
+            out, digest = streams.pop(token)
+            if out is not None:
                 try:
                     if mode & self.mask:
-                        os.fchmod(fd, mode)
+                        os.fchmod(out, mode)
                 finally:
-                    os.close(fd)
+                    os.close(out)
             if digest.hexdigest() != sha:
                 raise BundleError(f"member {name}: sha256 mismatch")
 
@@ -182,19 +182,13 @@ class Staging:
     so no path leaves its store path), ahead of the files: the writers make them while the reader
     starts, and a store path's files are handed over once its directories exist. Directories are
     created writable and get their final mode in finish(), deepest first, when the umask or a
-    read-only mode is in the way. With a relocation ((old, new) prefix pairs), each store path is
-    rewritten once its files are all written and verified (done()), and what was rewritten is kept
-    in `records`.
+    read-only mode is in the way.
     """
 
-    def __init__(self, staged: dict[str, Path], todo: list[dict],
-                 relocation: Sequence[tuple[str, str]] | None = None) -> None:
-        self.relocation = relocation
+    def __init__(self, staged: dict[str, Path], todo: list[StorePath]) -> None:
         self.todo = {sp["key"]: sp for sp in todo}
         self.staged = staged  # store path -> where it is staged (its parent directory exists)
         self.bases = {key: str(path) for key, path in self.staged.items()}
-        self.records: dict[str, dict[str, dict]] = {}
-        self.tool = patchelf_command() if relocation else None
         self.writers = Writers()
         self.dirs_ready: dict[str, tuple[int, int]] = {}  # store path -> (writer, weight done when its dirs exist)
         self.chmods: list[tuple[str, int]] = []
@@ -213,11 +207,11 @@ class Staging:
             self.writers.submit(writer, ("dirs", [(path, mode | 0o700) for path, mode in dirs], len(dirs)))
             self.dirs_ready[key] = (writer, self.writers.queued[writer])
 
-    def _path(self, sp: dict, rel: str) -> str:
+    def _path(self, sp: StorePath, rel: str) -> str:
         base = self.bases[sp["key"]]
         return f"{base}/{rel}" if rel else base
 
-    def wants(self, sp: dict) -> bool:
+    def wants(self, sp: StorePath) -> bool:
         """True for a store path to write, once its directories exist (made by start())."""
         if sp["key"] not in self.todo:
             return False
@@ -225,13 +219,13 @@ class Staging:
         self.writers.wait(writer, mark)
         return True
 
-    def directory(self, sp: dict, rel: str, mode: int) -> None:
+    def directory(self, sp: StorePath, rel: str, mode: int) -> None:
         """Made by start() from the manifest; the reader has checked the member against it."""
 
-    def symlink(self, sp: dict, rel: str, target: str) -> None:
+    def symlink(self, sp: StorePath, rel: str, target: str) -> None:
         self._add((self._path(sp, rel), target), 1)
 
-    def file(self, sp: dict | None, rel: str, entry: dict, name: str, tar: Reader) -> None:
+    def file(self, sp: StorePath | None, rel: str, entry: Entry, name: str, tar: Reader) -> None:
         path = self._path(sp, rel) if sp is not None else None
         if entry["size"] <= SMALL:
             self._add((path, entry["mode"], entry["sha256"], name, tar.pieces(entry["size"])), entry["size"] + 1)
@@ -253,11 +247,8 @@ class Staging:
             self.writers.submit(self.writers.least_busy(), ("batch", self.batch, self.batch_weight))
             self.batch, self.batch_weight = [], 0
 
-    def done(self, sp: dict) -> None:
-        if self.relocation:
-            self._flush()
-            self.writers.drain()
-            self.records[sp["key"]] = relocate_store_path(self.staged[sp["key"]], sp, self.relocation, self.tool)
+    def done(self, sp: StorePath) -> None:
+        """Nothing to do when a store path is complete: relocation is a step of its own (deploy.py)."""
 
     def finish(self) -> None:
         """Wait for every file to be verified and written (raising the first error), then set directory modes."""

@@ -44,14 +44,14 @@ def run(path: Path) -> str:
 
 def test_redeploy_then_executables_run(built: Built, target: Path) -> None:
     result = deploy.redeploy(built.bundle)
-    assert result["target"] == str(target) and len(result["written_paths"]) == 4
+    assert result.target == str(target) and len(result.written_paths) == 4
     hello = target / key("hello")
     assert run(hello / "bin/hello") == "hello from libgreet"  # RPATH into the sibling store path
     assert run(hello / "bin/hello-wrapper") == "hello from libgreet"  # shebang script
     assert run(target / key("pytool") / "bin/pytool") == "pytool ok"
     assert (target / key("libgreet") / "lib/libgreet.so").resolve().name == "libgreet.so.1.0"
     assert deploy.verify_deployment(target)["problems"] == []
-    env = subprocess.run(["bash", "-c", f". {result['snippet']} && echo $SPACK_ROOT $SPACK_SETUP_DONE && hello"],
+    env = subprocess.run(["bash", "-c", f". {result.snippet} && echo $SPACK_ROOT $SPACK_SETUP_DONE && hello"],
                          capture_output=True, text=True)
     # Spack itself (share/spack) is not in the bundle, so setup-env.sh is sourced only where Spack is installed
     assert env.stdout.split("\n")[0] == str(target) and "hello from libgreet" in env.stdout
@@ -61,7 +61,7 @@ def test_second_redeploy_writes_nothing(built: Built, target: Path) -> None:
     deploy.redeploy(built.bundle)
     before = {p: os.lstat(p).st_ino for p in target.rglob("*")}
     again = deploy.redeploy(built.bundle)
-    assert again["written_paths"] == [] and again["written_bytes"] == 0 and not again["metadata_written"]
+    assert again.written_paths == [] and again.written_bytes == 0 and not again.metadata_written
     assert {p: os.lstat(p).st_ino for p in target.rglob("*")} == before
 
 
@@ -74,9 +74,9 @@ def test_one_changed_package_writes_only_that_package(tmp_path: Path) -> None:
     deploy.redeploy(one)
     lib_inode = os.lstat(root / key("libgreet") / "lib/libgreet.so.1.0").st_ino
     result = deploy.redeploy(two)
-    assert result["written_paths"] == [key("hello")]
+    assert result.written_paths == [key("hello")]
     hello_bytes = sum(p.stat().st_size for p in (root / key("hello")).rglob("*") if p.is_file() and not p.is_symlink())
-    assert result["written_bytes"] == hello_bytes
+    assert result.written_bytes == hello_bytes
     assert os.lstat(root / key("libgreet") / "lib/libgreet.so.1.0").st_ino == lib_inode
     assert (root / key("hello") / "share/doc/README").read_text() == "a new release of the docs\n"
     assert run(root / key("hello") / "bin/hello") == "hello from libgreet"
@@ -290,7 +290,7 @@ def test_killed_among_the_renames_next_run_of_either_bundle_completes(tmp_path: 
     assert swapped == [root / key("libgreet")]
     assert run(root / key("hello") / "bin/hello") == "new from libgreet"
     result = deploy.redeploy(one)  # back to the previous bundle: the swapped-in path must not be skipped
-    assert key("libgreet") in result["written_paths"]
+    assert key("libgreet") in result.written_paths
     assert run(root / key("hello") / "bin/hello") == "old from libgreet"
     assert deploy.verify_deployment(root)["problems"] == []
 

@@ -487,10 +487,10 @@ def test_store_paths_the_bundle_dropped_are_listed_then_pruned(tmp_path: Path) -
     remove_store(root)
     deploy.redeploy(one)
     listed = deploy.redeploy(two)
-    assert listed["stale_paths"] == [key("plain")] and (root / key("plain")).is_dir()
+    assert listed.stale_paths == [key("plain")] and (root / key("plain")).is_dir()
     proc = run_bundle("redeploy", str(two), "--quiet", "--json", "--prune", check=True)
     assert json.loads(proc.stdout)["pruned_paths"] == [key("plain")] and not (root / key("plain")).exists()
-    assert deploy.verify_deployment(root)["problems"] == [] and deploy.redeploy(two)["stale_paths"] == []
+    assert deploy.verify_deployment(root)["problems"] == [] and deploy.redeploy(two).stale_paths == []
 
 
 def test_noop_redeploy_says_nothing_was_read(built: Built, target: Path) -> None:

@@ -23,7 +23,7 @@ def relocated(tmp_path: Path, old: Path, new: Path) -> Path:
     bundle = pack(old, tmp_path / "bundles" / "env")
     remove_store(old)
     result = deploy.redeploy(bundle, new, relocate=True)
-    assert result["target"] == str(new) and result["relocated_files"] >= 4
+    assert result.target == str(new) and result.relocated_files >= 4
     return new
 
 
@@ -54,7 +54,7 @@ def test_relocate_to_a_longer_prefix_from_a_padded_build(tmp_path: Path) -> None
     assert len(str(new)) > len(str(tmp_path / "root"))
     check_works_and_forgets(old, relocated(tmp_path, old, new))
     again = deploy.redeploy(next((tmp_path / "bundles").iterdir()), new, relocate=True)
-    assert again["written_paths"] == []  # incremental also when relocated
+    assert again.written_paths == []  # incremental also when relocated
 
 
 def test_longer_prefix_from_an_unpadded_build_refused(tmp_path: Path) -> None:

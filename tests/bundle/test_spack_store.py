@@ -77,8 +77,8 @@ def test_spack_finds_and_loads_a_redeployed_store_same_prefix_relocated_and_merg
     spack_store.spack(root, "uninstall", "-y", "-f", "util-macros")
     assert set(found(spack_store, root)) == lock_hashes() - set(ours)
     result = deploy.redeploy(smaller, root)
-    assert result["written_paths"] == [next(iter(ours.values()))[len(str(root)) + 1:]]  # theirs kept, ours added
-    assert result["spack_db_written"] and len(result["kept_paths"]) == len(m2["paths"]) - 1
+    assert result.written_paths == [next(iter(ours.values()))[len(str(root)) + 1:]]  # theirs kept, ours added
+    assert result.spack_db_written and len(result.kept_paths) == len(m2["paths"]) - 1
     assert set(found(spack_store, root)) == lock_hashes()
     assert found(spack_store, root, "hwloc") == theirs and found(spack_store, root, "util-macros") == ours
     assert loaded_path(spack_store, root, "hwloc").startswith(str(root))

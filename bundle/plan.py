@@ -1,0 +1,62 @@
+"""The plan of a redeploy: which store paths to write, keep, skip and prune (pure).
+
+A store path is written when its place at the target is empty, or holds what this tool deployed there
+with another digest. Its place holding anything else is refused (nothing the tool did not deploy is
+replaced), except the target's own Spack and its own installs of the same spec, which are kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bundle.errors import BundleError
+from bundle.manifest import path_digest
+from bundle.records import Manifest, StorePath
+
+ABSENT, SAME, OTHER = "absent", "same", "other"  # what is at a store path's place at the target
+
+
+@dataclass
+class Plan:
+    todo: list[StorePath] = field(default_factory=list)  # to stage and swap in
+    kept: list[str] = field(default_factory=list)  # places the target already fills with its own
+    stale: list[str] = field(default_factory=list)  # deployed earlier, no longer in the bundle
+    places: dict[str, str] = field(default_factory=dict)  # manifest key -> place below the target
+
+    @property
+    def files(self) -> int:
+        return sum(len(sp["files"]) for sp in self.todo)
+
+    @property
+    def bytes(self) -> int:
+        return sum(e.get("size", 0) for sp in self.todo for e in sp["files"])
+
+
+def plan(manifest: Manifest, state: dict[str, str], probe: Callable[[str, StorePath], str],
+         place: Callable[[str], str] = str) -> Plan:
+    """What to write, skip, keep and prune (pure apart from PROBE, which says what is at a place of the
+    target: ABSENT, SAME (a Spack install of the same hash) or OTHER). Refuses a store path whose place
+    holds something else that this tool did not put there, or that would lie inside one it did: nothing
+    outside the store paths the tool owns is replaced. The target's own Spack, or its own install of the
+    same spec, is kept as it is."""
+    owned = set(state)
+    places = {sp["key"]: place(sp["key"]) for sp in manifest["paths"]}
+    todo: list[StorePath] = []
+    kept: list[str] = []
+    for sp in manifest["paths"]:
+        key = places[sp["key"]]
+        cut = key.rfind("/")
+        while cut > 0:
+            if key[:cut] in owned:
+                raise BundleError(f"store path {key} would lie inside the deployed store path {key[:cut]}")
+            cut = key.rfind("/", 0, cut)
+        found = probe(key, sp)
+        if found != ABSENT and key not in owned:
+            if sp.get("kind") == "spack" or found == SAME:
+                kept.append(key)
+                continue
+            raise BundleError(f"{key}: exists at the target and was not deployed by this tool; refusing to replace it")
+        if state.get(key) != path_digest(sp) or found == ABSENT:
+            todo.append(sp)
+    return Plan(todo, kept, sorted(owned - set(places.values())), places)
