@@ -10,13 +10,14 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from bundle import spackstore
 from bundle.errors import BundleError
+from bundle.records import Entry, Manifest, StorePath
 from bundle.validate import FORMAT, STORE_NAME, check, link_escapes
 
 __all__ = ["FORMAT", "STORE_NAME", "BundleError", "check", "link_escapes"]
@@ -29,11 +30,11 @@ def canonical(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def manifest_hash(manifest: dict) -> str:
+def manifest_hash(manifest: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical(manifest)).hexdigest()
 
 
-def path_digest(store_path: dict) -> str:
+def path_digest(store_path: Mapping[str, Any]) -> str:
     """Identity of one store path's contents: what incremental redeploys compare."""
     return hashlib.sha256(canonical(store_path)).hexdigest()
 
@@ -117,10 +118,10 @@ def _utf8_name(text: str, full: str, what: str = "file name") -> None:
         raise BundleError(f"{os.fsencode(full)!r}: {what} is not UTF-8 (a bundle names files in UTF-8)") from None
 
 
-def scan_prefix(prefix: Path, skip: frozenset[str] = frozenset()) -> tuple[int, list[dict]]:
+def scan_prefix(prefix: Path, skip: frozenset[str] = frozenset()) -> tuple[int, list[Entry]]:
     """(mode of the prefix, entries without sha256 yet): dirs, files and symlinks, sorted by path;
     directories named in SKIP (caches) left out."""
-    entries: list[dict] = []
+    entries: list[Entry] = []
     for dirpath, dirnames, filenames in os.walk(prefix):
         dirnames[:] = sorted(d for d in dirnames if d not in skip)
         rel_dir = os.path.relpath(dirpath, prefix)
@@ -145,7 +146,7 @@ def scan_prefix(prefix: Path, skip: frozenset[str] = frozenset()) -> tuple[int, 
 
 
 def build(root: Path, store: Path | None = None, lock: Path | None = None,
-          on_file: Callable[[int], None] | None = None, with_spack: bool = False) -> dict:
+          on_file: Callable[[int], None] | None = None, with_spack: bool = False) -> Manifest:
     """The manifest of every store path under ROOT (or --store), with every file's sha256; with the
     records of Spack's install database and sbang when the store has them, and Spack itself (WITH_SPACK)."""
     root = Path(os.path.abspath(root))
@@ -159,13 +160,15 @@ def build(root: Path, store: Path | None = None, lock: Path | None = None,
     prefixes = find_store_paths(store)
     if not prefixes:
         raise BundleError(f"{store}: no store paths (<name>-<version>-<hash> or .spack/spec.json) found")
-    paths: list[dict] = []
-    pending: list[tuple[Path, dict]] = []
+    paths: list[StorePath] = []
+    pending: list[tuple[Path, Entry]] = []
     for prefix in prefixes:
         mode, entries = scan_prefix(prefix)
         key = prefix.relative_to(root).as_posix()
         _utf8_name(key, str(prefix), "store path name")
-        paths.append({"key": key, **spec_info(prefix), "mode": mode, "files": entries})
+        info = spec_info(prefix)
+        paths.append({"key": key, "name": info["name"], "version": info["version"], "hash": info["hash"],
+                      "deps": info["deps"], "mode": mode, "files": entries})
         pending += [(prefix / e["path"], e) for e in entries if e["type"] == "file"]
     db_dir = spackstore.find_database(store, is_store_path)
     spack = spackstore.section(root, db_dir, [p.as_posix() for p in prefixes]) if db_dir else None
@@ -175,7 +178,7 @@ def build(root: Path, store: Path | None = None, lock: Path | None = None,
                       "mode": mode, "files": entries})
         pending += [(root / key / e["path"], e) for e in entries if e["type"] == "file"]
 
-    def digest(item: tuple[Path, dict]) -> None:
+    def digest(item: tuple[Path, Entry]) -> None:
         item[1]["sha256"] = sha256_file(item[0])
         if on_file:
             on_file(item[1]["size"])
@@ -183,7 +186,7 @@ def build(root: Path, store: Path | None = None, lock: Path | None = None,
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         list(pool.map(digest, pending))
     lock = lock if lock is not None else (root / "spack.lock" if (root / "spack.lock").is_file() else None)
-    manifest = {
+    manifest: Manifest = {
         "format": FORMAT,
         "root": root.as_posix(),
         "spack_root": (root / "opt" / "spack") == store,
@@ -196,15 +199,15 @@ def build(root: Path, store: Path | None = None, lock: Path | None = None,
     return manifest
 
 
-def by_key(manifest: dict) -> dict[str, dict]:
+def by_key(manifest: Manifest) -> dict[str, StorePath]:
     return {sp["key"]: sp for sp in manifest["paths"]}
 
 
-def path_bytes(store_path: dict) -> int:
+def path_bytes(store_path: StorePath) -> int:
     return sum(e.get("size", 0) for e in store_path["files"])
 
 
-def totals(paths: Iterable[dict]) -> tuple[int, int]:
+def totals(paths: Iterable[StorePath]) -> tuple[int, int]:
     """(files, bytes) over store paths, for progress and summaries."""
     files = nbytes = 0
     for sp in paths:
@@ -213,7 +216,7 @@ def totals(paths: Iterable[dict]) -> tuple[int, int]:
     return files, nbytes
 
 
-def diff(a: dict, b: dict) -> dict:
+def diff(a: Manifest, b: Manifest) -> dict[str, list[dict[str, Any]]]:
     """Store paths added, removed and changed from manifest A to B, with their bytes."""
     ka, kb = by_key(a), by_key(b)
     return {

@@ -12,6 +12,7 @@ import posixpath
 from dataclasses import dataclass
 
 from bundle import spackdb
+from bundle.records import Manifest
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Layout:
         return key
 
 
-def layout(manifest: dict, relocation: tuple[str, str] | None) -> Layout:
+def layout(manifest: Manifest, relocation: tuple[str, str] | None) -> Layout:
     """The Layout of MANIFEST deployed with RELOCATION (old root, new root), or at its own root (None)."""
     if relocation is None:
         return Layout()

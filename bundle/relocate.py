@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bundle.errors import BundleError
+from bundle.records import StorePath
 
 SHEBANG_MAX = 127  # the kernel's limit (BINPRM_BUF_SIZE - 1) before Linux 5.1
 PADDING_HINT = "rebuild with room to relocate (Spack's config:install_tree:padded_length)"
@@ -118,7 +119,7 @@ def _check_shebang(data: bytes, rel: str) -> None:
                               f"{SHEBANG_MAX}; use a shorter prefix or Spack's sbang")
 
 
-def relocate_store_path(base: Path, sp: dict, pairs: Pairs, tool: str | None) -> dict[str, dict]:
+def relocate_store_path(base: Path, sp: StorePath, pairs: Pairs, tool: str | None) -> dict[str, dict]:
     """Rewrite the staged store path at BASE; returns {path: new sha256/size or link target}."""
     rw = Rewrite(pairs)
     changed: dict[str, dict] = {}
@@ -153,7 +154,7 @@ def relocate_store_path(base: Path, sp: dict, pairs: Pairs, tool: str | None) ->
     return changed
 
 
-def apply_record(sp: dict, record: dict[str, dict]) -> dict:
+def apply_record(sp: StorePath, record: dict[str, dict]) -> StorePath:
     """SP with the rewritten files' digests, sizes and targets: what a relocated deployment should hold."""
     if not record:
         return sp

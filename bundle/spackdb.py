@@ -111,7 +111,7 @@ def rewrite_paths(installs: Mapping[str, dict], moved: Mapping[str, str]) -> dic
     out = {}
     for h, rec in installs.items():
         path = rec.get("path")
-        out[h] = {**rec, "path": moved[path]} if path in moved else rec
+        out[h] = {**rec, "path": moved[path]} if isinstance(path, str) and path in moved else rec
     return out
 
 

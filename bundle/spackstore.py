@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bundle import spackdb
 from bundle.errors import BundleError
+from bundle.records import SpackSection
 from bundle.validate import SPACK_PARTS
 
 SKIP_DIRS = frozenset({"__pycache__"})  # caches are not packed
@@ -44,7 +45,7 @@ def find_database(store: Path, is_store_path: Callable[[Path], bool]) -> Path | 
     return found[0] if found else None
 
 
-def section(root: Path, db_dir: Path, store_paths: list[str]) -> dict:
+def section(root: Path, db_dir: Path, store_paths: list[str]) -> SpackSection:
     """The manifest's "spack" part: where the store and sbang lie below ROOT, and the database records
     of STORE_PATHS (absolute) and of externals."""
     try:
@@ -59,7 +60,7 @@ def section(root: Path, db_dir: Path, store_paths: list[str]) -> dict:
             "installs": spackdb.select(installs, root.as_posix(), store_paths)}
 
 
-def extra_parts(root: Path, spack: dict | None, with_spack: bool) -> list[str]:
+def extra_parts(root: Path, spack: SpackSection | None, with_spack: bool) -> list[str]:
     """Keys (below ROOT) of the directories packed as kind "spack": sbang's bin/, and Spack's own parts."""
     keys = []
     if spack is not None:
