@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Install what the project needs on Debian/Ubuntu, then make .venv. Idempotent: a second run takes seconds.
+# Install what the project needs on Debian/Ubuntu, make .venv, then build the pinned Flux and Spack once per
+# machine (python -m upstream: from $PARSL_MPI_STACK_SOURCES or upstream, into $PARSL_MPI_STACK_PREFIX).
+# Idempotent: a second run takes seconds. With CI=true, sources that cannot be reached are an error.
 set -euo pipefail
-usage() { echo "usage: scripts/setup.sh [--help]  (installs system packages with apt-get and creates .venv)"; }
+usage() { echo "usage: scripts/setup.sh [--help]  (apt-get packages, .venv, then Flux and Spack built once outside the checkout)"; }
 case "${1:-}" in -h|--help) usage; exit 0;; "") ;; *) echo "setup.sh: unknown argument '$1'" >&2; usage >&2; exit 2;; esac
 cd "$(dirname "$0")/.."
 
-packages=(slurm-wlm munge openmpi-bin libopenmpi-dev mpich libmpich-dev gcc make iproute2 procps psmisc util-linux patchelf zstd pigz file)
+packages=(slurm-wlm munge openmpi-bin libopenmpi-dev mpich libmpich-dev gcc make iproute2 procps psmisc util-linux patchelf zstd pigz file git
+  # building flux-core and flux-sched (upstream/flux.py)
+  g++ autoconf automake libtool pkg-config cmake libzmq3-dev uuid-dev libjansson-dev liblz4-dev libarchive-dev
+  libhwloc-dev libsqlite3-dev lua5.1 liblua5.1-0-dev lua-posix libboost-dev libboost-graph-dev libedit-dev libyaml-cpp-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -38,3 +43,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q -e '.[test,flux]'
   echo "$want" > "$stamp"
 fi
+
+require=(); case "${CI:-}" in true|1|yes) require=(--require);; esac
+.venv/bin/python -m upstream install "${require[@]}"

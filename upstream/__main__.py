@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m upstream", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     inst = sub.add_parser("install", help="build what is not built yet (default: flux spack)")
-    inst.add_argument("what", nargs="*", choices=("flux", "spack"), default=[])
+    inst.add_argument("what", nargs="*", metavar="flux|spack", help="what to build (default: both)")
     inst.add_argument("--sources", type=Path, default=sources.mirror_from_env(),
                       help=f"a source mirror folder (default ${sources.MIRROR_ENV})")
     inst.add_argument("--require", action="store_true",
@@ -73,15 +73,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("env", help="print the shell lines that put the builds on PATH")
     sub.add_parser("status", help="what is built, where")
     args = p.parse_args(argv)
+    unknown = [w for w in getattr(args, "what", None) or [] if w not in ("flux", "spack")]
+    if unknown:
+        p.error(f"install: unknown {', '.join(unknown)} (choose from flux, spack)")
     try:
         if args.command == "install":
             return _install(args.what or ["flux", "spack"], args.sources, args.require)
         if args.command == "env":
             print("\n".join(env_lines(layout.prefix())))
             return 0
+        from . import spack
+
         root = layout.prefix()
         print(f"prefix {root}")
         print(f"flux   {flux.installed(root) or 'not built'}")
+        print(f"spack  {spack.installed(root) or 'not built'}")
         return 0
     except (PinError, sources.SourceError, StepFailed) as err:
         print(f"upstream: {err}", file=sys.stderr)
