@@ -101,6 +101,19 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def sha256_and_find(path: Path, needle: bytes) -> tuple[str, bool]:
+    """(sha256 of the file, whether it holds NEEDLE): the one read of every byte at pack time also says
+    which files name the build root, so relocation later reads only those."""
+    digest, found, keep, tail = hashlib.sha256(), False, max(0, len(needle) - 1), b""
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+            if not found:
+                found = needle in chunk or (keep > 0 and needle in tail + chunk[:keep])
+                tail = chunk[-keep:] if keep else b""
+    return digest.hexdigest(), found
+
+
 def check_digest(name: str, data: Iterable[bytes | memoryview], expected: str) -> None:
     """Hash DATA (a file's bytes in pieces); a mismatch with the manifest's sha256 is a refusal."""
     digest = hashlib.sha256()
@@ -161,7 +174,7 @@ def build(root: Path, store: Path | None = None, lock: Path | None = None,
     if not prefixes:
         raise BundleError(f"{store}: no store paths (<name>-<version>-<hash> or .spack/spec.json) found")
     paths: list[StorePath] = []
-    pending: list[tuple[Path, Entry]] = []
+    pending: list[tuple[Path, Entry, int]] = []
     for prefix in prefixes:
         mode, entries = scan_prefix(prefix)
         key = prefix.relative_to(root).as_posix()
@@ -169,22 +182,30 @@ def build(root: Path, store: Path | None = None, lock: Path | None = None,
         info = spec_info(prefix)
         paths.append({"key": key, "name": info["name"], "version": info["version"], "hash": info["hash"],
                       "deps": info["deps"], "mode": mode, "files": entries})
-        pending += [(prefix / e["path"], e) for e in entries if e["type"] == "file"]
+        pending += [(prefix / e["path"], e, len(paths) - 1) for e in entries if e["type"] == "file"]
     db_dir = spackstore.find_database(store, is_store_path)
     spack = spackstore.section(root, db_dir, [p.as_posix() for p in prefixes]) if db_dir else None
     for key in spackstore.extra_parts(root, spack, with_spack):
         mode, entries = scan_prefix(root / key, spackstore.SKIP_DIRS)
         paths.append({"key": key, "kind": "spack", "name": key, "version": None, "hash": None, "deps": [],
                       "mode": mode, "files": entries})
-        pending += [(root / key / e["path"], e) for e in entries if e["type"] == "file"]
+        pending += [(root / key / e["path"], e, len(paths) - 1) for e in entries if e["type"] == "file"]
 
-    def digest(item: tuple[Path, Entry]) -> None:
-        item[1]["sha256"] = sha256_file(item[0])
+    needle = root.as_posix().encode()
+
+    def digest(item: tuple[Path, Entry, int]) -> bool:
+        item[1]["sha256"], found = sha256_and_find(item[0], needle)
         if on_file:
             on_file(item[1]["size"])
+        return found
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        list(pool.map(digest, pending))
+        holds_root = list(pool.map(digest, pending))
+    for sp in paths:
+        sp["prefixed"] = []
+    for (_, entry, index), found in zip(pending, holds_root, strict=True):
+        if found:  # the files relocation rewrites (in manifest order: pending follows it)
+            paths[index]["prefixed"].append(entry["path"])
     lock = lock if lock is not None else (root / "spack.lock" if (root / "spack.lock").is_file() else None)
     manifest: Manifest = {
         "format": FORMAT,

@@ -40,6 +40,7 @@ class StorePath(_StorePath, total=False):
     """A store path (KEY relative to the manifest's root), or with kind "spack" a part of Spack itself."""
 
     kind: str
+    prefixed: list[str]  # its files that hold the build root, found at pack time: what relocation rewrites
 
 
 class SpackSection(TypedDict):

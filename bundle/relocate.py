@@ -100,15 +100,12 @@ def _patchelf(tool: str, path: Path, *args: str) -> str:
     return proc.stdout.strip()
 
 
-def _relocate_elf(path: Path, rel: str, rw: Rewrite, tool: str) -> None:
+def _relocate_elf(path: Path, rw: Rewrite, tool: str) -> None:
+    """RPATH/RUNPATH and the interpreter through patchelf (they may grow); the strings are rewrite_bytes's."""
     for show, change in (("--print-rpath", "--set-rpath"), ("--print-interpreter", "--set-interpreter")):
         value = _patchelf(tool, path, show)
         if value and rw.pattern.search(value.encode()):
             _patchelf(tool, path, change, replace(rw.pattern, rw.text, value.encode()).decode())
-    data = path.read_bytes()
-    if rw.pattern.search(data):
-        rw.refuse_growth(data, rel, "compiled-in path")
-        path.write_bytes(replace(rw.pattern, rw.binary, data))
 
 
 def _check_shebang(data: bytes, rel: str) -> None:
@@ -119,38 +116,45 @@ def _check_shebang(data: bytes, rel: str) -> None:
                               f"{SHEBANG_MAX}; use a shorter prefix or Spack's sbang")
 
 
+def rewrite_bytes(data: bytes, rw: Rewrite, rel: str) -> bytes:
+    """DATA with the old prefixes rewritten (pure): in a binary file (a NUL in it) each one padded to its
+    old length, refused when its new prefix is longer; in a text file the new prefixes as they are,
+    the shebang line kept within the kernel's limit."""
+    if b"\0" in data:
+        rw.refuse_growth(data, rel, "compiled-in path")
+        return replace(rw.pattern, rw.binary, data)
+    result = replace(rw.pattern, rw.text, data)
+    _check_shebang(result, rel)
+    return result
+
+
 def relocate_store_path(base: Path, sp: StorePath, pairs: Pairs, tool: str | None) -> dict[str, dict]:
-    """Rewrite the staged store path at BASE; returns {path: new sha256/size or link target}."""
+    """Rewrite the staged store path at BASE; returns {path: new sha256/size or link target}. Only the
+    files the manifest lists as holding the build root (found at pack time) are read; a manifest
+    without that list (older bundles) has every file read."""
     rw = Rewrite(pairs)
     changed: dict[str, dict] = {}
     for e in sp["files"]:
-        path, rel = base / e["path"], f"{sp['key']}/{e['path']}"
-        if e["type"] == "link":
-            new_target = rw.link(e["target"]) if e["target"].startswith("/") else None
+        if e["type"] == "link" and e["target"].startswith("/"):
+            new_target = rw.link(e["target"])
             if new_target is not None:
-                path.unlink()
-                os.symlink(new_target, path)
+                (base / e["path"]).unlink()
+                os.symlink(new_target, base / e["path"])
                 changed[e["path"]] = {"target": new_target}
-            continue
-        if e["type"] != "file":
-            continue
+    files = {e["path"]: e for e in sp["files"] if e["type"] == "file"}
+    for rel in sp["prefixed"] if "prefixed" in sp else list(files):
+        e, path = files[rel], base / rel
         data = path.read_bytes()
         if not rw.pattern.search(data):
             continue
         os.chmod(path, e["mode"] | stat.S_IWUSR)
         if data.startswith(b"\x7fELF"):
-            _relocate_elf(path, rel, rw, tool or patchelf_command())
-            result = path.read_bytes()
-        elif b"\0" in data:
-            rw.refuse_growth(data, rel, "binary file holds")
-            result = replace(rw.pattern, rw.binary, data)
-            path.write_bytes(result)
-        else:
-            result = replace(rw.pattern, rw.text, data)
-            _check_shebang(result, rel)
-            path.write_bytes(result)
+            _relocate_elf(path, rw, tool or patchelf_command())
+            data = path.read_bytes()
+        result = rewrite_bytes(data, rw, f"{sp['key']}/{rel}")
+        path.write_bytes(result)
         os.chmod(path, e["mode"])
-        changed[e["path"]] = {"sha256": hashlib.sha256(result).hexdigest(), "size": len(result)}
+        changed[rel] = {"sha256": hashlib.sha256(result).hexdigest(), "size": len(result)}
     return changed
 
 

@@ -73,9 +73,10 @@ def check_shape(manifest: Any) -> None:
         key = _typed(sp, "key", str, f"paths[{i}]")
         for field in ("name", "version", "hash", "kind"):
             _typed(sp, field, str, key, optional=True)
-        for dep in _typed(sp, "deps", list, key, optional=True) or ():
-            if not isinstance(dep, str):
-                raise BundleError(f"manifest {key}: a dependency hash is not a string")
+        for field in ("deps", "prefixed"):
+            for item in _typed(sp, field, list, key, optional=True) or ():
+                if not isinstance(item, str):
+                    raise BundleError(f"manifest {key}: an item of {field} is not a string")
         _mode(sp, key)
         files = _typed(sp, "files", list, key)
         for j, e in enumerate(files):
@@ -253,6 +254,9 @@ def check(manifest: Any) -> None:
                 raise BundleError(f"{key}/{e['path']}: its parent {parent} is not a directory of the manifest")
             if e["type"] == "link" and link_escapes(e["path"], e["target"], key, root, tree):
                 raise BundleError(f"{key}/{e['path']}: symlink to {e['target']} points outside its store path")
+        for rel in sp.get("prefixed", ()):
+            if tree.get(rel, {}).get("type") != "file":
+                raise BundleError(f"{key}/{rel}: listed as holding the prefix, not a file of the manifest")
     for key in keys:
         cut = key.rfind("/")
         while cut > 0:

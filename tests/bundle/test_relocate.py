@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bundle import deploy
+from bundle import deploy, manifest, relocate
 from bundle.manifest import BundleError
 from tests.bundle.conftest import build_tree, key, pack, remove_store
 
@@ -73,3 +73,41 @@ def test_tampered_relocated_file_fails_verify(tmp_path: Path) -> None:
     pc = new / key("libgreet") / "lib/pkgconfig/greet.pc"
     pc.write_text(pc.read_text().replace("greet", "gReet"))
     assert any("greet.pc" in p for p in deploy.verify_deployment(new)["problems"])
+
+
+def test_rewrite_bytes_alone() -> None:
+    """The pure rewrite: text takes the new prefixes literally, the longest old prefix first; binary
+    data keeps its length (padded), a padded install root moving to one of the same length even when
+    the root around it grows; a longer prefix in binary data and a shebang over 127 bytes refused."""
+    root, install = "/b/root", "/b/root/opt/spack/__spack_path_placeholder__/__spack"
+    new_root = "/bb/longer-root"
+    new_install = (new_root + "/opt/spack/__spack_path_placeholder__")[:len(install)]
+    assert len(new_install) == len(install)
+    rw = relocate.Rewrite([(root, new_root), (install, new_install)])
+    text = f"#!{root}/bin/sbang\nexec {install}/x/bin/y \\g<0> {root}2\n".encode()
+    expected = f"#!{new_root}/bin/sbang\nexec {new_install}/x/bin/y \\g<0> {root}2\n".encode()
+    assert relocate.rewrite_bytes(text, rw, "t") == expected
+    binary = b"\0" + f"{install}/x/lib\0".encode()
+    assert relocate.rewrite_bytes(binary, rw, "b") == b"\0" + f"{new_install}/x/lib\0".encode()
+    with pytest.raises(BundleError, match=f"b: compiled-in path {root} cannot grow"):
+        relocate.rewrite_bytes(b"\0" + f"{root}/share\0".encode(), rw, "b")
+    shorter = relocate.Rewrite([(install, "/n")])
+    assert relocate.rewrite_bytes(f"\0{install}/lib\0".encode(), shorter, "b") == \
+        b"\0" + b"/" * (len(install) - 2) + b"/n/lib\0"
+    with pytest.raises(BundleError, match="shebang is .* over the kernel's 127"):
+        relocate.rewrite_bytes(f"#!{root}/bin/x\n".encode(), relocate.Rewrite([(root, "/" + "l" * 130)]), "s")
+
+
+def test_pack_records_the_files_that_hold_the_root_and_relocation_reads_only_those(tmp_path: Path) -> None:
+    old = tmp_path / "long-build-prefix" / "root"
+    build_tree(old)
+    m = manifest.build(old)
+    hello = manifest.by_key(m)[key("hello")]
+    assert hello["prefixed"] == ["bin/hello", "bin/hello-wrapper"]  # the RPATH and datadir, the script
+    assert manifest.by_key(m)[key("libgreet")]["prefixed"] == ["lib/pkgconfig/greet.pc"]
+    assert manifest.by_key(m)[key("plain")]["prefixed"] == []
+    hello["prefixed"] = ["bin/hello"]  # a manifest that does not list the script: it is left as it was
+    changed = relocate.relocate_store_path(old / key("hello"), hello, [(str(old), str(tmp_path / "n"))],
+                                           relocate.patchelf_command())
+    assert sorted(changed) == ["bin/hello"]
+    assert str(old) in (old / key("hello") / "bin/hello-wrapper").read_text()
