@@ -76,8 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--k", type=int, nargs="+", default=[4, 16, 64], help="numbers of MPI runs (default 4 16 64)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
     todo, _ = runnable()
-    known = dict(variants.runs())
-    p.add_argument("--variants", nargs="+", default=[label for label, _ in todo], choices=sorted(known),
+    known = {c.label: c.args for c in variants.choices()}
+    p.add_argument("--variants", nargs="+", default=[c.label for c in todo], choices=sorted(known),
                    metavar="VARIANT", help=f"variants, with launchers as VARIANT/LAUNCHER ({' '.join(known)}; "
                                        "default: all runnable here)")
     p.add_argument("--out", type=Path, default=Path("runs") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}")

@@ -11,21 +11,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from workflows import variants
-from workflows.settings import PROJECT, Settings
 
 RUN = Path(__file__).resolve().parent / "run.py"
 
 
-def runnable() -> tuple[list[tuple[str, list[str]]], list[str]]:
-    """(label, run.py arguments) of every variant and launcher that can run here; why the others cannot."""
+def runnable() -> tuple[list[variants.Choice], list[str]]:
+    """Every variant and launcher that can run here, and a line for each of the others saying why not."""
     ok, skipped = [], []
-    for label, args in variants.runs():
-        launcher = args[args.index("--launcher") + 1] if "--launcher" in args else Settings.launcher
-        why = variants.get(args[0]).unavailable(Settings(variant=args[0], run_dir=PROJECT / "runs", launcher=launcher))
+    for choice in variants.choices():
+        why = variants.unavailable(choice)
         if why:
-            skipped.append(f"{label}: skipped ({why})")
+            skipped.append(f"{choice.label}: skipped ({why})")
         else:
-            ok.append((label, args))
+            ok.append(choice)
     return ok, skipped
 
 
@@ -44,7 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     rows, failed = [], []
     todo, skipped = runnable()
-    for label, run_args in todo:
+    for choice in todo:
+        label, run_args = choice.label, choice.args
         run_dir = (args.runs_root / f"{label.replace('/', '-')}-{stamp}").resolve()
         print(f"... {label}", file=sys.stderr, flush=True)
         proc = subprocess.run([sys.executable, str(RUN), *run_args, "--run-dir", str(run_dir), "--json", *extra],

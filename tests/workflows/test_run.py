@@ -30,10 +30,10 @@ def run(env, *args, timeout=300):
     return subprocess.run([*RUN, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=PROJECT)
 
 
-@pytest.mark.parametrize("label, args", variants.runs())
-def test_variant_verifies_with_runs_in_parallel_on_disjoint_nodes(slurm_cluster, shared_dir, request, label, args):
-    variant = args[0]
-    if variant == "flux" or "flux" in args:
+@pytest.mark.parametrize("choice", variants.choices(), ids=lambda c: c.label)
+def test_variant_verifies_with_runs_in_parallel_on_disjoint_nodes(slurm_cluster, shared_dir, request, choice):
+    variant, args = choice.variant, choice.args
+    if "flux" in (choice.variant, choice.launcher):
         request.getfixturevalue("flux_ready")
     proc = run(slurm_cluster.env, *args, "--no-spack", "--repeats", "4", "--nodes-per-run", "2",
                "--run-dir", str(shared_dir), "--json")
