@@ -158,6 +158,24 @@ def scan_prefix(prefix: Path, skip: frozenset[str] = frozenset()) -> tuple[int, 
     return stat.S_IMODE(os.lstat(prefix).st_mode) & 0o777, entries
 
 
+def _digest_all(paths: list[StorePath], pending: list[tuple[Path, Entry, int]], needle: bytes,
+                on_file: Callable[[int], None] | None) -> None:
+    """Every file's sha256 (in threads), and per store path the files that hold NEEDLE (the build root)."""
+    def digest(item: tuple[Path, Entry, int]) -> bool:
+        item[1]["sha256"], found = sha256_and_find(item[0], needle)
+        if on_file:
+            on_file(item[1]["size"])
+        return found
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        holds_root = list(pool.map(digest, pending))
+    for sp in paths:
+        sp["prefixed"] = []
+    for (_, entry, index), found in zip(pending, holds_root, strict=True):
+        if found:  # the files relocation rewrites (in manifest order: pending follows it)
+            paths[index]["prefixed"].append(entry["path"])
+
+
 def build(root: Path, store: Path | None = None, lock: Path | None = None,
           on_file: Callable[[int], None] | None = None, with_spack: bool = False) -> Manifest:
     """The manifest of every store path under ROOT (or --store), with every file's sha256; with the
@@ -191,21 +209,7 @@ def build(root: Path, store: Path | None = None, lock: Path | None = None,
                       "mode": mode, "files": entries})
         pending += [(root / key / e["path"], e, len(paths) - 1) for e in entries if e["type"] == "file"]
 
-    needle = root.as_posix().encode()
-
-    def digest(item: tuple[Path, Entry, int]) -> bool:
-        item[1]["sha256"], found = sha256_and_find(item[0], needle)
-        if on_file:
-            on_file(item[1]["size"])
-        return found
-
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        holds_root = list(pool.map(digest, pending))
-    for sp in paths:
-        sp["prefixed"] = []
-    for (_, entry, index), found in zip(pending, holds_root, strict=True):
-        if found:  # the files relocation rewrites (in manifest order: pending follows it)
-            paths[index]["prefixed"].append(entry["path"])
+    _digest_all(paths, pending, root.as_posix().encode(), on_file)
     lock = lock if lock is not None else (root / "spack.lock" if (root / "spack.lock").is_file() else None)
     manifest: Manifest = {
         "format": FORMAT,

@@ -26,7 +26,8 @@ class Plan:
 
     @property
     def files(self) -> int:
-        return sum(len(sp["files"]) for sp in self.todo)
+        """Regular files to write (what the progress line counts)."""
+        return sum(e["type"] == "file" for sp in self.todo for e in sp["files"])
 
     @property
     def bytes(self) -> int:
