@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from bundle.errors import BundleError
 from bundle.manifest import path_digest
 from bundle.records import Manifest, StorePath
+from bundle.validate import SPACK_PARTS
 
 ABSENT, SAME, OTHER = "absent", "same", "other"  # what is at a store path's place at the target
 
@@ -60,4 +61,7 @@ def plan(manifest: Manifest, state: dict[str, str], probe: Callable[[str, StoreP
             raise BundleError(f"{key}: exists at the target and was not deployed by this tool; refusing to replace it")
         if state.get(key) != path_digest(sp) or found == ABSENT:
             todo.append(sp)
-    return Plan(todo, kept, sorted(owned - set(places.values())), places)
+    # Spack's own parts (and sbang's bin/) are never stale: a bundle packed without --with-spack keeps
+    # the Spack an earlier one deployed.
+    stale = sorted(k for k in owned - set(places.values()) if k not in SPACK_PARTS and not k.endswith("/bin"))
+    return Plan(todo, kept, stale, places)

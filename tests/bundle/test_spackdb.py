@@ -7,6 +7,7 @@ import pytest
 from bundle import spackdb
 from bundle.errors import BundleError
 from bundle.placement import layout
+from bundle.plan import plan
 
 # What Spack 1.0.2's spack.util.path.add_padding(root, 128) returns (computed with the real Spack).
 SPACK_PADDED = {
@@ -81,3 +82,11 @@ def test_layout_moves_store_paths_below_a_rebuilt_padded_root() -> None:
     assert lay.pairs == ((old_install, new_install), ("/b/spack", "/longer/spack"))
     assert lay.place("opt/spack/bin") == "opt/spack/bin"
     assert layout(m, None).place(key) == key and layout({}, ("/b", "/c")).pairs == (("/b", "/c"),)
+
+
+def test_plan_never_prunes_spack_itself() -> None:
+    """A bundle packed without --with-spack leaves the Spack an earlier one deployed: not stale."""
+    state = {"bin": "d1", "lib/spack": "d2", "opt/spack/bin": "d3", "opt/spack/x/zlib-1-" + "a" * 32: "d4"}
+    steps = plan({"format": "bundle/1", "root": "/r", "spack_root": True, "lock": None, "paths": []}, state,
+                 lambda key, sp: "absent")
+    assert steps.stale == ["opt/spack/x/zlib-1-" + "a" * 32] and steps.todo == []
