@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import network
+from . import network, sshd
 from .procs import CommandError, alive, pids_matching, read_pid, run, stop
 from .spec import PROJECT, ClusterSpec, cgroup_conf, client_env, hosts_file, slurm_conf
 
@@ -24,6 +24,9 @@ REQUIRED = {
     "sinfo": "slurm-client (slurm-wlm)",
     "ip": "iproute2",
     "unshare": "util-linux",
+    "nsenter": "util-linux",
+    "sshd": "openssh-server",
+    "ssh-keygen": "openssh-client",
 }
 
 Progress = Callable[[str], None]
@@ -46,7 +49,7 @@ def _env(spec: ClusterSpec) -> dict[str, str]:
 
 def check_tools() -> None:
     for cmd, package in REQUIRED.items():
-        if shutil.which(cmd) is None:
+        if shutil.which(cmd) is None and not (cmd == "sshd" and os.access(sshd.SSHD, os.X_OK)):
             raise ClusterError(f"missing package {package}: '{cmd}' not found (run scripts/setup.sh)")
     if os.geteuid() != 0:
         raise ClusterError("no permission: the local cluster needs root (namespaces, bridge)")
@@ -107,6 +110,7 @@ def _write_files(spec: ClusterSpec) -> None:
     key = spec.munge_dir / "munge.key"
     key.write_bytes(os.urandom(1024))
     key.chmod(0o400)
+    sshd.write_files(spec)
     spec.state_file.write_text(spec.to_json())
 
 
@@ -172,6 +176,18 @@ def _wait_idle(spec: ClusterSpec, timeout: float) -> None:
         time.sleep(0.03)
 
 
+def _start_sshd(spec: ClusterSpec, nodes: list[str] | None = None) -> None:
+    """One sshd per node, in the namespaces of the node's slurmd."""
+    for node in nodes or spec.node_names:
+        deadline = time.monotonic() + 5  # a slurmd just started writes its pid file once it forked
+        while (pid := daemon_pids(spec).get(f"slurmd@{node}")) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if pid is None:
+            raise ClusterError(f"no slurmd on {node} to start its sshd beside")
+        if sshd.running(spec, node) is None:
+            sshd.start(spec, node, pid)
+
+
 def log_tails(spec: ClusterSpec, lines: int = 5) -> str:
     out = []
     for log in sorted(spec.log_dir.glob("*.log")) if spec.log_dir.exists() else []:
@@ -200,6 +216,8 @@ def up(spec: ClusterSpec, *, timeout: float = 30, progress: Progress = lambda _:
         _start_munged(spec)
         _start_slurm(spec)
         _wait_idle(spec, timeout)
+        progress("starting sshd on every node")
+        _start_sshd(spec)
     except (ClusterError, CommandError) as err:
         tails = log_tails(spec)
         down(spec)
@@ -249,6 +267,10 @@ def revive_node(spec: ClusterSpec, node: str, *, timeout: float = 60) -> str:
         proc = subprocess.run(_node_command(spec, node), env=_env(spec), capture_output=True, text=True)
         if proc.returncode != 0:
             raise ClusterError(f"slurmd on {node} did not start: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+    try:
+        _start_sshd(spec, [node])
+    except CommandError as err:
+        raise ClusterError(str(err)) from None
     run(["scontrol", "update", f"NodeName={node}", "State=RESUME"], env=_env(spec), check=False)
     deadline = time.monotonic() + timeout
     while not any(s.name == node and s.state == "idle" for s in node_states(spec)):
@@ -312,4 +334,7 @@ def status(spec: ClusterSpec) -> tuple[bool, str]:
 
 
 def env_lines(spec: ClusterSpec) -> str:
-    return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in client_env(spec).items())
+    """export lines, and an `ssh` shell function that reaches the nodes by name through their sshd."""
+    lines = [f"export {k}={shlex.quote(v)}" for k, v in client_env(spec).items()]
+    lines.append(f'ssh() {{ command {sshd.ssh_command(spec)} "$@"; }}')
+    return "\n".join(lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
+import shlex
 from pathlib import Path
 
 MAX_NODES = 200
@@ -135,6 +136,16 @@ class ClusterSpec:
         """The node's private /tmp."""
         return self.node_dir(node) / "tmp"
 
+    @property
+    def ssh_dir(self) -> Path:
+        """The nodes' sshd keys and configs, and the client's ssh_config (localcluster/sshd.py)."""
+        return self.root / "ssh"
+
+    @property
+    def ssh_config(self) -> Path:
+        """The ssh_config naming every node (`ssh -F` it, as BUNDLE_SSH does)."""
+        return self.ssh_dir / "ssh_config"
+
     def to_json(self) -> str:
         data = dataclasses.asdict(self)
         data["root"] = str(self.root)
@@ -238,6 +249,8 @@ def client_env(spec: ClusterSpec) -> dict[str, str]:
         "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
         "LOCAL_CLUSTER_ADDRESS": spec.host_address,
         "LOCAL_CLUSTER_ROOT": str(spec.root),
-        # No sshd on the nodes: Flux's ssh:// connector enters them through this instead.
+        # Flux's ssh:// connector enters the nodes through this (see the README on why not their sshd).
         "FLUX_SSH": str(PROJECT / "scripts" / "node-ssh"),
+        # The nodes' real sshd, for the bundle's ship (python -m bundle redeploy --to NODE:PREFIX).
+        "BUNDLE_SSH": f"ssh -F {shlex.quote(str(spec.ssh_config))}",
     }
