@@ -48,7 +48,7 @@ from bundle.relocate import apply_record, patchelf_command, relocate_store_path
 from bundle.snippet import add_to_profile, snippet
 from bundle.staging import Staging
 
-__all__ = ["META", "Result", "redeploy", "verify_deployment"]
+__all__ = ["META", "Result", "Source", "redeploy", "verify_deployment"]
 META = targets.META
 SNIPPET = "env.sh"
 STAGING_PREFIX = ".bundle-staging-"
@@ -110,7 +110,28 @@ def _record_staging(meta: Path, dirs: set[Path]) -> None:
     _write_atomic(meta / STAGING_LIST, canonical({"dirs": sorted(str(d) for d in dirs)}))
 
 
-def _stage(bundle: Path, manifest: Manifest, digest: str, target: Path, todo: list[StorePath],
+class Source:
+    """Where a redeploy reads the bundle: a file here (read twice: the manifest, then the members of the
+    store paths to write). A ship's target (remote.py) and a pulled stream are other sources."""
+
+    def __init__(self, bundle: Path) -> None:
+        self.bundle = Path(bundle)
+        self.name = self.bundle.name
+        self._read: tuple[Manifest, str] | None = None
+
+    def manifest(self) -> tuple[Manifest, str]:
+        self._read = archive.read(self.bundle, manifest_only=True)
+        return self._read
+
+    def planned(self, steps: Plan, target: Path) -> None:
+        """Called under the target's lock once the plan is made (a ship's target tells the sender here)."""
+
+    def stage(self, todo: list[StorePath], sink: archive.Sink, on_file: Callable[[int], None] | None) -> None:
+        """Every member of the store paths in TODO checked and handed to SINK (others may be read and skipped)."""
+        archive.read(self.bundle, sink, on_file=on_file, known=self._read)
+
+
+def _stage(source: Source, target: Path, todo: list[StorePath],
            places: dict[str, str], on_file: Callable[[int], None] | None, made: list[Path]) -> dict[str, Path]:
     """Read the bundle into staging beside each store path's final place; returns where each one is staged.
     Every staged byte is checked on its way in (type, mode, size, link target, sha256) and every
@@ -124,7 +145,7 @@ def _stage(bundle: Path, manifest: Manifest, digest: str, target: Path, todo: li
     sink = Staging(staged, todo)
     try:
         sink.start()
-        archive.read(bundle, sink, on_file=on_file, known=(manifest, digest))
+        source.stage(todo, sink, on_file)
     finally:
         sink.close()
     return staged
@@ -247,14 +268,14 @@ def _claimed(target: Path, wait: bool) -> Iterator[list[Path]]:
             undo(made)
 
 
-def redeploy(bundle: Path, prefix: Path | None = None, *, relocate: bool = False, wait: bool = False,
+def redeploy(bundle: Path | Source, prefix: Path | None = None, *, relocate: bool = False, wait: bool = False,
              prune: bool = False, profile: Path | None = None, on_file: Callable[[int], None] | None = None,
              on_plan: Callable[[int, int], None] | None = None,
              on_target: Callable[[Path], None] | None = None) -> Result:
     """Deploy BUNDLE at PREFIX (default: where it was built): plan, stage, relocate, swap, record."""
     start = time.monotonic()
-    bundle = Path(bundle)
-    manifest, digest = archive.read(bundle, manifest_only=True)
+    source = bundle if isinstance(bundle, Source) else Source(Path(bundle))
+    manifest, digest = source.manifest()
     target, relocation = targets.choose(manifest["root"], None if prefix is None else os.fsdecode(prefix), relocate)
     targets.check_existing(target, explicit=prefix is not None)
     if on_target:
@@ -267,10 +288,11 @@ def redeploy(bundle: Path, prefix: Path | None = None, *, relocate: bool = False
         _clean_leftovers(target, list(steps.places.values()))
         if on_plan:
             on_plan(steps.files, steps.bytes)
+        source.planned(steps, target)
         try:
             if steps.todo:
                 try:
-                    staged = _stage(bundle, manifest, digest, target, steps.todo, steps.places, on_file, made)
+                    staged = _stage(source, target, steps.todo, steps.places, on_file, made)
                     rewritten = _relocate(steps.todo, staged, lay) if lay.pairs else {}
                 except OSError as err:
                     raise _os_error(target, err, "staging") from None
@@ -284,13 +306,13 @@ def redeploy(bundle: Path, prefix: Path | None = None, *, relocate: bool = False
             for d in _staging_dirs_recorded(meta):
                 rmtree(d)
             (meta / STAGING_LIST).unlink(missing_ok=True)
-        result = _record(target, manifest, digest, bundle, steps, lay, prune, profile)
+        result = _record(target, manifest, digest, source.name, steps, lay, prune, profile)
     result.relocated_files = sum(len(r) for r in records.values())
     result.seconds = round(time.monotonic() - start, 3)
     return result
 
 
-def _record(target: Path, manifest: Manifest, digest: str, bundle: Path, steps: Plan, lay: Layout, prune: bool,
+def _record(target: Path, manifest: Manifest, digest: str, name: str, steps: Plan, lay: Layout, prune: bool,
             profile: Path | None) -> Result:
     """Spack's database, the manifest, the places and the snippet, each written only when it changed."""
     meta = meta_dir(target)
@@ -299,7 +321,7 @@ def _record(target: Path, manifest: Manifest, digest: str, bundle: Path, steps: 
     written_meta |= write_if_changed(meta / PLACES, canonical({k: v for k, v in steps.places.items() if k != v}))
     env = meta / SNIPPET
     written_meta |= write_if_changed(env, snippet(target, manifest, digest, steps.places).encode())
-    return Result(bundle.name, digest, str(target), len(manifest["paths"]), str(env), read=bool(steps.todo),
+    return Result(name, digest, str(target), len(manifest["paths"]), str(env), read=bool(steps.todo),
                   written_paths=sorted(steps.places[sp["key"]] for sp in steps.todo), written_files=steps.files,
                   written_bytes=steps.bytes, kept_paths=steps.kept, stale_paths=[] if prune else steps.stale,
                   pruned_paths=steps.stale if prune else [], metadata_written=written_meta,

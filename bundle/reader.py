@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import queue
 import re
@@ -15,8 +16,6 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol, cast
-
-import zstandard
 
 from bundle import tarstream
 from bundle.errors import BundleError
@@ -32,11 +31,46 @@ MANIFEST_MAX = 128 << 20
 READ_BLOCK = 4 << 20  # decompressed bytes per block handed from the decompressing thread to the reader
 
 
+def _errors() -> tuple[type[BaseException], ...]:
+    """What a truncated or corrupted stream raises (zstandard's error when it is installed: the target of a
+    ship runs this code on a bare python3, where only gzip streams arrive)."""
+    found: tuple[type[BaseException], ...] = (tarstream.TarError, EOFError, zlib.error, gzip.BadGzipFile)
+    try:
+        import zstandard
+    except ImportError:
+        return found
+    return (*found, zstandard.ZstdError)
+
+
+class _Rewound(io.RawIOBase):
+    """A stream (a pipe) with its first bytes, already read to sniff the compression, put back."""
+
+    def __init__(self, head: bytes, raw: BinaryIO) -> None:
+        self.head, self.raw = head, raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: memoryview) -> int:  # type: ignore[override]
+        if self.head:
+            n = min(len(buf), len(self.head))
+            buf[:n], self.head = self.head[:n], self.head[n:]
+            return n
+        data = self.raw.read(len(buf))
+        buf[:len(data)] = data
+        return len(data)
+
+
 def _chunks(raw: BinaryIO, bundle: Path) -> Iterator[bytes]:
-    """The decompressed stream in blocks of up to READ_BLOCK bytes."""
+    """The decompressed stream in blocks of up to READ_BLOCK bytes (RAW a file or a pipe)."""
     magic = raw.read(4)
-    raw.seek(0)
+    if raw.seekable():
+        raw.seek(0)
+    else:
+        raw = cast(BinaryIO, io.BufferedReader(_Rewound(magic, raw), CHUNK))
     if magic == b"\x28\xb5\x2f\xfd":
+        import zstandard  # not needed by a ship's target, which receives gzip
+
         stream: BinaryIO = zstandard.ZstdDecompressor().stream_reader(raw, read_size=CHUNK, read_across_frames=True,
                                                                        closefd=False)
     elif magic[:2] == b"\x1f\x8b":
@@ -258,6 +292,13 @@ def read(bundle: Path, sink: Sink | None = None, *, manifest_only: bool = False,
         raw = open(bundle, "rb")
     except OSError as err:
         raise BundleError(f"{bundle}: {err.strerror}") from None
+    return read_from(raw, bundle, sink, manifest_only=manifest_only, on_file=on_file, known=known)
+
+
+def read_from(raw: BinaryIO, bundle: Path, sink: Sink | None = None, *, manifest_only: bool = False,
+              on_file: Callable[[int], None] | None = None,
+              known: tuple[Manifest, str] | None = None) -> tuple[Manifest, str]:
+    """read() of the bundle named BUNDLE from RAW, a file or a pipe (read once, front to back), closed after."""
     blocks = _in_background(_chunks(raw, bundle)) if not manifest_only else _chunks(raw, bundle)
     try:
         with raw:
@@ -265,7 +306,7 @@ def read(bundle: Path, sink: Sink | None = None, *, manifest_only: bool = False,
                 return _read(bundle, tarstream.Reader(blocks), sink, manifest_only, on_file, known)
             finally:
                 blocks.close()  # type: ignore[attr-defined]
-    except (tarstream.TarError, zstandard.ZstdError, EOFError, zlib.error, gzip.BadGzipFile) as err:
+    except _errors() as err:
         raise BundleError(f"{bundle.name}: truncated or corrupted ({err})") from None
     except OSError as err:
         if err.errno is None:
@@ -300,9 +341,17 @@ def _read(bundle: Path, tar: tarstream.Reader, sink: Sink | None, manifest_only:
     manifest, digest = _manifest(bundle, tar, next(members, None), known)
     if manifest_only:
         return manifest, digest
+    read_members(tar, manifest, sink, on_file)
+    return manifest, digest
+
+
+def read_members(tar: tarstream.Reader, manifest: Manifest, sink: Sink | None,
+                 on_file: Callable[[int], None] | None = None) -> None:
+    """The members of TAR (after the manifest, or a ship's stream of only some store paths: MANIFEST
+    then lists just those), each checked against MANIFEST and handed to SINK; see read()."""
     checker = Checker(manifest, sink)
     check_member = checker.check
-    for member in members:
+    for member in tar:  # continues after what was read (the manifest)
         kind, rel, entry = check_member(member)
         if kind == "file":
             if sink is not None:
@@ -319,4 +368,3 @@ def _read(bundle: Path, tar: tarstream.Reader, sink: Sink | None, manifest_only:
     checker.end()
     if sink is not None:
         sink.finish()
-    return manifest, digest

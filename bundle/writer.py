@@ -14,8 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, cast
 
-import zstandard
-
 from bundle.errors import BundleError
 from bundle.manifest import CHUNK, canonical, manifest_hash
 from bundle.records import Manifest
@@ -130,6 +128,8 @@ def write(manifest: Manifest, out: str | Path, *, compression: str = "zstd", lev
     try:
         with open(tmp, "wb") as raw:
             if compression == "zstd":
+                import zstandard  # imported here: a ship's target runs the reader on a bare python3
+
                 workers = threads if threads is not None else max(1, os.cpu_count() or 1)
                 cctx = zstandard.ZstdCompressor(level=level or 3, threads=max(1, workers),
                                                 write_content_size=False, write_checksum=True)
