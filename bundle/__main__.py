@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from bundle import archive, deploy, manifest
+from bundle import archive, deploy, manifest, ship
 from bundle.manifest import BundleError
 from bundle.records import Manifest
 
@@ -22,6 +22,7 @@ class Progress:
         self.label, self.quiet, self.stream = label, quiet, stream
         self.files = self.bytes = self.total_files = self.total_bytes = 0
         self.tty, self.last = stream.isatty(), 0.0
+        self.sent_bytes: int | None = None
 
     def plan(self, files: int, nbytes: int) -> None:
         self.total_files, self.total_bytes = files, nbytes
@@ -33,10 +34,19 @@ class Progress:
             self.last = now
             self._draw("\r")
 
+    def sent(self, nbytes: int) -> None:
+        """Bytes sent so far (a ship): shown beside the files and bytes read."""
+        self.sent_bytes = nbytes
+        if self.tty and not self.quiet and (now := time.monotonic()) - self.last > 0.2:
+            self.last = now
+            self._draw("\r")
+
     def _draw(self, start: str, end: str = "") -> None:
         total = f"/{self.total_files}" if self.total_files else ""
         total_b = f"/{self.total_bytes / 1e6:.1f}" if self.total_bytes else ""
-        self.stream.write(f"{start}{self.label}: {self.files}{total} files, {self.bytes / 1e6:.1f}{total_b} MB{end}")
+        sent = f", {self.sent_bytes / 1e6:.1f} MB sent" if self.sent_bytes is not None else ""
+        self.stream.write(f"{start}{self.label}: {self.files}{total} files, {self.bytes / 1e6:.1f}{total_b} MB"
+                          f"{sent}{end}")
         self.stream.flush()
 
     def finish(self) -> None:
@@ -100,7 +110,26 @@ def redeploy_text(result: deploy.Result) -> str:
     return "\n".join(lines + [f"source {result.snippet}"])
 
 
+def cmd_ship(args: argparse.Namespace) -> dict:
+    """redeploy --to [USER@]HOST:PREFIX: the target redeploys what this side sends it."""
+    if args.profile or args.prefix:
+        raise BundleError("--to HOST:PREFIX names the target; --prefix and --profile are not available with it")
+    progress = Progress("ship", args.quiet)
+    if not args.quiet:
+        print(f"ship to {args.to}", file=sys.stderr, flush=True)
+    out = ship.ship(Path(args.bundle), args.to, ssh=args.ssh, relocate=args.relocate, wait=args.wait,
+                    prune=args.prune, on_sent=progress.sent, on_plan=progress.plan, on_file=progress.add)
+    progress.finish()
+    fields = {k: out[k] for k in deploy.Result.__dataclass_fields__}
+    sent = (f"sent {len(out['sent_paths'])} store paths to {out['host']}: {out['sent_bytes'] / 1e6:.1f} MB "
+            f"over ssh ({out['sent_store_bytes'] / 1e6:.1f} MB of files, gzip'd; "
+            f"{out['sent_control_bytes'] / 1e3:.0f} kB code and manifest)")
+    return {**out, "text": redeploy_text(deploy.Result(**fields)) + "\n" + sent}
+
+
 def cmd_redeploy(args: argparse.Namespace) -> dict:
+    if args.to:
+        return cmd_ship(args)
     progress = Progress("redeploy", args.quiet)
     profile = Path(args.profile_file or Path.home() / ".bashrc") if args.profile else None
 
@@ -108,9 +137,16 @@ def cmd_redeploy(args: argparse.Namespace) -> dict:
         if not args.quiet:
             print(f"redeploy to {target}", file=sys.stderr, flush=True)
 
-    result = deploy.redeploy(Path(args.bundle), Path(args.prefix) if args.prefix else None, relocate=args.relocate,
-                             wait=args.wait, prune=args.prune, profile=profile, on_file=progress.add,
-                             on_plan=progress.plan, on_target=announce)
+    source: Path | deploy.Source = Path(args.bundle)
+    if ship.is_remote(args.bundle):
+        source = ship.PullSource(args.bundle, args.ssh)
+    try:
+        result = deploy.redeploy(source, Path(args.prefix) if args.prefix else None, relocate=args.relocate,
+                                 wait=args.wait, prune=args.prune, profile=profile, on_file=progress.add,
+                                 on_plan=progress.plan, on_target=announce)
+    finally:
+        if isinstance(source, ship.PullSource):
+            source.close()
     progress.finish()
     return {**result.as_dict(), "text": redeploy_text(result)}
 
@@ -160,7 +196,11 @@ def parser() -> argparse.ArgumentParser:
     pk.add_argument("--compression", choices=sorted(archive.SUFFIX), default="zstd")
     pk.add_argument("--level", type=int, help="compression level (zstd default 3, gzip default 6)")
     rd = sub.add_parser("redeploy", parents=[common], help="BUNDLE [--prefix DIR]: verify, stage, swap in")
-    rd.add_argument("bundle")
+    rd.add_argument("bundle", help="a bundle file, or HOST:PATH to pull one over ssh (read once, as a stream)")
+    rd.add_argument("--to", metavar="[USER@]HOST:PREFIX",
+                    help="ship over ssh: the target (ssh and python3 >= 3.10) asks for the store paths it lacks "
+                         "and redeploys them at PREFIX (--relocate when PREFIX is not where the bundle was built)")
+    rd.add_argument("--ssh", metavar="CMD", help="the ssh command, split like a shell (default: $BUNDLE_SSH or ssh)")
     rd.add_argument("--prefix", help="where to deploy (default: where the bundle was built)")
     rd.add_argument("--relocate", action="store_true", help="deploy at another --prefix, rewriting paths")
     rd.add_argument("--wait", action="store_true", help="wait for a concurrent redeploy instead of refusing")

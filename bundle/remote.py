@@ -1,0 +1,94 @@
+"""The target's side of a ship (ship.py), run by a bare python3 (3.10 or newer, standard library only).
+
+ship.py starts `python3 -c ...` over ssh and feeds it, on stdin, this package's sources (loaded from
+memory: nothing is installed on the target), then a header line and the bundle's manifest. The target
+redeploys exactly as a local redeploy does (deploy.redeploy: its lock, refusals, staging and atomic
+swap), with this Source: once it holds the lock and has planned against its own .bundle/state.json,
+it answers with the store paths it needs, and reads them as a gzip'd tar stream from stdin, every
+member checked against the manifest and every sha256 matched. A sender that stops mid-stream ends
+the stream early: the read fails, staging is dropped, and the deployment is as it was.
+Replies are JSON lines on stdout: {"todo": [...]}, then {"result": {...}} or {"error": "..."}.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from bundle import deploy, reader, tarstream
+from bundle.errors import BundleError
+from bundle.manifest import check
+from bundle.plan import Plan
+from bundle.records import Manifest, StorePath
+
+MIN_PYTHON = (3, 10)
+BLOCK = 1 << 20
+
+
+def send(out: BinaryIO, message: dict) -> None:
+    out.write(json.dumps(message).encode() + b"\n")
+    out.flush()
+
+
+def gunzip(inp: BinaryIO) -> Iterator[bytes]:
+    """The decompressed blocks of the gzip stream on INP (ends with the gzip member, or early at EOF)."""
+    d = zlib.decompressobj(31)
+    while not d.eof and (chunk := inp.read1(BLOCK)):  # type: ignore[attr-defined]
+        while chunk:
+            yield d.decompress(chunk, 4 * BLOCK)
+            chunk = d.unconsumed_tail
+
+
+class ShipSource(deploy.Source):
+    def __init__(self, name: str, manifest: bytes, digest: str, inp: BinaryIO, out: BinaryIO) -> None:
+        self.name, self.data, self.digest, self.inp, self.out = name, manifest, digest, inp, out
+        self.parsed: Manifest | None = None
+
+    def manifest(self) -> tuple[Manifest, str]:
+        if hashlib.sha256(self.data).hexdigest() != self.digest:
+            raise BundleError(f"{self.name}: the manifest sent does not hash to {self.digest[:32]}")
+        try:
+            self.parsed = json.loads(self.data)
+        except ValueError as err:
+            raise BundleError(f"{self.name}: manifest is not JSON ({err})") from None
+        check(self.parsed)
+        return self.parsed, self.digest
+
+    def planned(self, steps: Plan, target: Path) -> None:
+        send(self.out, {"todo": [sp["key"] for sp in steps.todo], "target": str(target)})
+
+    def stage(self, todo: list[StorePath], sink: reader.Sink, on_file: Callable[[int], None] | None) -> None:
+        assert self.parsed is not None
+        try:
+            reader.read_members(tarstream.Reader(gunzip(self.inp)), {**self.parsed, "paths": todo}, sink, on_file)
+        except reader._errors() as err:
+            raise BundleError(f"the stream from the sender ended early or is corrupted ({err}); "
+                              "the deployment is as it was, ship again to finish") from None
+
+
+def main() -> int:
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    try:
+        header = json.loads(inp.readline())
+        manifest = zlib.decompress(inp.read(header["manifest_size"]))
+        source = ShipSource(header["name"], manifest, header["digest"], inp, out)
+        result = deploy.redeploy(source, Path(header["prefix"]), relocate=header["relocate"], wait=header["wait"],
+                                 prune=header["prune"])
+    except BundleError as err:
+        send(out, {"error": str(err)})
+        return 1
+    except OSError as err:
+        where = f": {os.fsdecode(err.filename)}" if err.filename else ""
+        send(out, {"error": f"{err.strerror or err}{where}"})
+        return 1
+    except (ValueError, KeyError, zlib.error) as err:
+        send(out, {"error": f"the sender's request is malformed ({err})"})
+        return 1
+    send(out, {"result": result.as_dict()})
+    return 0

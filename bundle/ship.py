@@ -1,0 +1,283 @@
+"""Ship a bundle to another machine over ssh, sending only the store paths the target lacks.
+
+One ssh session: `python3 -c <loader>` on the target reads this package's sources from stdin (loaded
+from memory, nothing installed; remote.py says what the target does), then the manifest. The target
+takes its lock, plans against its own .bundle/state.json and answers with the store paths it needs;
+only those are read out of the bundle here and sent, as a gzip'd tar stream, into the same checks,
+staging and atomic swap as a local redeploy. The target needs ssh and python3 (3.10 or newer).
+The ssh command is `ssh`, or BUNDLE_SSH, or --ssh (split like a shell would, as rsync's RSYNC_RSH).
+Pulling, the other direction: `ssh HOST cat PATH` read once as the bundle's stream (PullSource).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import tarfile
+import threading
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any, BinaryIO, cast
+
+from bundle import archive, deploy, reader, tarstream
+from bundle.errors import BundleError
+from bundle.manifest import canonical
+from bundle.plan import Plan
+from bundle.records import Manifest, StorePath
+
+PACKAGE = Path(__file__).resolve().parent
+REMOTE = "python3 -c 'import sys;exec(sys.stdin.buffer.read(int(sys.stdin.buffer.readline())))'"
+LOADER = """import sys
+if sys.version_info < (3, 10):
+    sys.stderr.write("python3 there is %d.%d; a ship's target needs 3.10 or newer\\n" % sys.version_info[:2])
+    sys.exit(3)
+import importlib.abc, importlib.util, json, zlib
+SRC = json.loads(zlib.decompress(sys.stdin.buffer.read(@SIZE@)))
+class Loader(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path, target=None):
+        if name in SRC:
+            return importlib.util.spec_from_loader(name, self, is_package=name == "bundle")
+    def create_module(self, spec):
+        return None
+    def exec_module(self, module):
+        exec(compile(SRC[module.__name__], "<shipped>/" + module.__name__, "exec"), module.__dict__)
+sys.meta_path.insert(0, Loader())
+from bundle import remote
+sys.exit(remote.main())
+"""
+NOT_SHIPPED = {"__main__", "bench", "ship"}  # the target runs remote.main() and what it imports
+_TYPES = {tarstream.REG: tarfile.REGTYPE, tarstream.DIR: tarfile.DIRTYPE, tarstream.SYM: tarfile.SYMTYPE}
+_DEST = re.compile(r"^(?:([^@/:\s]+)@)?([^@/:\s]+):(/.*)$")
+
+
+def parse_dest(dest: str) -> tuple[str, str]:
+    """[USER@]HOST:PREFIX -> ([USER@]HOST, PREFIX); PREFIX absolute."""
+    match = _DEST.match(dest)
+    if not match:
+        raise BundleError(f"--to {dest!r}: expected [USER@]HOST:/ABSOLUTE/PREFIX")
+    user, host, prefix = match.groups()
+    return (f"{user}@{host}" if user else host), prefix
+
+
+def ssh_command(ssh: str | None) -> list[str]:
+    words = shlex.split(ssh or os.environ.get("BUNDLE_SSH") or "ssh")
+    if not words:
+        raise BundleError("the ssh command (--ssh or BUNDLE_SSH) is empty")
+    return words
+
+
+def code() -> bytes:
+    """The loader, then this package's sources it loads (zlib'd JSON), as the target reads them on stdin."""
+    sources = {"bundle" if p.stem == "__init__" else f"bundle.{p.stem}": p.read_text()
+               for p in sorted(PACKAGE.glob("*.py")) if p.stem not in NOT_SHIPPED}
+    blob = zlib.compress(json.dumps(sources).encode(), 9)
+    loader = LOADER.replace("@SIZE@", str(len(blob))).encode()
+    return str(len(loader)).encode() + b"\n" + loader + blob
+
+
+def ssh_error(host: str, returncode: int, stderr: str) -> str:
+    """One line for what went wrong before the target's program answered."""
+    last = (stderr.strip().splitlines() or [""])[-1]
+    if returncode == 127 or "python3: command not found" in stderr or "python3: not found" in stderr:
+        return f"{host}: no python3 there (the target needs ssh and python3 3.10 or newer)"
+    if returncode == 3 and "python3 there is" in stderr:
+        return f"{host}: {last}"
+    if "Permission denied" in stderr or "Too many authentication failures" in stderr:
+        return f"{host}: authentication refused ({last})"
+    if returncode == 255:
+        return f"{host}: host unreachable ({last or 'ssh exited 255'})"
+    return f"{host}: the target's program stopped (exit {returncode}){': ' + last if last else ''}"
+
+
+class _Sender:
+    """Bytes to ssh's stdin, counted; a gzip stream when compressing."""
+
+    def __init__(self, pipe: IO[bytes], on_sent: Callable[[int], None] | None) -> None:
+        self.pipe, self.on_sent, self.sent = pipe, on_sent, 0
+        self.zip: Any = None
+
+    def raw(self, data: bytes) -> None:
+        self.pipe.write(data)
+        self.sent += len(data)
+        if self.on_sent:
+            self.on_sent(self.sent)
+
+    def write(self, data: bytes | memoryview) -> None:
+        if out := self.zip.compress(data):
+            self.raw(out)
+
+    def stream(self) -> None:
+        self.zip = zlib.compressobj(1, zlib.DEFLATED, 31)
+
+    def end(self) -> None:
+        self.raw(self.zip.flush())
+        self.pipe.flush()
+
+
+def send_store_paths(bundle: Path, todo: set[str], out: _Sender, on_file: Callable[[int], None] | None) -> None:
+    """The members of the store paths in TODO, read out of BUNDLE (stopping once all were read), as a tar stream."""
+    raw = open(bundle, "rb")
+    blocks = reader._in_background(reader._chunks(raw, bundle))
+    try:
+        tar = tarstream.Reader(blocks)
+        keys, left = reader._Keys(todo), set(todo)
+        out.stream()
+        for member in tar:
+            where = keys.find(member.name)
+            if where is None or where[0] not in todo:
+                if not left:
+                    break
+                continue
+            left.discard(where[0])
+            kind = _TYPES.get(member.type)
+            if kind is None:
+                raise BundleError(f"member {member.name}: tar member type {member.type!r} refused")
+            info = tarfile.TarInfo(member.name)
+            info.type, info.mode, info.size, info.linkname = kind, member.mode, member.size, member.linkname
+            info.mtime, info.uid, info.gid, info.uname, info.gname = archive.epoch(), 0, 0, "", ""
+            try:
+                out.write(info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape"))
+            except ValueError:
+                out.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+            if kind == tarfile.REGTYPE:
+                for piece in tar.data(member.size):
+                    out.write(piece)
+                if member.size % tarfile.BLOCKSIZE:
+                    out.write(b"\0" * (tarfile.BLOCKSIZE - member.size % tarfile.BLOCKSIZE))
+                if on_file:
+                    on_file(member.size)
+        out.write(b"\0" * tarfile.RECORDSIZE)
+        out.end()
+    except reader._errors() as err:
+        raise BundleError(f"{bundle.name}: truncated or corrupted ({err})") from None
+    finally:
+        blocks.close()  # type: ignore[attr-defined]
+        raw.close()
+
+
+def _reply(proc: subprocess.Popen, host: str, errors: list[str]) -> dict[str, Any]:
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        proc.wait()
+        raise BundleError(ssh_error(host, proc.returncode, "".join(errors)))
+    message = json.loads(line)
+    if "error" in message:
+        raise BundleError(f"{host}: {message['error']}")
+    return message
+
+
+def ship(bundle: Path, dest: str, *, ssh: str | None = None, relocate: bool = False, wait: bool = False,
+         prune: bool = False, on_sent: Callable[[int], None] | None = None,
+         on_plan: Callable[[int, int], None] | None = None,
+         on_file: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Ship BUNDLE to DEST ([USER@]HOST:PREFIX); the target's redeploy result, with what was sent."""
+    host, prefix = parse_dest(dest)
+    bundle = Path(bundle)
+    manifest, digest = archive.read(bundle, manifest_only=True)
+    by_key = {sp["key"]: sp for sp in manifest["paths"]}
+    proc = subprocess.Popen([*ssh_command(ssh), host, REMOTE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    errors: list[str] = []
+    drain = threading.Thread(target=lambda: errors.extend(line.decode(errors="replace")
+                                                          for line in proc.stderr or []), daemon=True)
+    drain.start()
+    assert proc.stdin is not None
+    out = _Sender(proc.stdin, on_sent)
+    try:
+        try:
+            out.raw(code())
+            packed = zlib.compress(canonical(manifest), 6)
+            out.raw(json.dumps({"name": bundle.name, "digest": digest, "prefix": prefix, "relocate": relocate,
+                                "wait": wait, "prune": prune, "manifest_size": len(packed)}).encode() + b"\n")
+            out.raw(packed)
+            proc.stdin.flush()
+        except BrokenPipeError:
+            pass
+        todo = _reply(proc, host, errors)["todo"]
+        control = out.sent
+        if on_plan:
+            sps: list[StorePath] = [by_key[k] for k in todo if k in by_key]
+            steps = Plan(todo=sps)
+            on_plan(steps.files, steps.bytes)
+        if todo:
+            try:
+                send_store_paths(bundle, set(todo), out, on_file)
+            except BrokenPipeError:
+                pass
+        try:
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        result = _reply(proc, host, errors)["result"]
+    finally:
+        if proc.poll() is None:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        drain.join(timeout=5)
+    return {**result, "host": host, "sent_bytes": out.sent, "sent_control_bytes": control,
+            "sent_data_bytes": out.sent - control, "sent_paths": sorted(todo),
+            "sent_store_bytes": sum(e.get("size", 0) for k in todo for e in by_key[k]["files"])}
+
+
+class PullSource(deploy.Source):
+    """A bundle on another host, read once as a stream (`ssh HOST cat PATH`): the manifest, then the members."""
+
+    def __init__(self, spec: str, ssh: str | None = None) -> None:
+        host, _, path = spec.partition(":")
+        self.host, self.name = host, Path(path).name
+        self.proc = subprocess.Popen([*ssh_command(ssh), host, f"cat -- {shlex.quote(path)}"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert self.proc.stdout is not None
+        self.blocks = reader._in_background(reader._chunks(cast(BinaryIO, self.proc.stdout), Path(self.name)))
+        self.tar = tarstream.Reader(self.blocks)
+        self.parsed: tuple[Manifest, str] | None = None
+
+    def _fail(self, err: BaseException) -> BundleError:
+        """The error to raise: ssh's or cat's when they failed (a truncated stream is their symptom), else ERR's."""
+        try:
+            self.proc.wait(timeout=5)  # the stream ended: ssh or cat is exiting
+        except subprocess.TimeoutExpired:
+            pass
+        self.close()
+        stderr = (self.proc.stderr.read() if self.proc.stderr else b"").decode(errors="replace").strip()
+        if self.proc.returncode and self.proc.returncode != -9 and stderr:
+            if self.proc.returncode == 255:
+                return BundleError(ssh_error(self.host, 255, stderr))
+            return BundleError(f"{self.host}: {stderr.splitlines()[-1]}")
+        return err if isinstance(err, BundleError) else BundleError(f"{self.name}: truncated or corrupted ({err})")
+
+    def manifest(self) -> tuple[Manifest, str]:
+        try:
+            self.parsed = reader._manifest(Path(self.name), self.tar, next(iter(self.tar), None), None)
+        except BundleError as err:
+            raise self._fail(err) from None
+        except reader._errors() as err:
+            raise self._fail(err) from None
+        return self.parsed
+
+    def stage(self, todo: list[StorePath], sink: reader.Sink, on_file: Callable[[int], None] | None) -> None:
+        assert self.parsed is not None
+        try:
+            reader.read_members(self.tar, self.parsed[0], sink, on_file)
+        except reader._errors() as err:
+            raise self._fail(err) from None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:  # the rest of the stream is not needed (or the read failed)
+            self.proc.kill()
+        self.blocks.close()  # type: ignore[attr-defined]
+        self.proc.wait()
+
+
+def is_remote(spec: str) -> bool:
+    """HOST:PATH (not a local file, the host part without '/')."""
+    host, sep, _ = spec.partition(":")
+    return bool(sep and host and "/" not in host and not os.path.exists(spec))
