@@ -10,7 +10,9 @@ cd "$(dirname "$0")/.."
 packages=(slurm-wlm munge openmpi-bin libopenmpi-dev mpich libmpich-dev gcc make iproute2 procps psmisc util-linux openssh-server openssh-client patchelf zstd pigz file git
   # building flux-core and flux-sched (upstream/flux.py)
   g++ autoconf automake libtool pkg-config cmake libzmq3-dev uuid-dev libjansson-dev liblz4-dev libarchive-dev
-  libhwloc-dev libsqlite3-dev lua5.1 liblua5.1-0-dev lua-posix libboost-dev libboost-graph-dev libedit-dev libyaml-cpp-dev)
+  libhwloc-dev libsqlite3-dev lua5.1 liblua5.1-0-dev lua-posix libboost-dev libboost-graph-dev libedit-dev libyaml-cpp-dev
+  # run.py --monitoring --screenshot and the monitoring tests look at parsl-visualize in a headless browser
+  chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -40,7 +42,7 @@ fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing Python dependencies into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[test,flux]'
+  .venv/bin/python -m pip install -q -e '.[test,flux,monitoring]'
   echo "$want" > "$stamp"
 fi
 

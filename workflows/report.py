@@ -42,12 +42,30 @@ def summary(data: dict[str, Any]) -> str:
         notes += [f"retried after an attempt on {','.join(a)}" for a in r.get("failed_attempts", [])]
         lines.append(f"{r['index']:>4}  {','.join(r['nodes']):<16}{len(r['ranks']):>6}  {start}  {took}  "
                      f"{'; '.join(notes)}".rstrip())
+    lines += _monitoring_lines(data.get("monitoring") or {})
     if data["verified"]:
         lines.append("verified: every CPU of every node answered once; overlapping runs used disjoint nodes")
     else:
         lines.append("NOT verified:")
         lines += [f"  - {p}" for p in data["problems"]]
     return "\n".join(lines)
+
+
+def _monitoring_lines(m: dict[str, Any]) -> list[str]:
+    """The monitored run's workflow id, database and task states (Parsl's own record), or why it was off."""
+    if m.get("unsupported"):
+        return [f"monitoring: off: {m['unsupported']}"]
+    if not m.get("enabled"):
+        return []
+    line = f"monitoring: workflow {m.get('workflow_id')} in {m.get('database')}"
+    if "error" in m:
+        return [f"{line} ({m['error']})"]
+    states: dict[str, int] = {}
+    for t in m.get("tasks", []):
+        states[t["state"]] = states.get(t["state"], 0) + 1
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+    return [f"{line}: {len(m.get('tasks', []))} tasks ({counts}); see: python workflows/run.py visualize "
+            f"{Path(str(m.get('database'))).parent}"]
 
 
 def write(run_dir: Path, data: dict[str, Any]) -> Path:

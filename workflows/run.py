@@ -26,7 +26,7 @@ from typing import NoReturn
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workflows import environment, placement, report, slurm, variants  # noqa: E402
+from workflows import environment, monitoring, placement, report, slurm, variants  # noqa: E402
 from workflows.launchers import LAUNCHERS, MPI_FLAVOURS, compiler  # noqa: E402
 from workflows.settings import Settings, SettingsError  # noqa: E402
 
@@ -76,6 +76,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", type=Path, help="run directory (default runs/<variant>-<timestamp>)")
     p.add_argument("--json", action="store_true", help="print only the path of result.json")
     p.add_argument("--dry-run", action="store_true", help="with clean: list what would be removed")
+    p.add_argument("--monitoring", action="store_true",
+                   help=f"Parsl's MonitoringHub into RUN_DIR/{monitoring.DATABASE} (see: run.py visualize RUN_DIR)")
+    p.add_argument("--screenshot", action="store_true",
+                   help=f"with --monitoring: keep a headless Chromium screenshot of the run's parsl-visualize page "
+                        f"as RUN_DIR/{monitoring.SCREENSHOT}")
+    return p
+
+
+def visualize_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python workflows/run.py visualize",
+                description="Serve a monitored run's database with parsl-visualize on 127.0.0.1 until Ctrl-C.")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run directory of a --monitoring run")
+    p.add_argument("--port", type=int, help="port (default: a free one)")
     return p
 
 
@@ -99,6 +112,11 @@ def checked_settings(args: argparse.Namespace) -> tuple[Settings, dict[str, int]
     stand_in = {f"node{i}": 1 for i in range(max(1, args.nodes_per_run))}  # any partition the run fits
     s = settings_from(args, stand_in, run_dir)
     missing = variants.get(s.variant).unavailable(s)
+    if missing:
+        raise SettingsError(missing)
+    if args.screenshot and not args.monitoring:
+        raise SettingsError("--screenshot needs --monitoring (it shows the run's parsl-visualize page)")
+    missing = monitoring.missing() if args.monitoring else None
     if missing:
         raise SettingsError(missing)
     nodes = slurm.partition_nodes(args.partition)
@@ -150,8 +168,12 @@ class Stalled(RuntimeError):
     """The run could not finish: no block of the workflow could run."""
 
 
-def execute(s: Settings, source: Path = SOURCE) -> tuple[list[placement.Run], dict[int, str], dict]:
-    """Run the workflow; returns the parsed runs, why runs failed (by index; -1 the compile), and extra facts."""
+def execute(s: Settings, source: Path = SOURCE, monitored: bool = False
+            ) -> tuple[list[placement.Run], dict[int, str], dict]:
+    """Run the workflow; returns the parsed runs, why runs failed (by index; -1 the compile), and extra facts.
+
+    monitored: Parsl's MonitoringHub records the run in RUN_DIR/monitoring.db (its processes end with the DFK).
+    """
     import parsl
 
     from workflows import apps
@@ -164,7 +186,11 @@ def execute(s: Settings, source: Path = SOURCE) -> tuple[list[placement.Run], di
     errors: dict[int, str] = {}
     variant.prepare(s)
     sampler = slurm.BlockSampler(s.tag, s.partition, variant.block_nodes(s))
-    dfk = parsl.load(variant.config(s))
+    config = variant.config(s)
+    if monitored:
+        config.monitoring = monitoring.hub(s)
+    dfk = parsl.load(config)
+    workflow_id = dfk.run_id
     try:
         with sampler:
             line = apps.compile_line(compiler(s.mpi), str(source), binary)
@@ -193,8 +219,24 @@ def execute(s: Settings, source: Path = SOURCE) -> tuple[list[placement.Run], di
         text = path.read_text(errors="replace") if path.exists() else ""
         runs.append(placement.parse(i, str(path.relative_to(s.run_dir)), text))
     extra = {"block_samples": sampler.samples, "cancelled_jobs": cancelled, "failed_runs": sorted(errors),
-             "max_concurrent_runs": placement.max_concurrency(runs)}
+             "max_concurrent_runs": placement.max_concurrency(runs),
+             "monitoring": monitoring_facts(s, workflow_id) if monitored else {"enabled": False, "database": None}}
     return runs, errors, extra
+
+
+def monitoring_facts(s: Settings, workflow_id: str) -> dict:
+    """What result.json says of a monitored run: the database, the workflow id and each task's final state
+    as Parsl's own tables hold them."""
+    db = monitoring.database(s.run_dir)
+    facts: dict = {"enabled": True, "database": str(db), "workflow_id": workflow_id}
+    try:
+        recorded, tasks = monitoring.read(db)
+    except monitoring.MonitoringError as err:
+        return {**facts, "error": str(err)}
+    if recorded != workflow_id:
+        return {**facts, "error": f"{db} holds workflow {recorded}, not this run's {workflow_id}"}
+    return {**facts, "tasks": [{"task_id": t.task_id, "app": t.app, "state": t.state, "tries": t.tries}
+                               for t in tasks]}
 
 
 def _waiting_for(jobs: list[str]) -> None:
@@ -230,7 +272,32 @@ def _interrupted(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+def visualize(argv: Sequence[str]) -> int:
+    """run.py visualize RUN_DIR [--port N]: parsl-visualize on that run's database, on 127.0.0.1."""
+    args = visualize_parser().parse_args(argv)
+    missing = monitoring.missing()
+    db = monitoring.database(args.run_dir.absolute())
+    try:
+        if missing:
+            raise monitoring.MonitoringError(missing)
+        workflow_id, tasks = monitoring.read(db)
+        signal.signal(signal.SIGTERM, _interrupted)
+        with monitoring.serving(db, args.port, log=args.run_dir.absolute() / "visualize.log") as base:
+            print(f"parsl-visualize serving {db}\nworkflow {workflow_id} ({len(tasks)} tasks): "
+                  f"{monitoring.workflow_page(base, workflow_id)}\n(Ctrl-C to stop)", flush=True)
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+    except monitoring.MonitoringError as err:
+        print(f"run.py: {err}", file=sys.stderr)
+        return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["visualize"]:
+        return visualize(argv[1:])
     args = parser().parse_args(argv)
     if args.variant == "clean":
         return clean(args.dry_run)
@@ -239,6 +306,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, slurm.SlurmError, environment.LoadOrderError) as err:
         print(f"run.py: {err}", file=sys.stderr)
         return 2
+    unsupported = variants.get(s.variant).monitoring_unsupported(s.launcher) if args.monitoring else None
+    if unsupported:
+        print(f"run.py: --monitoring: {unsupported}; running without it", file=sys.stderr, flush=True)
+    monitored = args.monitoring and not unsupported
     s.run_dir.mkdir(parents=True, exist_ok=True)
     (s.run_dir / MARKER).touch()
     # Parsl starts interchange.py from PATH: this interpreter's scripts must be found even unactivated.
@@ -248,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.time()
     signal.signal(signal.SIGTERM, _interrupted)  # a killed run cancels its jobs too
     try:
-        runs, errors, extra = execute(s, args.source.resolve())
+        runs, errors, extra = execute(s, args.source.resolve(), monitored)
     except KeyboardInterrupt:
         print(f"run.py: interrupted; every Slurm job of this run was cancelled ({s.run_dir})", file=sys.stderr)
         return 130
@@ -257,7 +328,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     problems = [errors[i] for i in sorted(errors)] + placement.verify(
         completed, repeats=None if errors else s.repeats, nodes_per_run=s.nodes_per_run, cpus_by_node=nodes)
     problems += variants.get(s.variant).problems(s, extra["block_samples"])
+    if unsupported:
+        extra["monitoring"]["unsupported"] = unsupported
     data = report.result(s, runs, problems, time.time() - started, {**extra, "partition_nodes": sorted(nodes)})
+    if args.screenshot and monitored:
+        try:
+            extra["monitoring"]["screenshot"] = str(monitoring.screenshot(s.run_dir))
+        except monitoring.MonitoringError as err:
+            print(f"run.py: --screenshot: {err}", file=sys.stderr)
     path = report.write(s.run_dir, data)
     report.plot(data, s.run_dir / "placement.png")
     print(path if args.json else report.summary(data) + f"\nrun directory: {s.run_dir}")

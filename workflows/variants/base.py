@@ -55,6 +55,10 @@ class Variant:
         """Why this variant cannot run here (one line that says how to get what is missing), or None."""
         return None
 
+    def monitoring_unsupported(self, launcher: str) -> str | None:
+        """Why Parsl's MonitoringHub cannot watch this variant with this launcher (one line), or None."""
+        return None
+
     def problems(self, s: Settings, block_samples: list[tuple[float, int]]) -> list[str]:
         """Variant-specific checks of a finished run, beyond placement."""
         return []

@@ -78,3 +78,9 @@ class Flux(Variant):
 
     def unavailable(self, s: Settings) -> str | None:
         return fluxenv.missing(bindings=True)
+
+    def monitoring_unsupported(self, launcher: str) -> str | None:
+        # Parsl's DFK wraps each task for monitoring only through the executor's remote_monitoring_radio;
+        # FluxExecutor has none (HTEX and MPIExecutor send through their own channel), so every task would fail.
+        return ("Parsl's monitoring does not support FluxExecutor (it has no remote_monitoring_radio: "
+                "the DFK would refuse every task with RadioRequiredError)")
