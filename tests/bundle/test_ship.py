@@ -154,5 +154,13 @@ def test_errors_are_one_line(slurm_cluster, tree, tmp_path):
         out = bundle_cli(env, "redeploy", str(bundle), *args, "-q")
         assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1, (what, out.stderr)
         assert what in out.stderr, (what, out.stderr)
+    assert bundle_cli(env, "redeploy", str(bundle), "--to", f"n1:{tree}", "-q").returncode == 0
+    holder = subprocess.Popen([*shlex.split(env["BUNDLE_SSH"]), "n1",
+                               f"flock {tree}/.bundle/lock sh -c 'echo held; sleep 4'"], stdout=subprocess.PIPE)
+    assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+    locked = bundle_cli(env, "redeploy", str(bundle), "--to", f"n1:{tree}", "-q")
+    holder.wait()
+    assert locked.returncode == 1 and locked.stderr == f"bundle: n1: {tree}: another redeploy holds the lock " \
+                                                         "(use --wait to queue)\n"
     bad = bundle_cli(env, "redeploy", str(bundle), "--to", "n1:relative/path")
     assert bad.returncode == 1 and "expected [USER@]HOST:/ABSOLUTE/PREFIX" in bad.stderr
