@@ -1,7 +1,9 @@
 """Benchmark: every variant against the raw-Slurm baseline, for several K, side by side in one run.
 
 Rounds are interleaved (round 1 does every K and variant, then round 2 ...) and medians reported,
-so the machine's noise hits every line alike. Makespan and time to first result are measured from
+so the machine's noise hits every line alike. With --monitoring, each variant Parsl's monitoring supports
+is also run with run.py --monitoring (row VARIANT+mon) right after its plain run in every round, and the
+extra time per MPI run it costs is its own column. Makespan and time to first result are measured from
 the moment the command starts to the end stamp of the last (first) MPI run.
 """
 
@@ -19,9 +21,11 @@ from pathlib import Path
 
 from workflows import placement, variants
 from workflows.demo import runnable
+from workflows.launchers import DEFAULT_LAUNCHER
 
 RUN = Path(__file__).resolve().parent / "run.py"
 SOURCE = Path(__file__).resolve().parent / "mpi_hello.c"
+MONITORED = "+mon"  # the row of a variant run with --monitoring
 
 
 def measure(cmd: list[str], out_dir: Path, repeats: int, nodes_per_run: int, cpus: dict[str, int]) -> dict:
@@ -43,12 +47,32 @@ def _num(value: float | None, width: int, places: int) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    head = f"{'variant':<9}{'K':>4}{'makespan s':>12}{'first s':>9}{'overhead/run ms':>17}{'x baseline':>11}  ok"
+    monitored = any("monitoring_ms" in r for r in rows)
+    width = max(9, *(len(r["variant"]) + 1 for r in rows))
+    head = (f"{'variant':<{width}}{'K':>4}{'makespan s':>12}{'first s':>9}{'overhead/run ms':>17}{'x baseline':>11}"
+            + (f"{'monitoring/run ms':>19}" if monitored else "") + "  ok")
     lines = [head]
     for r in rows:
-        lines.append(f"{r['variant']:<9}{r['K']:>4}{_num(r['makespan'], 12, 2)}{_num(r['first'], 9, 2)}"
-                     f"{_num(r['overhead_ms'], 17, 0)}{_num(r['ratio'], 11, 2)}  {'yes' if r['verified'] else 'NO'}")
+        mon = _num(r.get("monitoring_ms"), 19, 0) if monitored else ""
+        lines.append(f"{r['variant']:<{width}}{r['K']:>4}{_num(r['makespan'], 12, 2)}{_num(r['first'], 9, 2)}"
+                     f"{_num(r['overhead_ms'], 17, 0)}{_num(r['ratio'], 11, 2)}{mon}  "
+                     f"{'yes' if r['verified'] else 'NO'}")
     return "\n".join(lines)
+
+
+def monitored_labels(labels: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Each label followed by its +mon twin where Parsl's monitoring supports the variant; a line for each other."""
+    choices = {c.label: c for c in variants.choices()}
+    names, skipped = [], []
+    for label in labels:
+        c = choices[label]
+        why = variants.get(c.variant).monitoring_unsupported(c.launcher or DEFAULT_LAUNCHER)
+        names.append(label)
+        if why:
+            skipped.append(f"{label}: no {label}{MONITORED} row ({why})")
+        else:
+            names.append(label + MONITORED)
+    return names, skipped
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -81,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    metavar="VARIANT", help=f"variants, with launchers as VARIANT/LAUNCHER ({' '.join(known)}; "
                                        "default: all runnable here)")
     p.add_argument("--out", type=Path, default=Path("runs") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}")
+    p.add_argument("--monitoring", action="store_true",
+                   help=f"also run each variant with Parsl's monitoring (rows VARIANT{MONITORED}, same rounds)")
     args = p.parse_args(argv)
     from workflows import slurm
 
@@ -89,7 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     binary = out / "mpi_hello"
     subprocess.run(["mpicc", "-O2", "-o", str(binary), str(SOURCE)], check=True)
-    names = ["baseline", *args.variants]
+    names, skipped = monitored_labels(args.variants) if args.monitoring else (list(args.variants), [])
+    for line in skipped:
+        print(line, file=sys.stderr)
+    names = ["baseline", *names]
     samples: dict[tuple[str, int], list[dict]] = {(n, k): [] for n in names for k in args.k}
     for rnd in range(args.rounds):
         for k in args.k:
@@ -100,8 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     cmd = ["salloc", f"-N{len(cpus)}", "--exclusive", "-Q", sys.executable, "-m",
                            "workflows.baseline", "--repeats", str(k), "--binary", str(binary), "--out", str(d)]
                 else:
-                    cmd = [sys.executable, str(RUN), *known[name], "--no-spack", "--repeats", str(k),
-                           "--run-dir", str(d), "--json"]
+                    label = name.removesuffix(MONITORED)
+                    cmd = [sys.executable, str(RUN), *known[label], "--no-spack", "--repeats", str(k),
+                           "--run-dir", str(d), "--json", *(["--monitoring"] if name != label else [])]
                 samples[(name, k)].append(measure(cmd, d, k, 2, cpus))
     rows = []
     for k in args.k:
@@ -114,6 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "overhead_ms": (mk - base) / k * 1000 if mk is not None else None,
                          "ratio": mk / base if mk is not None else None,
                          "verified": all(s["verified"] for s in samples[(name, k)])})
+            plain = rows[-2] if name.endswith(MONITORED) else None  # the same variant unmonitored, just before
+            if plain is not None and mk is not None and plain["makespan"] is not None:
+                rows[-1]["monitoring_ms"] = (mk - plain["makespan"]) / k * 1000
     (out / "bench.json").write_text(json.dumps({"rows": rows, "samples": {f"{n}-K{k}": v for (n, k), v in
                                                                          samples.items()}}, indent=2))
     plot(rows, out / "bench.png")
