@@ -20,6 +20,7 @@ import traceback
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future
+from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import NoReturn
 
@@ -189,9 +190,22 @@ def execute(s: Settings, source: Path = SOURCE, monitored: bool = False
     config = variant.config(s)
     if monitored:
         config.monitoring = monitoring.hub(s)
-    dfk = parsl.load(config)
+    # A terminal's Ctrl-C goes to the whole process group. The processes Parsl starts while loading (HTEX's
+    # interchange, the monitoring database and router) inherit SIGINT blocked, so it does not kill them: an
+    # interchange dead of it leaves the DFK's cleanup waiting for its answer forever (jobs never cancelled),
+    # and the monitoring database loses its last records. run.py takes the Ctrl-C (one pressed while loading
+    # is held until the try below) and ends them in order. multiprocessing's resource tracker unblocks SIGINT
+    # when it starts, so it is started first.
+    resource_tracker.ensure_running()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        dfk = parsl.load(config)
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        raise
     workflow_id = dfk.run_id
     try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         with sampler:
             line = apps.compile_line(compiler(s.mpi), str(source), binary)
             compiled = apps.compile_mpi(line, stdout=str(out / "compile.out"), stderr=str(out / "compile.err"),

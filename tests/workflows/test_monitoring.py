@@ -28,14 +28,14 @@ from ..needs import require
 
 RUN = [sys.executable, str(PROJECT / "workflows" / "run.py")]
 
-# python -c REAPER OUT CMD...: runs CMD as a child subreaper (PR_SET_CHILD_SUBREAPER), forwards SIGINT/SIGTERM to
-# it, exits with its code; then writes to OUT (JSON) the command lines of the processes still left under it after a
-# grace of 15 s, and ends them.
+# python -c REAPER OUT CMD...: runs CMD (in a session of its own) as a child subreaper (PR_SET_CHILD_SUBREAPER),
+# forwards SIGINT/SIGTERM to it, exits with its code; then writes to OUT (JSON) the command lines of the processes
+# still left under it after a grace of 15 s, and ends them.
 REAPER = r"""
 import ctypes, json, os, signal, subprocess, sys, time
 import psutil
 ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
-child = subprocess.Popen(sys.argv[2:])
+child = subprocess.Popen(sys.argv[2:], start_new_session=True)
 for sig in (signal.SIGINT, signal.SIGTERM):
     signal.signal(sig, lambda s, _f: child.send_signal(s))
 rc = child.wait()
@@ -171,7 +171,10 @@ def check_visualize(run_dir: Path, run_id: str, scratch: Path) -> None:
 
 
 @pytest.mark.cluster
-def test_sigint_during_a_monitored_run_leaves_no_job_and_no_process(slurm_cluster, shared_dir):
+@pytest.mark.parametrize("to", ["run.py", "its process group"])
+def test_sigint_during_a_monitored_run_leaves_no_job_and_no_process(slurm_cluster, shared_dir, to):
+    """SIGINT to run.py alone, or to its whole process group as a terminal's Ctrl-C sends it (Parsl's interchange
+    and monitoring processes get it too): exit 130, every job cancelled, no process left."""
     left = shared_dir / "left.json"
     proc = subprocess.Popen(reaped(left, [*RUN, "htex", "--no-spack", "--monitoring", "--run-dir",
                                           str(shared_dir / "run")]),
@@ -181,11 +184,16 @@ def test_sigint_during_a_monitored_run_leaves_no_job_and_no_process(slurm_cluste
     while not our_jobs(slurm_cluster.env) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert our_jobs(slurm_cluster.env), "the run submitted no block"
-    titles = [" ".join(p.cmdline()) for p in psutil.Process(proc.pid).children(recursive=True)]
+    (run,) = psutil.Process(proc.pid).children()
+    titles = [" ".join(p.cmdline()) for p in run.children(recursive=True)]
     assert any("parsl: monitoring database" in t for t in titles), titles
-    proc.send_signal(signal.SIGINT)
+    if to == "run.py":
+        run.send_signal(signal.SIGINT)
+    else:
+        os.killpg(run.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
+    assert "Traceback" not in err, err
     assert our_jobs(slurm_cluster.env) == []
     assert left_behind(left) == []
 
