@@ -249,7 +249,7 @@ def client_env(spec: ClusterSpec) -> dict[str, str]:
         "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
         "LOCAL_CLUSTER_ADDRESS": spec.host_address,
         "LOCAL_CLUSTER_ROOT": str(spec.root),
-        # Flux's ssh:// connector enters the nodes through this (see the README on why not their sshd).
+        # Flux's ssh:// connector wants one program: this one is ssh -F <the ssh_config below> to the nodes' sshd.
         "FLUX_SSH": str(PROJECT / "scripts" / "node-ssh"),
         # The nodes' real sshd, for the bundle's ship (python -m bundle redeploy --to NODE:PREFIX).
         "BUNDLE_SSH": f"ssh -F {shlex.quote(str(spec.ssh_config))}",
