@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import dataclasses
 import logging
 import os
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from multiprocessing import resource_tracker
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -224,9 +225,7 @@ def execute(s: Settings, source: Path = SOURCE, monitored: bool = False
             for i, err in sorted(wait(futures, sampler, s.stall_timeout).items()):
                 errors[i] = _failure(f"run {i}", err, s.run_timeout)
     finally:
-        dfk.cleanup()
-        parsl.clear()
-        cancelled = slurm.cancel_tagged(s.tag, on_wait=_waiting_for)
+        cancelled = _shut_down(dfk, s.tag)
     runs = []
     for i in range(s.repeats):
         path = out / f"run-{i}.out"
@@ -251,6 +250,57 @@ def monitoring_facts(s: Settings, workflow_id: str) -> dict:
         return {**facts, "error": f"{db} holds workflow {recorded}, not this run's {workflow_id}"}
     return {**facts, "tasks": [{"task_id": t.task_id, "app": t.app, "state": t.state, "tries": t.tries}
                                for t in tasks]}
+
+
+def _shut_down(dfk: Any, tag: str) -> list[str]:
+    """Parsl's cleanup, then every job of the run cancelled; neither may leave a process or job behind.
+
+    Parsl's cleanup raises when Slurm went away under the run (its scancel times out) and then leaves
+    the interchange running, which would keep a caller's pipes open: its processes are ended here.
+    """
+    import parsl
+
+    try:
+        dfk.cleanup()
+    except Exception as err:
+        print(f"run.py: Parsl's cleanup failed ({type(err).__name__}: {str(err).splitlines()[0][:160]}); "
+              "ending its processes", file=sys.stderr, flush=True)
+    finally:
+        parsl.clear()
+        _end_parsl_children()
+    try:
+        return slurm.cancel_tagged(tag, on_wait=_waiting_for)
+    except slurm.SlurmError as err:
+        print(f"run.py: could not cancel this run's jobs (tag {tag}): {err}", file=sys.stderr, flush=True)
+        return []
+
+
+def _end_parsl_children(grace: float = 3.0) -> None:
+    """SIGTERM, then SIGKILL, to this process's children that Parsl started (they name themselves 'parsl: ...')."""
+    me = str(os.getpid())
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            title = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if fields[1] == me and title.startswith(b"parsl:"):
+            found.append(int(stat.parent.name))
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in found:
+            with contextlib.suppress(OSError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace
+        while found and time.monotonic() < deadline:
+            found = [pid for pid in found if Path(f"/proc/{pid}").exists() and not _reaped(pid)]
+            time.sleep(0.05)
+
+
+def _reaped(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        return os.waitpid(pid, os.WNOHANG)[0] == pid
+    return True
 
 
 def _waiting_for(jobs: list[str]) -> None:

@@ -200,3 +200,28 @@ def test_flux_losing_its_first_node_ends_by_itself_with_a_line_per_lost_run(whol
     for r in completed:  # verified: the problems hold only the failures
         assert len(r["nodes"]) == 2 and len(r["ranks"]) == 4
     assert our_jobs(whole.env) == []  # completing jobs included
+
+
+def parsl_processes() -> set[int]:
+    """Processes on this machine that Parsl started (they name themselves 'parsl: ...')."""
+    found = set()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if cmdline.read_bytes().startswith(b"parsl:"):
+                found.add(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_cluster_that_goes_away_mid_run_ends_the_run_and_leaves_no_process(shared_dir):
+    before = parsl_processes()
+    with running(spec_for("vanishing-cluster", 3)) as gone:
+        run_dir = shared_dir / "run"
+        proc = start(gone.env, "htex", run_dir)
+        first_busy_node(proc, run_dir)
+        cluster.down(gone.spec)
+        out, err = proc.communicate(timeout=240)  # a Parsl process left alive would keep these pipes open
+    assert proc.returncode != 0, out
+    assert "Traceback" not in err, err
+    assert parsl_processes() <= before
