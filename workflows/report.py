@@ -29,6 +29,13 @@ def result(s: Settings, runs: Sequence[Run], problems: Sequence[str], wall: floa
     }
 
 
+def retry_note(attempt_nodes: Sequence[str]) -> str:
+    """An earlier, failed attempt of a run; one that failed before any rank answered has no nodes to name."""
+    if attempt_nodes:
+        return f"retried after an attempt on {','.join(attempt_nodes)}"
+    return "retried after an attempt that failed before any rank answered"
+
+
 def summary(data: dict[str, Any]) -> str:
     runs = data["runs"]
     t0 = min((r["start"] for r in runs if r["start"] is not None), default=0.0)
@@ -39,7 +46,7 @@ def summary(data: dict[str, Any]) -> str:
         start = f"{r['start'] - t0:8.2f}" if r["start"] is not None else f"{'?':>8}"
         took = f"{r['end'] - r['start']:7.2f}" if None not in (r["start"], r["end"]) else f"{'?':>7}"
         notes = ["FAILED"] if r["index"] in failed else []
-        notes += [f"retried after an attempt on {','.join(a)}" for a in r.get("failed_attempts", [])]
+        notes += [retry_note(a) for a in r.get("failed_attempts", [])]
         lines.append(f"{r['index']:>4}  {','.join(r['nodes']):<16}{len(r['ranks']):>6}  {start}  {took}  "
                      f"{'; '.join(notes)}".rstrip())
     lines += _monitoring_lines(data.get("monitoring") or {})

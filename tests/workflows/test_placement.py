@@ -83,3 +83,10 @@ def test_flux_ranks_stamping_one_attempt_are_one_attempt():
     text = stamps + output(["n1", "n2"], 1.0, 2.0).split("\n", 1)[1]
     run = runs(text)[0]
     assert run.failed_attempts == () and run.start == 1.0 and len(run.ranks) == 4
+
+
+def test_a_retry_note_names_the_failed_attempt_s_nodes_or_says_it_had_none():
+    from workflows.report import retry_note
+
+    assert retry_note(["n1", "n2"]) == "retried after an attempt on n1,n2"
+    assert retry_note([]) == "retried after an attempt that failed before any rank answered"
