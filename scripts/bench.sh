@@ -4,7 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in -h|--help) exec .venv/bin/python -m workflows.bench --help;; esac
 scripts/setup.sh
-trap 'scripts/local-cluster.sh down -q >/dev/null' EXIT
-scripts/local-cluster.sh up -q
-eval "$(scripts/local-cluster.sh env)"
+# a cluster of its own (not the default one demo.sh and users bring up), outside the test clusters' slots
+cluster=(--root .state/bench-cluster --bridge slwfb0 --subnet 10.247.0.0/24 --prefix slwfb- --ctld-port 16700 --slurmd-port 16701)
+trap 'scripts/local-cluster.sh down -q "${cluster[@]}" >/dev/null' EXIT
+scripts/local-cluster.sh up -q "${cluster[@]}"
+eval "$(scripts/local-cluster.sh env "${cluster[@]}")"
 .venv/bin/python -m workflows.bench "$@"
