@@ -9,7 +9,11 @@ from collections.abc import Callable, Collection, Sequence
 
 
 class SlurmError(RuntimeError):
-    """Slurm cannot be used; the message is one line."""
+    """Slurm cannot be used; the message is one line: what failed (`detail`), then how to fix it if known."""
+
+    def __init__(self, detail: str, hint: str = "") -> None:
+        super().__init__(f"{detail} ({hint})" if hint else detail)
+        self.detail = detail
 
 
 HINT = ("is a cluster up and SLURM_CONF set? for the local one: scripts/local-cluster.sh up && "
@@ -26,7 +30,7 @@ def _run(cmd: Sequence[str], timeout: float = 20) -> str:
     if proc.returncode != 0:
         lines = (proc.stderr or proc.stdout).strip().splitlines()
         last = lines[-1].removeprefix(f"{cmd[0]}: ") if lines else f"exit {proc.returncode}"
-        raise SlurmError(f"Slurm unreachable: {cmd[0]}: {last} ({HINT})")
+        raise SlurmError(f"Slurm unreachable: {cmd[0]}: {last}", HINT)
     return proc.stdout
 
 
@@ -135,7 +139,7 @@ class BlockSampler:
             jobs = tagged_job_states(self.tag)
             usable = usable_nodes(self.partition)
         except SlurmError as err:  # a controller restart is ridden out; a controller gone for good is not
-            reason: str | None = f"Slurm does not answer ({str(err).split(' (')[0]})"
+            reason: str | None = f"Slurm does not answer ({err.detail})"
         else:
             self.samples.append((now, len(jobs)))
             reason = stall_reason(jobs, usable, self.block_nodes)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..launchers import DEFAULT_LAUNCHER
+from ..settings import PROJECT, Settings
 from .base import Variant
 from .flux import Flux
 from .htex import Htex
@@ -48,7 +49,5 @@ def choices() -> list[Choice]:
 
 def unavailable(choice: Choice, run_dir: str = "runs") -> str | None:
     """Why this choice cannot run on this machine (one line), or None."""
-    from ..settings import PROJECT, Settings
-
     s = Settings(variant=choice.variant, run_dir=PROJECT / run_dir, launcher=choice.launcher or DEFAULT_LAUNCHER)
     return REGISTRY[choice.variant].unavailable(s)

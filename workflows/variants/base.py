@@ -8,19 +8,16 @@ methods that build a Config, so listing variants (argparse, demo) stays fast.
 from __future__ import annotations
 
 import shlex
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import environment
-from ..settings import Settings
+from ..settings import PROJECT, Settings
 
 if TYPE_CHECKING:
     from parsl.config import Config
     from parsl.executors.base import ParslExecutor
     from parsl.launchers.base import Launcher as ParslLauncher
     from parsl.providers import SlurmProvider
-
-PROJECT = Path(__file__).resolve().parents[2]
 
 
 class Variant:
