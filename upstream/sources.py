@@ -98,13 +98,29 @@ def _clone(source: Source, into: Path, top: str) -> Path:
     return dest
 
 
+def archive_commit(archive: Path) -> str | None:
+    """The commit a `git archive` tarball was made from (its pax global header), or None."""
+    try:
+        with tarfile.open(archive) as tar:
+            tar.next()
+            return tar.pax_headers.get("comment")
+    except (OSError, tarfile.TarError):
+        return None
+
+
 def tree(source: Source, into: Path, *, mirror: Path | None, downloads: Path) -> Path:
-    """The unpacked source tree of `source` under `into`, from the mirror when given, else upstream."""
+    """The unpacked source tree of `source` under `into`, from the mirror when given, else upstream.
+
+    A git source from the mirror must be the `git archive` of its pinned commit, as a clone must be.
+    """
     top = source.archive.removesuffix(".tar.gz")
     if mirror is not None:
         archive = mirror / source.archive
         if not archive.is_file():
             raise SourceError(f"{archive} not found in the source mirror ({MIRROR_ENV})")
+        if source.commit and (commit := archive_commit(archive)) != source.commit:
+            raise SourceError(f"{archive} is the git archive of {commit or 'no commit'}, "
+                              f"not of the pinned {source.commit}")
         return _unpack(archive, into, top)
     if source.commit:
         return _clone(source, into, top)

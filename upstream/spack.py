@@ -24,7 +24,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import yaml
@@ -135,26 +134,6 @@ def check_env_yaml(project: Path) -> str:
     return yaml.safe_dump({"spack": {"specs": ["zlib-ng"], "view": False, "packages": packages}})
 
 
-def archive_commit(archive: Path) -> str | None:
-    """The commit a `git archive` tarball was made from (its pax global header), or None."""
-    try:
-        with tarfile.open(archive) as tar:
-            tar.next()
-            return tar.pax_headers.get("comment")
-    except (OSError, tarfile.TarError):
-        return None
-
-
-def _checked_tree(source: Source, work: Path, mirror: Path | None, downloads: Path) -> Path:
-    tree = sources.tree(source, work, mirror=mirror, downloads=downloads)
-    if mirror is not None:
-        commit = archive_commit(mirror / source.archive)
-        if commit != source.commit:
-            raise sources.SourceError(f"{mirror / source.archive} is the git archive of {commit or 'no commit'}, "
-                                      f"not of the pinned {source.commit}")
-    return tree
-
-
 # The commit made from a mirror's archive: the same tree gives the same commit id on every machine.
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "parsl-mpi-stack set-up", "GIT_AUTHOR_EMAIL": "set-up@localhost",
                 "GIT_AUTHOR_DATE": "1980-01-01T00:00:00+0000", "GIT_COMMITTER_NAME": "parsl-mpi-stack set-up",
@@ -186,12 +165,12 @@ def _steps(srcs: list[Source], folder: Path, packages: Path, work: Path, mirror:
     check_env = work / "check-env"
 
     def get_sources() -> None:
-        tree = _checked_tree(spack_src, work, mirror, downloads)
+        tree = sources.tree(spack_src, work, mirror=mirror, downloads=downloads)
         shutil.rmtree(tree / ".git", ignore_errors=True)  # a release: the lock records `"type": "release"`
         tree.rename(folder / "spack")
         if not layout.complete(packages, _packages_pins(packages_src)):
             shutil.rmtree(packages, ignore_errors=True)
-            tree = _checked_tree(packages_src, work, mirror, downloads)
+            tree = sources.tree(packages_src, work, mirror=mirror, downloads=downloads)
             _as_git_work_tree(tree, packages_src)
             tree.rename(packages)
             layout.mark_complete(packages, _packages_pins(packages_src))

@@ -63,9 +63,9 @@ def git_archive_like(path: Path, top: str, commit: str | None) -> Path:
 
 def test_archive_commit_reads_git_archive_s_pax_header(tmp_path: Path) -> None:
     sha = "5efd8eea1b8ea701074d72372a4acf0a972d736b"
-    assert setup.archive_commit(git_archive_like(tmp_path / "a.tar.gz", "spack-1.0.2", sha)) == sha
-    assert setup.archive_commit(git_archive_like(tmp_path / "b.tar.gz", "spack-1.0.2", None)) is None
-    assert setup.archive_commit(tmp_path / "missing.tar.gz") is None
+    assert sources.archive_commit(git_archive_like(tmp_path / "a.tar.gz", "spack-1.0.2", sha)) == sha
+    assert sources.archive_commit(git_archive_like(tmp_path / "b.tar.gz", "spack-1.0.2", None)) is None
+    assert sources.archive_commit(tmp_path / "missing.tar.gz") is None
 
 
 def test_a_mirror_archive_of_another_commit_is_refused(tmp_path: Path) -> None:
@@ -74,7 +74,7 @@ def test_a_mirror_archive_of_another_commit_is_refused(tmp_path: Path) -> None:
     spack, _ = setup.spack_sources_for_install()
     git_archive_like(mirror / spack.archive, "spack-1.0.2", "0" * 40)
     with pytest.raises(sources.SourceError, match=f"git archive of 0{{40}}, not of the pinned {spack.commit}"):
-        setup._checked_tree(spack, tmp_path / "work", mirror, tmp_path / "downloads")
+        sources.tree(spack, tmp_path / "work", mirror=mirror, downloads=tmp_path / "downloads")
 
 
 def test_mirror_archives_are_the_pinned_commits() -> None:
@@ -82,7 +82,7 @@ def test_mirror_archives_are_the_pinned_commits() -> None:
     if mirror is None:
         pytest.skip(f"no source mirror (${sources.MIRROR_ENV} unset)")
     for source in setup.spack_sources_for_install():
-        assert setup.archive_commit(mirror / source.archive) == source.commit
+        assert sources.archive_commit(mirror / source.archive) == source.commit
 
 
 def test_site_configuration_turns_bootstrapping_off_and_keeps_caches_under_the_user_cache() -> None:
