@@ -14,23 +14,23 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import flux, layout, sources
+from . import flux, layout, sources, spack
 from .pins import PinError, flux_sources
 from .steps import StepFailed
 
 NOT_REACHABLE = 3
+# each build: where it is when built, how to build it, the sources it needs
+BUILDS = {"flux": (flux.installed, flux.install, flux_sources),
+          "spack": (spack.installed, spack.install, spack.spack_sources_for_install)}
 
 
 def _install(what: Sequence[str], mirror: Path | None, require: bool) -> int:
     root = layout.prefix()
-    builders = {"flux": (flux.installed, flux.install, flux_sources)}
-    if "spack" in what:
-        from . import spack
-        builders["spack"] = (spack.installed, spack.install, spack.spack_sources_for_install)
     for name in what:
-        installed, install, wanted = builders[name]
-        if installed(root):
-            print(f"upstream: {name} is installed at {installed(root)}", file=sys.stderr)
+        installed, install, wanted = BUILDS[name]
+        done = installed(root)
+        if done:
+            print(f"upstream: {name} is installed at {done}", file=sys.stderr)
             continue
         missing = sources.reachable(wanted(), mirror)
         if missing:
@@ -46,16 +46,13 @@ def _install(what: Sequence[str], mirror: Path | None, require: bool) -> int:
 def env_lines(root: Path) -> list[str]:
     """Shell lines that put the installed builds first on PATH (nothing for what is not built)."""
     paths = []
-    folder = flux.installed(root)
-    if folder:
-        paths.append(str(folder / "bin"))
-    try:
-        from . import spack
-        sfolder = spack.installed(root)
-    except (ImportError, PinError):
-        sfolder = None
-    if sfolder:
-        paths.append(str(sfolder / "bin"))
+    for installed, _, _ in BUILDS.values():
+        try:
+            folder = installed(root)
+        except PinError:  # the project's pins cannot name this build: nothing of it on PATH
+            folder = None
+        if folder:
+            paths.append(str(folder / "bin"))
     if not paths:
         return []
     return [f"export PATH={shlex.quote(os.pathsep.join(paths))}${{PATH:+:$PATH}}"]
@@ -73,21 +70,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("env", help="print the shell lines that put the builds on PATH")
     sub.add_parser("status", help="what is built, where")
     args = p.parse_args(argv)
-    unknown = [w for w in getattr(args, "what", None) or [] if w not in ("flux", "spack")]
+    unknown = [w for w in getattr(args, "what", None) or [] if w not in BUILDS]
     if unknown:
-        p.error(f"install: unknown {', '.join(unknown)} (choose from flux, spack)")
+        p.error(f"install: unknown {', '.join(unknown)} (choose from {', '.join(BUILDS)})")
     try:
         if args.command == "install":
-            return _install(args.what or ["flux", "spack"], args.sources, args.require)
+            return _install(args.what or list(BUILDS), args.sources, args.require)
         if args.command == "env":
             print("\n".join(env_lines(layout.prefix())))
             return 0
-        from . import spack
-
         root = layout.prefix()
         print(f"prefix {root}")
-        print(f"flux   {flux.installed(root) or 'not built'}")
-        print(f"spack  {spack.installed(root) or 'not built'}")
+        for name, (installed, _, _) in BUILDS.items():
+            print(f"{name:<6} {installed(root) or 'not built'}")
         return 0
     except (PinError, sources.SourceError, StepFailed) as err:
         print(f"upstream: {err}", file=sys.stderr)
