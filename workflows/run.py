@@ -30,7 +30,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 
 from workflows import environment, monitoring, placement, report, slurm, variants  # noqa: E402
 from workflows.launchers import LAUNCHERS, MPI_FLAVOURS, compiler  # noqa: E402
-from workflows.settings import Settings, SettingsError  # noqa: E402
+from workflows.settings import FLUX_WRAPPERS, Settings, SettingsError  # noqa: E402
 
 SOURCE = Path(__file__).resolve().parent / "mpi_hello.c"
 MARKER = ".workflows-run"
@@ -64,6 +64,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--mpi", default=d("mpi"), help=f"MPI flavour: {' or '.join(MPI_FLAVOURS)} (default %(default)s)")
     p.add_argument("--launcher", default=d("launcher"),
                    help=f"how the mpi variant starts a run: {', '.join(LAUNCHERS)} (default %(default)s)")
+    p.add_argument("--flux-wrapper", default=d("flux_wrapper"), choices=FLUX_WRAPPERS,
+                   help="the flux variant's bash apps: direct (the command is the Flux job) or parsl (Parsl's "
+                        "execute_parsl_task.py in every rank, as stock FluxExecutor) (default %(default)s)")
     p.add_argument("--address", default=os.environ.get("LOCAL_CLUSTER_ADDRESS"),
                    help="address workers reach this machine at (default: $LOCAL_CLUSTER_ADDRESS or Parsl's guess)")
     p.add_argument("--run-timeout", type=float, default=d("run_timeout"), help="seconds before an MPI run is ended")
@@ -103,7 +106,8 @@ def settings_from(args: argparse.Namespace, nodes: dict[str, int], run_dir: Path
         cpus_per_node=min(nodes.values()), cluster_nodes=len(nodes), partition=args.partition,
         account=args.account, walltime=args.walltime, scheduler_options=args.scheduler_options,
         loads=loads, use_spack=use_spack, venv=environment.current_venv(), address=args.address,
-        mpi=args.mpi, launcher=args.launcher, run_timeout=args.run_timeout, retries=args.retries,
+        mpi=args.mpi, launcher=args.launcher, flux_wrapper=args.flux_wrapper, run_timeout=args.run_timeout,
+        retries=args.retries,
         stall_timeout=args.stall_timeout, strategy_period=args.strategy_period,
         tag=f"parslmpi-{uuid.uuid4().hex[:12]}")
 

@@ -10,6 +10,7 @@ from .launchers import DEFAULT_LAUNCHER, LAUNCHERS, MPI_FLAVOURS
 
 SAFE_PATH = re.compile(r"[\w./+,:@%=~-]+")
 PROJECT = Path(__file__).resolve().parent.parent  # nodes must see it: workers import workflows.launch from it
+FLUX_WRAPPERS = ("direct", "parsl")  # the flux variant's bash apps: the command itself, or Parsl's Python wrapper
 NODE_LOCAL = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), Path("/run"))
 
 
@@ -50,6 +51,7 @@ class Settings:
     address: str | None = None  # where workers reach the interchange
     mpi: str = MPI_FLAVOURS[0]
     launcher: str = DEFAULT_LAUNCHER  # how the mpi variant starts a run (workflows/launchers.py)
+    flux_wrapper: str = FLUX_WRAPPERS[0]
     run_timeout: float = 300.0
     retries: int = 1
     stall_timeout: float = 60.0  # no block able to run for this long: give up
@@ -68,6 +70,8 @@ class Settings:
                                 f"{', '.join(allowed)} only" + (f" ({self.launcher} is for: {', '.join(users)})"
                                                                  if users else
                                                                  f" (launchers: {', '.join(LAUNCHERS)})"))
+        if self.flux_wrapper not in FLUX_WRAPPERS:
+            raise SettingsError(f"--flux-wrapper must be one of {', '.join(FLUX_WRAPPERS)}, got {self.flux_wrapper!r}")
         for name in ("repeats", "nodes_per_run", "cpus_per_node", "cluster_nodes"):
             if getattr(self, name) < 1:
                 flag = "--" + name.replace("_", "-")
