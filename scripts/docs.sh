@@ -13,4 +13,5 @@ while (($#)); do
   esac
 done
 python=.venv/bin/python; [ -x "$python" ] || python=python3
-exec "$python" -m sphinx -W --keep-going -n -q -b html docs "$out"
+# -E: every page read again (CLI pages come from the code, which Sphinx does not track)
+exec "$python" -m sphinx -E -W --keep-going -n -q -b html docs "$out"
