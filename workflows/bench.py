@@ -105,9 +105,9 @@ def known_rows() -> dict[str, list[str]]:
     return {**{c.label: c.args for c in variants.choices()}, **OPTION_ROWS}
 
 
-def default_rows() -> list[str]:
-    """Every variant runnable here, each option row right after its variant."""
-    todo = [c.label for c in runnable()[0]]
+def with_option_rows(labels: Sequence[str]) -> list[str]:
+    """The labels, each option row right after the variant it is an option of (when that variant is there)."""
+    todo = list(labels)
     for label, args in OPTION_ROWS.items():
         if args[0] in todo:
             todo.insert(todo.index(args[0]) + 1, label)
@@ -179,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     binary = out / "mpi_hello"
     subprocess.run(["mpicc", "-O2", "-o", str(binary), str(SOURCE)], check=True)
-    labels = args.variants or default_rows()
+    labels = args.variants or with_option_rows([c.label for c in runnable()[0]])
     names, skipped = monitored_labels(labels) if args.monitoring else (list(labels), [])
     for line in skipped:
         print(line, file=sys.stderr)
