@@ -28,8 +28,8 @@ from typing import Any, NoReturn
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workflows import environment, monitoring, placement, report, slurm, variants  # noqa: E402
-from workflows.launchers import LAUNCHERS, MPI_FLAVOURS, compiler  # noqa: E402
+from workflows import environment, monitoring, placement, report, slurm, stall, variants  # noqa: E402
+from workflows.launchers import MPI_FLAVOURS, RANK_LAUNCHERS, compiler  # noqa: E402
 from workflows.settings import Settings, SettingsError  # noqa: E402
 
 SOURCE = Path(__file__).resolve().parent / "mpi_hello.c"
@@ -62,8 +62,8 @@ def parser() -> argparse.ArgumentParser:
                    help=f"spack load SPEC, in order, miniconda3 last (default {' '.join(environment.DEFAULT_LOADS)})")
     p.add_argument("--no-spack", action="store_true", help="tools already on PATH: no spack loads")
     p.add_argument("--mpi", default=d("mpi"), help=f"MPI flavour: {' or '.join(MPI_FLAVOURS)} (default %(default)s)")
-    p.add_argument("--launcher", default=d("launcher"),
-                   help=f"how the mpi variant starts a run: {', '.join(LAUNCHERS)} (default %(default)s)")
+    p.add_argument("--launcher", help=f"how each MPI run's ranks start: {', '.join(RANK_LAUNCHERS)} "
+                                      "(default: the variant's first)")
     p.add_argument("--address", default=os.environ.get("LOCAL_CLUSTER_ADDRESS"),
                    help="address workers reach this machine at (default: $LOCAL_CLUSTER_ADDRESS or Parsl's guess)")
     p.add_argument("--run-timeout", type=float, default=d("run_timeout"), help="seconds before an MPI run is ended")
@@ -103,7 +103,8 @@ def settings_from(args: argparse.Namespace, nodes: dict[str, int], run_dir: Path
         cpus_per_node=min(nodes.values()), cluster_nodes=len(nodes), partition=args.partition,
         account=args.account, walltime=args.walltime, scheduler_options=args.scheduler_options,
         loads=loads, use_spack=use_spack, venv=environment.current_venv(), address=args.address,
-        mpi=args.mpi, launcher=args.launcher, run_timeout=args.run_timeout, retries=args.retries,
+        mpi=args.mpi, rank_launcher=args.launcher or variants.get(args.variant).rank_launchers[0],
+        run_timeout=args.run_timeout, retries=args.retries,
         stall_timeout=args.stall_timeout, strategy_period=args.strategy_period,
         tag=f"parslmpi-{uuid.uuid4().hex[:12]}")
 
@@ -113,7 +114,7 @@ def checked_settings(args: argparse.Namespace) -> tuple[Settings, dict[str, int]
     run_dir = (args.run_dir or Path("runs") / f"{args.variant}-{time.strftime('%Y%m%d-%H%M%S')}").absolute()
     stand_in = {f"node{i}": 1 for i in range(max(1, args.nodes_per_run))}  # any partition the run fits
     s = settings_from(args, stand_in, run_dir)
-    missing = variants.get(s.variant).unavailable(s)
+    missing = variants.checked(s).unavailable(s)
     if missing:
         raise SettingsError(missing)
     if args.screenshot and not args.monitoring:
@@ -142,7 +143,7 @@ def _failure(what: str, err: BaseException, timeout: float) -> str:
     return f"{what} failed: {type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]}"
 
 
-def wait(futures: dict[int, Future], sampler: slurm.BlockSampler, stall_timeout: float) -> dict[int, BaseException]:
+def wait(futures: dict[int, Future], sampler: stall.BlockSampler, stall_timeout: float) -> dict[int, BaseException]:
     """Wait for every run; a run that cannot finish because no block can run any more is given up.
 
     Returns the failures by run index. Parsl waits forever for a block that never starts (its
@@ -187,7 +188,7 @@ def execute(s: Settings, source: Path = SOURCE, monitored: bool = False
     binary = str(s.run_dir / "mpi_hello")
     errors: dict[int, str] = {}
     variant.prepare(s)
-    sampler = slurm.BlockSampler(s.tag, s.partition, variant.block_nodes(s))
+    sampler = stall.BlockSampler(s.tag, s.partition, variant.block_nodes(s))
     config = variant.config(s)
     if monitored:
         config.monitoring = monitoring.hub(s)
@@ -216,7 +217,7 @@ def execute(s: Settings, source: Path = SOURCE, monitored: bool = False
                 errors[-1] = _failure("compiling the MPI program", failed[-1], s.run_timeout) + (
                     f" (see {out / 'compile.err'})" if (out / "compile.err").exists() else "")
             command = apps.run_line(variant.run_command(s, binary), s.run_timeout,
-                                    stamped=not LAUNCHERS[s.launcher].stamps_ranks)
+                                    stamped=variant.wrapper_stamps(s))
             futures = {} if errors else {
                 i: apps.mpi_run(command, stdout=str(out / f"run-{i}.out"), stderr=str(out / f"run-{i}.err"),
                                 walltime=s.run_timeout + 30, **_spec(variant.run_resources(s)))
@@ -370,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, slurm.SlurmError, environment.LoadOrderError) as err:
         print(f"run.py: {err}", file=sys.stderr)
         return 2
-    unsupported = variants.get(s.variant).monitoring_unsupported(s.launcher) if args.monitoring else None
+    unsupported = variants.get(s.variant).monitoring_unsupported(s.rank_launcher) if args.monitoring else None
     if unsupported:
         print(f"run.py: --monitoring: {unsupported}; running without it", file=sys.stderr, flush=True)
     monitored = args.monitoring and not unsupported
@@ -394,7 +395,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     problems += variants.get(s.variant).problems(s, extra["block_samples"])
     if unsupported:
         extra["monitoring"]["unsupported"] = unsupported
-    data = report.result(s, runs, problems, time.time() - started, {**extra, "partition_nodes": sorted(nodes)})
+    data = report.result(s, variants.label(s.variant, s.rank_launcher), runs, problems, time.time() - started,
+                         {**extra, "partition_nodes": sorted(nodes)})
     if args.screenshot and monitored:
         try:
             extra["monitoring"]["screenshot"] = str(monitoring.screenshot(s.run_dir))
