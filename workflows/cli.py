@@ -91,18 +91,19 @@ def _tag(legacy: bool) -> str:
 
 def parser(legacy: bool = False) -> argparse.ArgumentParser:
     """The whole command line; legacy: as `python workflows/run.py` reads it (`run` implied, errors 'run.py: ...')."""
-    prog, tag = (LEGACY_PROG, _tag(legacy)) if legacy else (PROG, _tag(legacy))
+    prog, tag = (LEGACY_PROG if legacy else PROG), _tag(legacy)
     p = _Parser(prog=prog, tag=tag, description="The MPI hello world through one Parsl executor variant on Slurm "
                 "(run), the run directories it leaves (clean), and a monitored run's record (visualize).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", tag=tag, prog=prog if legacy else None, help="VARIANT [options]: one workflow run",
                          description="The MPI hello world through one Parsl executor variant: settings, the variant's "
                                      "Config, apps on Slurm, verified placement, result.json. Every Slurm job the run "
-                                     "submitted is cancelled when it ends, however it ends.")
+                                     "submitted is cancelled when it ends, however it ends.",
+                         epilog=f"also: {prog} clean [--dry-run] | visualize RUN_DIR [--port N]" if legacy else None)
     _add_run_arguments(run)
     clean = sub.add_parser("clean", tag=tag, help="remove run directories and Parsl's stray runinfo, nothing else",
-                           description="Remove run directories (those run left its marker in) under runs/, and "
-                                       "Parsl's stray runinfo/, nothing else.")
+                           description="Remove the run directories under runs/ (those holding the marker a run "
+                                       "leaves) and Parsl's stray runinfo/, nothing else.")
     clean.add_argument("--dry-run", action="store_true", help="list what would be removed")
     vis = sub.add_parser("visualize", tag=tag, help="RUN_DIR: parsl-visualize on a monitored run's database",
                          description="Serve a monitored run's database with parsl-visualize on 127.0.0.1 until Ctrl-C.")

@@ -70,11 +70,11 @@ def run(args: argparse.Namespace, tag: str = "workflows") -> int:
     except KeyboardInterrupt:
         print(f"{tag}: interrupted; every Slurm job of this run was cancelled ({s.run_dir})", file=sys.stderr)
         return 130
-    if unsupported:
-        outcome.monitoring["unsupported"] = unsupported
     data = report.result(s, variants.label(s.variant, s.rank_launcher), outcome.runs,
                          outcome.problems(s, nodes) + variants.get(s.variant).problems(s, outcome.block_samples),
                          time.time() - started, {**outcome.facts(), "partition_nodes": sorted(nodes)})
+    if unsupported:
+        data["monitoring"]["unsupported"] = unsupported
     if args.screenshot and outcome.monitoring["enabled"]:
         try:
             data["monitoring"]["screenshot"] = str(monitoring.screenshot(s.run_dir))

@@ -41,7 +41,7 @@ class Outcome:
         """What result.json records of the run beside its settings and runs."""
         return {"block_samples": self.block_samples, "cancelled_jobs": self.cancelled_jobs,
                 "failed_runs": sorted(self.errors), "max_concurrent_runs": placement.max_concurrency(self.runs),
-                "monitoring": self.monitoring}
+                "monitoring": dict(self.monitoring)}
 
 
 def execute(s: Settings, source: Path = SOURCE, monitored: bool = False, name: str = "workflows") -> Outcome:
