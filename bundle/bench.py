@@ -167,14 +167,18 @@ def table(r: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="scripts/bench-bundle.sh", description=__doc__.split("\n")[0])
     p.add_argument("--size-mb", type=int, default=1024, help="total bytes of the generated tree (MB)")
     p.add_argument("--files", type=int, default=50_000, help="number of files")
     p.add_argument("--packages", type=int, default=50, help="number of store paths")
     p.add_argument("--workdir", help="where to generate (default: a temporary directory, removed afterwards)")
     p.add_argument("--repeat", type=int, default=1, help="tar xzf and redeploy alternated N times; medians shown")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if args.size_mb < 1 or args.files < args.packages or args.packages < 1 or args.repeat < 1:
         print("bench: need --size-mb >= 1, --files >= --packages >= 1, --repeat >= 1", file=sys.stderr)
         return 2

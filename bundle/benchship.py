@@ -71,13 +71,17 @@ def run(host: str, size_mb: int, files: int, packages: int, work: Path) -> list[
         shutil.rmtree(tree.parent, ignore_errors=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="scripts/bench-ship.sh", description=__doc__.split("\n")[0])
     p.add_argument("--host", default="n1", help="the target (default n1, a local-cluster node)")
     p.add_argument("--size-mb", type=int, default=200, help="total bytes of the generated tree (MB)")
     p.add_argument("--files", type=int, default=10_000, help="number of files")
     p.add_argument("--packages", type=int, default=50, help="number of store paths")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-ship-") as work:
         rows = run(args.host, args.size_mb, args.files, args.packages, Path(work))
     print("| step | scp + tar xzf: MB sent | s | ship: MB sent | s |\n|---|---|---|---|---|")

@@ -24,13 +24,17 @@ def measure(spec: ClusterSpec) -> tuple[float, float]:
     return t1 - t0, time.monotonic() - t1
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="scripts/bench-cluster.sh",
                                 description="Time local-cluster up and down for several node counts.")
     p.add_argument("--nodes", type=int, nargs="+", default=[4, 16], help="node counts (default: 4 16)")
     p.add_argument("--rounds", type=int, default=3, help="rounds, interleaved; the median is reported")
     p.add_argument("--root", type=Path, default=Path(__file__).resolve().parent.parent / ".state" / "bench")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     host = socket.gethostname().split(".")[0]
     specs = {n: ClusterSpec(root=args.root.resolve() / f"n{n}", host=host, nodes=n, bridge="slbench0",
                             subnet="10.249.0.0/24", prefix="slb-", ctld_port=16870, slurmd_port=16871)

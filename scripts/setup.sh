@@ -42,7 +42,7 @@ fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing Python dependencies into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[test,flux,monitoring]'
+  .venv/bin/python -m pip install -q -e '.[test,flux,monitoring,docs]'
   echo "$want" > "$stamp"
 fi
 

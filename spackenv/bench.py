@@ -156,12 +156,16 @@ def table(r: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="scripts/bench-spack.sh", description=__doc__.split("\n")[0])
     p.add_argument("--workdir", type=Path, help="where the trees go (default: a temporary folder, removed after)")
     p.add_argument("--keep", action="store_true", help="keep the work folder")
     p.add_argument("--json", action="store_true", help="print the figures as JSON after the table")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench-spack-", dir=args.workdir))

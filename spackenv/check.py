@@ -190,14 +190,18 @@ def check(env_dir: Path, spack: str, cache: Path | None) -> list[str]:
     return diff
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m spackenv.check", description=__doc__.split("\n")[0])
     p.add_argument("--env", type=Path, default=Path.cwd(), help="the folder of spack.yaml and spack.lock")
     p.add_argument("--spack", default="spack", help="the spack command (default: spack on PATH)")
     p.add_argument("--no-cache", action="store_true", help="always re-solve, even for inputs checked before")
     p.add_argument("--cache", type=Path, default=Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE),
                    help=f"where passed checks are remembered (default ${CACHE_ENV}, else {DEFAULT_CACHE})")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if shutil.which(args.spack) is None:
         _say(f"spack not found ({args.spack})")
         return 2

@@ -100,13 +100,17 @@ def differences(old: dict, new: dict) -> list[str]:
     return lines
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m spackenv.lock", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     same = sub.add_parser("same", help="exit 0 when two locks hold the same solve")
     same.add_argument("old", type=Path)
     same.add_argument("new", type=Path)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
         old, new = (json.loads(path.read_text()) for path in (args.old, args.new))
     except (OSError, ValueError) as err:

@@ -58,7 +58,7 @@ def env_lines(root: Path) -> list[str]:
     return [f"export PATH={shlex.quote(os.pathsep.join(paths))}${{PATH:+:$PATH}}"]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m upstream", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     inst = sub.add_parser("install", help="build what is not built yet (default: flux spack)")
@@ -69,6 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help=f"exit {NOT_REACHABLE} when sources cannot be reached (CI: nothing may be skipped)")
     sub.add_parser("env", help="print the shell lines that put the builds on PATH")
     sub.add_parser("status", help="what is built, where")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = parser()
     args = p.parse_args(argv)
     unknown = [w for w in getattr(args, "what", None) or [] if w not in BUILDS]
     if unknown:

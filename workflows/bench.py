@@ -65,8 +65,9 @@ def monitored_labels(labels: Sequence[str]) -> tuple[list[str], list[str]]:
     choices = {c.label: c for c in variants.choices()}
     names, skipped = [], []
     for label in labels:
-        c = choices[label]
-        why = variants.get(c.variant).monitoring_unsupported(c.rank_launcher or DEFAULT_RANK_LAUNCHER)
+        c = choices.get(label)
+        variant, launcher = (c.variant, c.rank_launcher) if c else (OPTION_ROWS[label][0], None)
+        why = variants.get(variant).monitoring_unsupported(launcher or DEFAULT_RANK_LAUNCHER)
         names.append(label)
         if why:
             skipped.append(f"{label}: no {label}{MONITORED} row ({why})")
@@ -95,46 +96,65 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+# Rows that are a variant run with an option, beside the variants' own choices.
+OPTION_ROWS = {"flux/parsl-wrapper": ["flux", "--flux-wrapper", "parsl"]}
+
+
+def known_rows() -> dict[str, list[str]]:
+    """Every row the benchmark can run: its label and run.py's arguments for it."""
+    return {**{c.label: c.args for c in variants.choices()}, **OPTION_ROWS}
+
+
+def default_rows() -> list[str]:
+    """Every variant runnable here, each option row right after its variant."""
+    todo = [c.label for c in runnable()[0]]
+    for label, args in OPTION_ROWS.items():
+        if args[0] in todo:
+            todo.insert(todo.index(args[0]) + 1, label)
+    return todo
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="scripts/bench.sh", description=__doc__.split("\n")[0])
     p.add_argument("--k", type=int, nargs="+", default=[4, 16, 64], help="numbers of MPI runs (default 4 16 64)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
-    todo, _ = runnable()
-    known = {c.label: c.args for c in variants.choices()}
-    p.add_argument("--variants", nargs="+", default=[c.label for c in todo], choices=sorted(known),
-                   metavar="VARIANT", help=f"variants, with launchers as VARIANT/LAUNCHER ({' '.join(known)}; "
-                                       "default: all runnable here)")
+    known = known_rows()
+    p.add_argument("--variants", nargs="+", default=None, choices=sorted(known), metavar="VARIANT",
+                   help=f"rows: variants, VARIANT/LAUNCHER, and options ({' '.join(known)}; "
+                        "default: all runnable here)")
     p.add_argument("--out", type=Path, default=Path("runs") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}")
     p.add_argument("--monitoring", action="store_true",
                    help=f"also run each variant with Parsl's monitoring (rows VARIANT{MONITORED}, same rounds)")
-    args = p.parse_args(argv)
-    from workflows import slurm
+    return p
 
-    cpus = slurm.partition_nodes(None)
-    out = args.out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    binary = out / "mpi_hello"
-    subprocess.run(["mpicc", "-O2", "-o", str(binary), str(SOURCE)], check=True)
-    names, skipped = monitored_labels(args.variants) if args.monitoring else (list(args.variants), [])
-    for line in skipped:
-        print(line, file=sys.stderr)
-    names = ["baseline", *names]
-    samples: dict[tuple[str, int], list[dict]] = {(n, k): [] for n in names for k in args.k}
-    for rnd in range(args.rounds):
-        for k in args.k:
+
+def command(name: str, k: int, d: Path, binary: Path, nodes: int) -> list[str]:
+    """The command of one row's measurement: the raw-Slurm baseline, or run.py with the row's arguments."""
+    if name == "baseline":
+        return ["salloc", f"-N{nodes}", "--exclusive", "-Q", sys.executable, "-m",
+                "workflows.baseline", "--repeats", str(k), "--binary", str(binary), "--out", str(d)]
+    label = name.removesuffix(MONITORED)
+    return [sys.executable, str(RUN), *known_rows()[label], "--no-spack", "--repeats", str(k),
+            "--run-dir", str(d), "--json", *(["--monitoring"] if name != label else [])]
+
+
+def sample(names: Sequence[str], ks: Sequence[int], rounds: int, out: Path, binary: Path,
+           cpus: dict[str, int]) -> dict[tuple[str, int], list[dict]]:
+    """Interleaved rounds: every K and row once per round, so the machine's noise hits every row alike."""
+    samples: dict[tuple[str, int], list[dict]] = {(n, k): [] for n in names for k in ks}
+    for rnd in range(rounds):
+        for k in ks:
             for name in names:
                 d = out / f"{name.replace('/', '-')}-K{k}-r{rnd}"
-                print(f"round {rnd + 1}/{args.rounds}  K={k:<3} {name}", file=sys.stderr, flush=True)
-                if name == "baseline":
-                    cmd = ["salloc", f"-N{len(cpus)}", "--exclusive", "-Q", sys.executable, "-m",
-                           "workflows.baseline", "--repeats", str(k), "--binary", str(binary), "--out", str(d)]
-                else:
-                    label = name.removesuffix(MONITORED)
-                    cmd = [sys.executable, str(RUN), *known[label], "--no-spack", "--repeats", str(k),
-                           "--run-dir", str(d), "--json", *(["--monitoring"] if name != label else [])]
-                samples[(name, k)].append(measure(cmd, d, k, 2, cpus))
+                print(f"round {rnd + 1}/{rounds}  K={k:<3} {name}", file=sys.stderr, flush=True)
+                samples[(name, k)].append(measure(command(name, k, d, binary, len(cpus)), d, k, 2, cpus))
+    return samples
+
+
+def summarize(names: Sequence[str], ks: Sequence[int], samples: dict[tuple[str, int], list[dict]]) -> list[dict]:
+    """Medians per row and K, overhead per MPI run over the baseline of the same K."""
     rows = []
-    for k in args.k:
+    for k in ks:
         base = statistics.median(s["makespan"] for s in samples[("baseline", k)] if s["makespan"] is not None)
         for name in names:
             got = [s for s in samples[(name, k)] if s["makespan"] is not None]
@@ -147,6 +167,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             plain = rows[-2] if name.endswith(MONITORED) else None  # the same variant unmonitored, just before
             if plain is not None and mk is not None and plain["makespan"] is not None:
                 rows[-1]["monitoring_ms"] = (mk - plain["makespan"]) / k * 1000
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from workflows import slurm
+
+    cpus = slurm.partition_nodes(None)
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    binary = out / "mpi_hello"
+    subprocess.run(["mpicc", "-O2", "-o", str(binary), str(SOURCE)], check=True)
+    labels = args.variants or default_rows()
+    names, skipped = monitored_labels(labels) if args.monitoring else (list(labels), [])
+    for line in skipped:
+        print(line, file=sys.stderr)
+    names = ["baseline", *names]
+    samples = sample(names, args.k, args.rounds, out, binary, cpus)
+    rows = summarize(names, args.k, samples)
     (out / "bench.json").write_text(json.dumps({"rows": rows, "samples": {f"{n}-K{k}": v for (n, k), v in
                                                                          samples.items()}}, indent=2))
     plot(rows, out / "bench.png")

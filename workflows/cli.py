@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 from . import environment, lifecycle, monitoring, runner, variants
 from .launchers import MPI_FLAVOURS, RANK_LAUNCHERS
-from .settings import Settings
+from .settings import FLUX_WRAPPERS, Settings
 from .workflow import SOURCE
 
 PROG = "python -m workflows"
@@ -64,6 +64,9 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-spack", action="store_true", help="tools already on PATH: no spack loads")
     p.add_argument("--mpi", default=d("mpi"), help=f"MPI flavour: {' or '.join(MPI_FLAVOURS)} (default %(default)s)")
     p.add_argument("--launcher", help=_launcher_help())
+    p.add_argument("--flux-wrapper", default=d("flux_wrapper"), choices=FLUX_WRAPPERS,
+                   help="the flux variant's bash apps: direct (the command is the Flux job) or parsl (Parsl's "
+                        "execute_parsl_task.py in every rank, as stock FluxExecutor) (default %(default)s)")
     p.add_argument("--address", default=os.environ.get("LOCAL_CLUSTER_ADDRESS"),
                    help="address workers reach this machine at (default: $LOCAL_CLUSTER_ADDRESS or Parsl's guess)")
     p.add_argument("--run-timeout", type=float, default=d("run_timeout"), help="seconds before an MPI run is ended")

@@ -10,6 +10,7 @@ from .launchers import DEFAULT_RANK_LAUNCHER, MPI_FLAVOURS, RANK_LAUNCHERS
 
 SAFE_PATH = re.compile(r"[\w./+,:@%=~-]+")
 PROJECT = Path(__file__).resolve().parent.parent  # nodes must see it: workers import workflows.launch from it
+FLUX_WRAPPERS = ("direct", "parsl")  # the flux variant's bash apps: the command itself, or Parsl's Python wrapper
 NODE_LOCAL = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), Path("/run"))
 
 
@@ -50,6 +51,7 @@ class Settings:
     address: str | None = None  # where workers reach the interchange
     mpi: str = MPI_FLAVOURS[0]
     rank_launcher: str = DEFAULT_RANK_LAUNCHER  # how a run's ranks start (workflows/launchers.py; --launcher)
+    flux_wrapper: str = FLUX_WRAPPERS[0]
     run_timeout: float = 300.0
     retries: int = 1
     stall_timeout: float = 60.0  # no block able to run for this long: give up
@@ -61,6 +63,8 @@ class Settings:
         registry's check (workflows.variants.checked), which imports this module."""
         if self.rank_launcher not in RANK_LAUNCHERS:
             raise SettingsError(f"--launcher must be one of {', '.join(RANK_LAUNCHERS)}, got {self.rank_launcher!r}")
+        if self.flux_wrapper not in FLUX_WRAPPERS:
+            raise SettingsError(f"--flux-wrapper must be one of {', '.join(FLUX_WRAPPERS)}, got {self.flux_wrapper!r}")
         for name in ("repeats", "nodes_per_run", "cpus_per_node", "cluster_nodes"):
             if getattr(self, name) < 1:
                 flag = "--" + name.replace("_", "-")

@@ -5,7 +5,9 @@ places each MPI run through parsl_resource_specification. FluxExecutor ignores w
 loads go into its launch command, before `flux start`: the instance and every job inherit them,
 with Flux's Python bindings on PYTHONPATH (found from the flux that runs, see fluxenv).
 Flux runs every task of a job, so an MPI run's command is the MPI program itself, once per rank;
-the instance's job shell binds each task to its own core (workflows/flux_shell_initrc.lua).
+the instance's job shell binds each task to its own core (workflows/flux_shell_initrc.lua). The
+executor is workflows.fluxexec's: each bash app's command is the Flux job itself (no Python in the
+ranks); --flux-wrapper parsl keeps Parsl's own FluxExecutor, which runs its Python wrapper per rank.
 The job and the srun that starts Flux carry --no-kill: a lost node is drained by Flux, not fatal.
 """
 
@@ -56,12 +58,15 @@ class Flux(Variant):
         from parsl.executors import FluxExecutor
         from parsl.launchers import SrunLauncher
 
+        from ..fluxexec import DirectFluxExecutor
+
         provider = slurm_provider(s, nodes_per_block=self.block_nodes(s), blocks=(1, 0, 1),
                                   launcher=SrunLauncher(overrides=fluxenv.SRUN_OPTIONS),
                                   sbatch_options=fluxenv.SBATCH_NO_KILL)
         flux = fluxenv.flux_command() or "flux"
-        ex = FluxExecutor(label=self.name, provider=provider, working_dir=str(s.run_dir / "flux"),
-                          flux_path=flux, launch_cmd=launch_cmd(s, flux, fluxenv.bindings_path(flux)))
+        executor = DirectFluxExecutor if s.flux_wrapper == "direct" else FluxExecutor
+        ex = executor(label=self.name, provider=provider, working_dir=str(s.run_dir / "flux"),
+                      flux_path=flux, launch_cmd=launch_cmd(s, flux, fluxenv.bindings_path(flux)))
         return parsl_config(s, ex)
 
     def run_command(self, s: Settings, binary: str) -> str:
