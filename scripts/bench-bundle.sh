@@ -1,11 +1,4 @@
 #!/usr/bin/env bash
-# Thin entry point: the logic lives in python -m bundle.bench.
+# Benchmark: tar czf/xzf against pack/redeploy, side by side (parsl-mpi-bench-bundle, bundle/bench.py; see --help).
 set -euo pipefail
-repo="$(cd "$(dirname "$0")/.." && pwd)"
-case "${1:-}" in
-  -h|--help) echo "usage: scripts/bench-bundle.sh [--size-mb N] [--files N] [--workdir DIR] [--repeat N]  (tar czf/xzf vs pack/redeploy, side by side)"; exit 0;;
-esac
-python="$repo/.venv/bin/python"
-[ -x "$python" ] || python=python3
-export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
-exec "$python" -m bundle.bench "$@"
+exec "$(dirname "$0")/console-script" parsl-mpi-bench-bundle "$@"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the pinned Spack environment (spack.yaml + spack.lock) and put Parsl into conda's base.
 # Thin: the lock check is spackenv/check.py (a forced re-solve in a temporary copy, cached by the digest
-# of its inputs), the load order is workflows/environment.py. Safe to re-run (a no-op when done).
+# of its inputs), the load order is workflows/environment.py (both run as console scripts). Safe to re-run (a no-op when done).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 usage="usage: scripts/build-env.sh [--check-lock [--no-cache]] [--env DIR]
@@ -20,12 +20,11 @@ while (($#)); do
   esac
 done
 command -v spack >/dev/null 2>&1 || { echo "build-env: spack not found on PATH (install Spack 1.0.x, or the project's: python -m upstream install spack, then eval \"\$(python -m upstream env)\")" >&2; exit 1; }
-python="$repo/.venv/bin/python"; [ -x "$python" ] || python=python3
 [ -d "$env_dir" ] || { echo "build-env: no such directory: $env_dir" >&2; exit 2; }
 env_dir="$(cd "$env_dir" && pwd)"
 
 # The committed lock is never written: the check re-solves in a temporary copy.
-PYTHONPATH="$repo" "$python" -m spackenv.check --env "$env_dir" --spack "$(command -v spack)" "${cache_args[@]}"
+"$repo/scripts/console-script" parsl-mpi-spack-check --env "$env_dir" --spack "$(command -v spack)" "${cache_args[@]}"
 if ((check_only)); then exit 0; fi
 
 cd "$env_dir"
@@ -36,4 +35,4 @@ conda="$(spack -e . location -i miniconda3)"
 env -u PYTHONPATH "$conda/bin/python" -m pip install --no-input --quiet -r "$repo/env/parsl-requirements.txt"
 
 echo "# environment ready; set up shells and workers with (miniconda3 last):"
-cd "$repo" && env -u PYTHONPATH "$python" -m workflows.environment
+env -u PYTHONPATH "$repo/scripts/console-script" parsl-mpi-environment

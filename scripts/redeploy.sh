@@ -1,12 +1,9 @@
 #!/usr/bin/env bash
-# Thin entry point: the logic lives in python -m bundle redeploy (--to ships over ssh: bundle/ship.py).
+# Redeploy a bundle here, or ship it over ssh with --to: parsl-mpi-bundle redeploy (bundle/__main__.py); --help lists its options.
 set -euo pipefail
-repo="$(cd "$(dirname "$0")/.." && pwd)"
-case "${1:-}" in
-  -h|--help) echo "usage: scripts/redeploy.sh BUNDLE|HOST:PATH [--prefix TARGET [--relocate]] | BUNDLE --to [USER@]HOST:PREFIX [--relocate] [--ssh CMD]  [--prune] [--wait] [--profile] [--quiet] [--json]"; exit 0;;
-  "") echo "usage: scripts/redeploy.sh BUNDLE|HOST:PATH [--prefix TARGET [--relocate]] | BUNDLE --to [USER@]HOST:PREFIX [--relocate] [--ssh CMD]  [--prune] [--wait] [--profile] [--quiet] [--json]" >&2; exit 2;;
+here=$(dirname "$0")
+case "${1:-}" in  # the options are the parser's own: no usage copied here
+  -h|--help) echo "usage: scripts/redeploy.sh ARGS...  (the same as: parsl-mpi-bundle redeploy ARGS...)"
+             exec "$here/console-script" parsl-mpi-bundle redeploy --help;;
 esac
-python="$repo/.venv/bin/python"
-[ -x "$python" ] || python=python3
-export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
-exec "$python" -m bundle redeploy "$@"
+exec "$here/console-script" parsl-mpi-bundle redeploy "$@"

@@ -47,4 +47,4 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 
 require=(); case "${CI:-}" in true|1|yes) require=(--require);; esac
-.venv/bin/python -m upstream install "${require[@]}"
+.venv/bin/parsl-mpi-upstream install "${require[@]}"

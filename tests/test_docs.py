@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import re
 from pathlib import Path
 
@@ -44,11 +45,19 @@ def test_each_cli_page_renders_a_parser_that_exists(page, module, func, monkeypa
 
 
 def test_every_python_cli_a_script_runs_has_its_page():
-    """A scripts/*.sh that runs `python -m PACKAGE...` of the project is named on a CLI reference page."""
+    """A scripts/*.sh or scripts/console-script run of a project CLI (`python -m PACKAGE...`, or one of the
+    console scripts, parsl-mpi-*) is named on a CLI reference page, by the script's name or its `python -m` form."""
     pages = "\n".join(p.read_text() for p in (DOCS / "cli").glob("*.md"))
-    run = set()
+    entry_points = {e.name: e.module for e in importlib.metadata.distribution("parsl-mpi-stack").entry_points}
+    run: dict[str, set[str]] = {}  # what a script runs -> the names a page may give it
     for script in (PROJECT / "scripts").iterdir():
-        run |= {m for m in re.findall(r"-m (\w+(?:\.\w+)*)", script.read_text()) if m.split(".")[0] in PACKAGES}
+        text = script.read_text()
+        for m in re.findall(r"-m (\w+(?:\.\w+)*)", text):
+            if m.split(".")[0] in PACKAGES:
+                run[m] = {f"python -m {m}"}
+        for name in re.findall(r"\b(parsl-mpi-[\w-]+)", text):
+            module = entry_points[name]
+            run[name] = {name, f"python -m {module}",
+                         f"python -m {module.removesuffix('.__main__').removesuffix('.cli')}"}
     assert run
-    assert sorted(m for m in run if f"python -m {m}" not in pages) == []
-
+    assert sorted(what for what, names in run.items() if not any(n in pages for n in names)) == []

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from workflows import launch
-from workflows.launchers import LAUNCHERS
+from workflows.launchers import RANK_LAUNCHERS
 
 
 def lanes(hosts: Sequence[str], nodes_per_run: int) -> list[list[str]]:
@@ -32,7 +32,7 @@ def run_one(index: int, hosts: list[str], per_node: int, binary: str, out: Path)
         with open(out / f"run-{index}.out", "w") as f:
             f.write(f"# start {time.time()}\n")
             f.flush()
-            subprocess.run(LAUNCHERS["mpirun"].command("openmpi", hosts, per_node, [binary]), stdout=f,
+            subprocess.run(RANK_LAUNCHERS["mpirun"].command("openmpi", hosts, per_node, [binary]), stdout=f,
                            stderr=subprocess.DEVNULL, env={**os.environ, "TMPDIR": tmp})
             f.write(f"# end {time.time()}\n")
     finally:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from workflows import placement, variants
 from workflows.demo import runnable
-from workflows.launchers import DEFAULT_LAUNCHER
+from workflows.launchers import DEFAULT_RANK_LAUNCHER
 
 RUN = Path(__file__).resolve().parent / "run.py"
 SOURCE = Path(__file__).resolve().parent / "mpi_hello.c"
@@ -66,8 +66,8 @@ def monitored_labels(labels: Sequence[str]) -> tuple[list[str], list[str]]:
     names, skipped = [], []
     for label in labels:
         c = choices.get(label)
-        variant, launcher = (c.variant, c.launcher) if c else (OPTION_ROWS[label][0], None)
-        why = variants.get(variant).monitoring_unsupported(launcher or DEFAULT_LAUNCHER)
+        variant, launcher = (c.variant, c.rank_launcher) if c else (OPTION_ROWS[label][0], None)
+        why = variants.get(variant).monitoring_unsupported(launcher or DEFAULT_RANK_LAUNCHER)
         names.append(label)
         if why:
             skipped.append(f"{label}: no {label}{MONITORED} row ({why})")

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 
-from workflows.launchers import DEFAULT_LAUNCHER, LAUNCHERS, MPI_FLAVOURS
+from workflows.launchers import DEFAULT_RANK_LAUNCHER, MPI_FLAVOURS, RANK_LAUNCHERS
 
 
 def expand_counts(text: str) -> list[int]:
@@ -85,20 +85,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--source", choices=("slurm", "parsl"), required=True,
                    help="read the nodes from the Slurm allocation or MPIExecutor's task environment")
     p.add_argument("--mpi", choices=MPI_FLAVOURS, default=MPI_FLAVOURS[0])
-    p.add_argument("--launcher", choices=sorted(LAUNCHERS), default=DEFAULT_LAUNCHER)
+    p.add_argument("--launcher", choices=sorted(RANK_LAUNCHERS), default=DEFAULT_RANK_LAUNCHER,
+                   help="the rank launcher (workflows/launchers.py) that starts the run's ranks")
     p.add_argument("program", nargs="+")
     args = p.parse_args(argv)
     source = placement_from_slurm if args.source == "slurm" else placement_from_parsl
     hosts, per_node = source(os.environ)
-    launcher = LAUNCHERS[args.launcher]
-    cmd = launcher.command(args.mpi, hosts, per_node, args.program)
+    rank_launcher = RANK_LAUNCHERS[args.launcher]
+    cmd = rank_launcher.command(args.mpi, hosts, per_node, args.program)
     print(f"# launch {' '.join(cmd)}", flush=True)
     tmp = tempfile.mkdtemp(prefix="mpi-task.")
     try:
         rc = subprocess.run(cmd, env={**os.environ, "TMPDIR": tmp}).returncode
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if rc != 0 and not launcher.under_flux:  # Flux drains a dead node itself and places retries elsewhere
+    if rc != 0 and not rank_launcher.under_flux:  # Flux drains a dead node itself and places retries elsewhere
         give_back_block(hosts, os.environ)
     return rc
 

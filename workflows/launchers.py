@@ -1,6 +1,8 @@
-"""How one MPI run starts inside a block: one small class per launcher, one registry (LAUNCHERS).
+"""How one MPI run's ranks start inside a block: one small class per rank launcher, one registry (RANK_LAUNCHERS).
 
-Each launcher turns (hosts, ranks per node, program) into a command line; workflows/launch.py runs
+"Launcher" means three things around here: Parsl's provider launcher (how a block starts its workers),
+MPIExecutor's mpi_launcher, and these, the project's rank launchers (the user-facing --launcher).
+Each rank launcher turns (hosts, ranks per node, program) into a command line; workflows/launch.py runs
 it on the block's first node. Parsl's MPIExecutor hands each run its nodes (PARSL_MPI_NODELIST);
 Flux places runs itself, so `flux` ignores the hosts and asks only for node and rank counts.
 Pure: no Parsl, nothing run here, so it imports fast on a node.
@@ -27,7 +29,7 @@ def compiler(flavour: str) -> str:
     return _mpich("mpicc") if flavour == "mpich" else "mpicc"
 
 
-class Launcher:
+class RankLauncher:
     """One way to start an MPI run of len(hosts) * ranks_per_node ranks."""
 
     name: ClassVar[str]
@@ -39,7 +41,7 @@ class Launcher:
         raise NotImplementedError
 
 
-class Mpirun(Launcher):
+class Mpirun(RankLauncher):
     """Open MPI's mpirun or MPICH's mpiexec, hosts and slots stated explicitly, each rank bound to a core."""
 
     name = "mpirun"
@@ -56,7 +58,7 @@ class Mpirun(Launcher):
         raise ValueError(f"unknown MPI flavour {flavour!r}")
 
 
-class FluxRun(Launcher):
+class FluxRun(RankLauncher):
     """`flux run` in the block's Flux instance: Flux's scheduler places the run, one core per rank."""
 
     name = "flux"
@@ -72,5 +74,5 @@ class FluxRun(Launcher):
                 "-o", "cpu-affinity=per-task", "sh", "-c", ranked]
 
 
-LAUNCHERS: dict[str, Launcher] = {launcher.name: launcher for launcher in (Mpirun(), FluxRun())}
-DEFAULT_LAUNCHER = "mpirun"
+RANK_LAUNCHERS: dict[str, RankLauncher] = {launcher.name: launcher for launcher in (Mpirun(), FluxRun())}
+DEFAULT_RANK_LAUNCHER = "mpirun"

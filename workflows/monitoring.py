@@ -67,7 +67,7 @@ def hub(s: Settings) -> MonitoringHub:
     """Parsl's MonitoringHub with the run's database; the workflow is named after the variant, versioned by tag."""
     from parsl.monitoring import MonitoringHub
 
-    return MonitoringHub(logging_endpoint=url(database(s.run_dir)), workflow_name=f"{s.variant}/{s.launcher}",
+    return MonitoringHub(logging_endpoint=url(database(s.run_dir)), workflow_name=f"{s.variant}/{s.rank_launcher}",
                          workflow_version=s.tag)
 
 
@@ -100,6 +100,26 @@ def read(db: Path) -> tuple[str, list[Task]]:
     finally:
         con.close()
     return run_id, [Task(int(i), str(app), str(state or "?"), int(n)) for i, app, state, n in rows]
+
+
+def facts(run_dir: Path, workflow_id: str) -> dict:
+    """What result.json says of a monitored run: the database, the workflow id and each task's final state
+    as Parsl's own tables hold them (or why they could not be read)."""
+    db = database(run_dir)
+    found: dict = {"enabled": True, "database": str(db), "workflow_id": workflow_id}
+    try:
+        recorded, tasks = read(db)
+    except MonitoringError as err:
+        return {**found, "error": str(err)}
+    if recorded != workflow_id:
+        return {**found, "error": f"{db} holds workflow {recorded}, not this run's {workflow_id}"}
+    return {**found, "tasks": [{"task_id": t.task_id, "app": t.app, "state": t.state, "tries": t.tries}
+                               for t in tasks]}
+
+
+def disabled() -> dict:
+    """result.json's monitoring facts of a run without it."""
+    return {"enabled": False, "database": None}
 
 
 def free_port() -> int:

@@ -12,11 +12,13 @@ from .placement import Run
 from .settings import Settings
 
 
-def result(s: Settings, runs: Sequence[Run], problems: Sequence[str], wall: float,
+def result(s: Settings, label: str, runs: Sequence[Run], problems: Sequence[str], wall: float,
            extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """result.json's content. label says what ran (`mpi/flux`: variants.label), the parameters how."""
     params = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(s).items()}
     return {
         "variant": s.variant,
+        "label": label,
         "parameters": params,
         "runs": [{"index": r.index, "output": r.output, "nodes": r.nodes,
                   "ranks": [dataclasses.asdict(k) for k in sorted(r.ranks, key=lambda k: k.rank)],
@@ -39,7 +41,7 @@ def retry_note(attempt_nodes: Sequence[str]) -> str:
 def summary(data: dict[str, Any]) -> str:
     runs = data["runs"]
     t0 = min((r["start"] for r in runs if r["start"] is not None), default=0.0)
-    lines = [f"{data['variant']}: {len(runs)} runs, wall {data['wall_seconds']:.1f} s",
+    lines = [f"{data['label']}: {len(runs)} runs, wall {data['wall_seconds']:.1f} s",
              f"{'run':>4}  {'nodes':<16}{'ranks':>6}  {'start s':>8}  {'took s':>7}"]
     failed = set(data.get("failed_runs", []))
     for r in runs:
@@ -81,6 +83,13 @@ def write(run_dir: Path, data: dict[str, Any]) -> Path:
     return path
 
 
+def plot_title(data: dict[str, Any], runs: Sequence[dict[str, Any]], nodes: int) -> str:
+    """What ran (the label: `mpi/flux`, not `mpi`), on how many of the nodes, verified or not."""
+    state = "verified" if data["verified"] else "NOT verified"
+    used = len({n for r in runs for n in r["nodes"]})
+    return f"{data['label']}: {len(runs)} MPI runs on {used} of {nodes} nodes ({state})"
+
+
 def plot(data: dict[str, Any], path: Path) -> Path:
     """placement.png: a row per node, time across, each MPI run a labelled bar (overlap shows at a glance)."""
     import matplotlib
@@ -105,9 +114,7 @@ def plot(data: dict[str, Any], path: Path) -> Path:
     ax.set_yticks(range(len(nodes)), nodes)
     ax.set_ylim(len(nodes) - 0.5, -0.5)  # first node on top, every row whole
     ax.set_xlabel("seconds since the first MPI run started")
-    state = "verified" if data["verified"] else "NOT verified"
-    used = len({n for r in runs for n in r["nodes"]})
-    ax.set_title(f"{data['variant']}: {len(runs)} MPI runs on {used} of {len(nodes)} nodes ({state})")
+    ax.set_title(plot_title(data, runs, len(nodes)))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

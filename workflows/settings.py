@@ -6,7 +6,7 @@ import dataclasses
 import re
 from pathlib import Path
 
-from .launchers import DEFAULT_LAUNCHER, LAUNCHERS, MPI_FLAVOURS
+from .launchers import DEFAULT_RANK_LAUNCHER, MPI_FLAVOURS, RANK_LAUNCHERS
 
 SAFE_PATH = re.compile(r"[\w./+,:@%=~-]+")
 PROJECT = Path(__file__).resolve().parent.parent  # nodes must see it: workers import workflows.launch from it
@@ -50,7 +50,7 @@ class Settings:
     venv: str | None = None
     address: str | None = None  # where workers reach the interchange
     mpi: str = MPI_FLAVOURS[0]
-    launcher: str = DEFAULT_LAUNCHER  # how the mpi variant starts a run (workflows/launchers.py)
+    rank_launcher: str = DEFAULT_RANK_LAUNCHER  # how a run's ranks start (workflows/launchers.py; --launcher)
     flux_wrapper: str = FLUX_WRAPPERS[0]
     run_timeout: float = 300.0
     retries: int = 1
@@ -59,17 +59,10 @@ class Settings:
     tag: str = "parslmpi"  # Slurm --comment on every block job, to find and cancel them
 
     def __post_init__(self) -> None:
-        from .variants import REGISTRY  # the variants import this module: look them up at check time
-
-        if self.variant not in REGISTRY:
-            raise SettingsError(f"unknown variant {self.variant!r} (choose from {', '.join(REGISTRY)})")
-        allowed = REGISTRY[self.variant].launchers or (DEFAULT_LAUNCHER,)
-        if self.launcher not in allowed:
-            users = [v.name for v in REGISTRY.values() if self.launcher in v.launchers]
-            raise SettingsError(f"--launcher {self.launcher}: the {self.variant} variant launches with "
-                                f"{', '.join(allowed)} only" + (f" ({self.launcher} is for: {', '.join(users)})"
-                                                                 if users else
-                                                                 f" (launchers: {', '.join(LAUNCHERS)})"))
+        """Each field checked on its own; whether the variant exists and has this rank launcher is the
+        registry's check (workflows.variants.checked), which imports this module."""
+        if self.rank_launcher not in RANK_LAUNCHERS:
+            raise SettingsError(f"--launcher must be one of {', '.join(RANK_LAUNCHERS)}, got {self.rank_launcher!r}")
         if self.flux_wrapper not in FLUX_WRAPPERS:
             raise SettingsError(f"--flux-wrapper must be one of {', '.join(FLUX_WRAPPERS)}, got {self.flux_wrapper!r}")
         for name in ("repeats", "nodes_per_run", "cpus_per_node", "cluster_nodes"):

@@ -2,30 +2,30 @@
 
 import pytest
 
-from workflows.launchers import LAUNCHERS, compiler
+from workflows.launchers import RANK_LAUNCHERS, compiler
 
 
 def test_openmpi_line_places_ranks_per_node_and_binds():
-    assert LAUNCHERS["mpirun"].command("openmpi", ["n1", "n2"], 2, ["./hello"]) == [
+    assert RANK_LAUNCHERS["mpirun"].command("openmpi", ["n1", "n2"], 2, ["./hello"]) == [
         "mpirun", "-np", "4", "--host", "n1,n2", "--map-by", "ppr:2:node", "--bind-to", "core",
         "--oversubscribe", "./hello"]
 
 
 def test_mpich_line_uses_hydra_flags():
-    cmd = LAUNCHERS["mpirun"].command("mpich", ["n3", "n4"], 2, ["./hello"])
+    cmd = RANK_LAUNCHERS["mpirun"].command("mpich", ["n3", "n4"], 2, ["./hello"])
     assert cmd[0].startswith("mpiexec") and cmd[1:7] == ["-n", "4", "-ppn", "2", "-hosts", "n3,n4"]
     assert compiler("mpich").startswith("mpicc") and compiler("openmpi") == "mpicc"
 
 
 def test_unknown_flavour_is_refused():
     with pytest.raises(ValueError, match="unknown MPI flavour"):
-        LAUNCHERS["mpirun"].command("intel", ["n1"], 2, ["./hello"])
+        RANK_LAUNCHERS["mpirun"].command("intel", ["n1"], 2, ["./hello"])
 
 
 def test_flux_asks_flux_for_counts_and_one_core_per_rank_and_ignores_the_hosts():
-    cmd = LAUNCHERS["flux"].command("openmpi", ["n1", "n2"], 2, ["./hello", "x y"])
+    cmd = RANK_LAUNCHERS["flux"].command("openmpi", ["n1", "n2"], 2, ["./hello", "x y"])
     assert cmd[:10] == ["flux", "run", "-N", "2", "-n", "4", "--cores-per-task=1", "-o", "cpu-affinity=per-task",
                         "sh"]
     assert cmd[10] == "-c" and "./hello 'x y'; rc=$?" in cmd[11]
     assert cmd[11].startswith('echo "# start $(date +%s.%N) ${FLUX_JOB_ID:-$(hostname)-$$}"')
-    assert LAUNCHERS["flux"].under_flux and not LAUNCHERS["mpirun"].under_flux
+    assert RANK_LAUNCHERS["flux"].under_flux and not RANK_LAUNCHERS["mpirun"].under_flux

@@ -20,7 +20,6 @@ import psutil
 import pytest
 
 from workflows import monitoring, variants
-from workflows.launchers import DEFAULT_LAUNCHER
 from workflows.settings import Settings
 
 from ..conftest import PROJECT
@@ -203,10 +202,10 @@ def test_which_variants_parsl_monitoring_supports_follows_from_their_executors(s
     each variant's hook says so exactly where the executor its config builds has none."""
     support = {}
     for c in variants.choices():
-        launcher = c.launcher or DEFAULT_LAUNCHER
-        s = Settings(variant=c.variant, run_dir=shared_dir / c.label.replace("/", "-"), launcher=launcher, repeats=2)
+        s = Settings(variant=c.variant, run_dir=shared_dir / c.label.replace("/", "-"), rank_launcher=c.rank_launcher,
+                     repeats=2)
         (executor,) = variants.get(c.variant).config(s).executors
-        why = variants.get(c.variant).monitoring_unsupported(launcher)
+        why = variants.get(c.variant).monitoring_unsupported(c.rank_launcher)
         assert (why is None) == (executor.remote_monitoring_radio is not None), c.label
         support[c.label] = why
         thread = getattr(executor, "_submission_thread", None)

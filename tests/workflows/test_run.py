@@ -33,7 +33,7 @@ def run(env, *args, timeout=300):
 @pytest.mark.parametrize("choice", variants.choices(), ids=lambda c: c.label)
 def test_variant_verifies_with_runs_in_parallel_on_disjoint_nodes(slurm_cluster, shared_dir, request, choice):
     variant, args = choice.variant, choice.args
-    if "flux" in (choice.variant, choice.launcher):
+    if "flux" in (choice.variant, choice.rank_launcher):
         request.getfixturevalue("flux_ready")
     proc = run(slurm_cluster.env, *args, "--no-spack", "--repeats", "4", "--nodes-per-run", "2",
                "--run-dir", str(shared_dir), "--json")

@@ -1,6 +1,6 @@
 """Reading Slurm's answers and telling a stalled workflow from a busy one (pure, no cluster)."""
 
-from workflows import slurm
+from workflows import slurm, stall
 
 USABLE = {"n1": 2, "n2": 2, "n3": 2, "n4": 2}
 
@@ -11,21 +11,21 @@ def test_squeue_lines_of_this_run_only_with_state_and_batch_host():
 
 
 def test_a_running_block_is_progress_and_a_pending_one_on_enough_nodes_is_a_busy_cluster():
-    assert slurm.stall_reason([("7", "R", "n1")], USABLE, 4) is None
-    assert slurm.stall_reason([("8", "PD", "n/a")], USABLE, 4) is None
+    assert stall.stall_reason([("7", "R", "n1")], USABLE, 4) is None
+    assert stall.stall_reason([("8", "PD", "n/a")], USABLE, 4) is None
 
 
 def test_nothing_queued_or_too_few_usable_nodes_stalls():
-    assert "no block of this run is queued or running" in slurm.stall_reason([], USABLE, 2)
+    assert "no block of this run is queued or running" in stall.stall_reason([], USABLE, 2)
     three = {k: v for k, v in USABLE.items() if k != "n4"}
-    assert "needs 4 nodes but only 3" in slurm.stall_reason([("8", "PD", "n/a")], three, 4)
+    assert "needs 4 nodes but only 3" in stall.stall_reason([("8", "PD", "n/a")], three, 4)
 
 
 def test_a_block_running_without_its_first_node_stalls_and_says_so():
     alive = {k: v for k, v in USABLE.items() if k != "n1"}
-    reason = slurm.stall_reason([("7", "R", "n1")], alive, 4)
+    reason = stall.stall_reason([("7", "R", "n1")], alive, 4)
     assert reason.startswith("block job 7 lost its first node") and "only 3 of the partition" in reason
-    assert slurm.stall_reason([("7", "R", "n1"), ("9", "R", "n2")], alive, 2) is None  # another block runs
+    assert stall.stall_reason([("7", "R", "n1"), ("9", "R", "n2")], alive, 2) is None  # another block runs
 
 
 def test_slurm_errors_are_one_line_naming_the_tool_once_and_the_fix():

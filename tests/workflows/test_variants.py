@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from workflows import variants
+from workflows.launchers import RANK_LAUNCHERS
 from workflows.settings import PROJECT, Settings, SettingsError, node_local_problem
 from workflows.variants import flux as flux_variant
 from workflows.variants import fluxenv
@@ -50,7 +51,7 @@ def test_flux_loads_and_bindings_reach_the_instance_before_flux_start():
 
 
 def test_mpi_with_the_flux_launcher_starts_its_block_under_flux_and_survives_a_lost_node():
-    s = settings("mpi", launcher="flux")
+    s = settings("mpi", rank_launcher="flux")
     ex = variants.get("mpi").config(s).executors[0]
     script = ex.provider.launcher("process_worker_pool.py --x", 1, 4, "/shared/run/submit")
     assert ("srun --mpi=pmi2 --no-kill -N 4 --ntasks-per-node=1 flux start env ${SLURM_CONF:+SLURM_CONF=$SLURM_CONF} "
@@ -69,9 +70,24 @@ def test_every_variant_and_launcher_is_listed_once_for_demo_and_bench():
         ("mpi/flux", ["mpi", "--launcher", "flux"]), ("flux", ["flux"])]
 
 
-def test_a_launcher_is_refused_where_the_variant_has_none():
-    with pytest.raises(SettingsError, match="the htex variant launches with mpirun only .flux is for: mpi."):
-        settings("htex", launcher="flux")
+def test_a_rank_launcher_is_refused_where_the_variant_has_none():
+    with pytest.raises(SettingsError, match=r"^--launcher flux: the htex variant launches with mpirun only "
+                                            r"\(flux is for: mpi, flux\)$"):
+        variants.checked(settings("htex", rank_launcher="flux"))
+    with pytest.raises(SettingsError, match=r"the flux variant launches with flux only \(mpirun is for: htex, "):
+        variants.checked(settings("flux"))  # Settings' default rank launcher is mpirun
+    assert variants.checked(settings("mpi", rank_launcher="flux")) is variants.get("mpi")
+
+
+def test_every_variant_lists_its_rank_launchers_and_each_is_a_known_one():
+    assert {v.name: v.rank_launchers for v in variants.REGISTRY.values()} == {
+        "htex": ("mpirun",), "static": ("mpirun",), "mpi": ("mpirun", "flux"), "flux": ("flux",)}
+    assert all(set(v.rank_launchers) <= set(RANK_LAUNCHERS) for v in variants.REGISTRY.values())
+
+
+def test_what_ran_is_named_by_variant_and_rank_launcher():
+    pairs = [("mpi", "mpirun"), ("mpi", "flux"), ("flux", "flux"), ("htex", "mpirun")]
+    assert [variants.label(v, r) for v, r in pairs] == ["mpi", "mpi/flux", "flux", "htex"]
 
 
 @pytest.mark.parametrize("run_dir, ok", [("/tmp/x", False), ("/dev/shm/r", False), ("/var/tmp/r", False),
@@ -94,7 +110,13 @@ def test_flux_config_builds():
 
 
 @pytest.mark.parametrize("kw, word", [({"repeats": 0}, "--repeats"), ({"nodes_per_run": 5}, "more than the 4 nodes"),
-                                      ({"variant": "dask"}, "unknown variant"), ({"mpi": "intel"}, "--mpi")])
+                                      ({"mpi": "intel"}, "--mpi"), ({"rank_launcher": "srun"}, "--launcher must be")])
 def test_bad_settings_are_refused(kw, word):
     with pytest.raises(SettingsError, match=word):
         Settings(**{"variant": "htex", "run_dir": Path("/r"), **kw})
+
+
+def test_an_unknown_variant_is_the_registrys_to_refuse():
+    s = Settings(variant="dask", run_dir=Path("/r"))  # Settings knows no variants: no import circle
+    with pytest.raises(SettingsError, match="unknown variant 'dask' .choose from htex, static, mpi, flux."):
+        variants.checked(s)

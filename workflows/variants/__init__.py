@@ -1,14 +1,15 @@
 """The executor variants: one small class each (base.Variant), one registry every other place reads.
 
-Adding a variant is one new file with a Variant subclass, plus its line in REGISTRY below.
+Adding a variant is one new file with a Variant subclass, plus its line in REGISTRY below. Which
+variant goes with which rank launcher is checked here (checked()), not in Settings: Settings is
+imported by every variant, so it cannot look the registry up without an import circle.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from ..launchers import DEFAULT_LAUNCHER
-from ..settings import PROJECT, Settings
+from ..settings import PROJECT, Settings, SettingsError
 from .base import Variant
 from .flux import Flux
 from .htex import Htex
@@ -22,32 +23,45 @@ def get(name: str) -> Variant:
     return REGISTRY[name]
 
 
+def checked(s: Settings) -> Variant:
+    """The variant of these settings, which must exist and have their rank launcher; else SettingsError (one line)."""
+    variant = REGISTRY.get(s.variant)
+    if variant is None:
+        raise SettingsError(f"unknown variant {s.variant!r} (choose from {', '.join(REGISTRY)})")
+    if s.rank_launcher not in variant.rank_launchers:
+        users = [v.name for v in REGISTRY.values() if s.rank_launcher in v.rank_launchers]
+        raise SettingsError(f"--launcher {s.rank_launcher}: the {variant.name} variant launches with "
+                            f"{', '.join(variant.rank_launchers)} only ({s.rank_launcher} is for: {', '.join(users)})")
+    return variant
+
+
+def label(variant: str, rank_launcher: str) -> str:
+    """What ran, in one word: `mpi`, `mpi/flux`; a variant's first rank launcher goes by the variant's plain name."""
+    return variant if rank_launcher == REGISTRY[variant].rank_launchers[0] else f"{variant}/{rank_launcher}"
+
+
 @dataclasses.dataclass(frozen=True)
 class Choice:
-    """One way to run the workflow: a variant, and the launcher when the variant has several."""
+    """One way to run the workflow: a variant and one of its rank launchers."""
 
-    label: str  # `mpi`, `mpi/flux`: the variant's first launcher is its plain name
+    label: str  # `mpi`, `mpi/flux`: see label()
     variant: str
-    launcher: str | None = None
+    rank_launcher: str
 
     @property
     def args(self) -> list[str]:
-        """run.py's arguments for it."""
-        return [self.variant, *(["--launcher", self.launcher] if self.launcher else [])]
+        """The run command's arguments for it (--launcher only where the variant has several)."""
+        several = len(REGISTRY[self.variant].rank_launchers) > 1
+        return [self.variant, *(["--launcher", self.rank_launcher] if several else [])]
 
 
 def choices() -> list[Choice]:
-    """Every variant with each of its launchers: what the demo, the benchmark and the tests run."""
-    out: list[Choice] = []
-    for v in REGISTRY.values():
-        if not v.launchers:
-            out.append(Choice(v.name, v.name))
-        for i, launcher in enumerate(v.launchers):
-            out.append(Choice(v.name if i == 0 else f"{v.name}/{launcher}", v.name, launcher))
-    return out
+    """Every variant with each of its rank launchers: what the demo, the benchmark and the tests run."""
+    return [Choice(label(v.name, launcher), v.name, launcher)
+            for v in REGISTRY.values() for launcher in v.rank_launchers]
 
 
 def unavailable(choice: Choice, run_dir: str = "runs") -> str | None:
     """Why this choice cannot run on this machine (one line), or None."""
-    s = Settings(variant=choice.variant, run_dir=PROJECT / run_dir, launcher=choice.launcher or DEFAULT_LAUNCHER)
+    s = Settings(variant=choice.variant, run_dir=PROJECT / run_dir, rank_launcher=choice.rank_launcher)
     return REGISTRY[choice.variant].unavailable(s)

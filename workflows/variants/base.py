@@ -11,6 +11,7 @@ import shlex
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import environment
+from ..launchers import RANK_LAUNCHERS, RankLauncher
 from ..settings import PROJECT, Settings
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ class Variant:
 
     name: ClassVar[str]
     summary: ClassVar[str]
-    launchers: ClassVar[tuple[str, ...]] = ()  # the MPI launchers this variant can use (first: default)
+    rank_launchers: ClassVar[tuple[str, ...]]  # how its runs' ranks can start (workflows/launchers.py; first: default)
 
     def block_nodes(self, s: Settings) -> int:
         """Nodes per block: the stall watch compares it with the partition's usable nodes."""
@@ -52,13 +53,21 @@ class Variant:
         """Why this variant cannot run here (one line that says how to get what is missing), or None."""
         return None
 
-    def monitoring_unsupported(self, launcher: str) -> str | None:
-        """Why Parsl's MonitoringHub cannot watch this variant with this launcher (one line), or None."""
+    def wrapper_stamps(self, s: Settings) -> bool:
+        """Whether the run's command gets start/end stamps around it: not where the rank launcher stamps each rank."""
+        return True
+
+    def monitoring_unsupported(self, rank_launcher: str) -> str | None:
+        """Why Parsl's MonitoringHub cannot watch this variant with this rank launcher (one line), or None."""
         return None
 
     def problems(self, s: Settings, block_samples: list[tuple[float, int]]) -> list[str]:
         """Variant-specific checks of a finished run, beyond placement."""
         return []
+
+
+def rank_launcher(s: Settings) -> RankLauncher:
+    return RANK_LAUNCHERS[s.rank_launcher]
 
 
 def concurrent_blocks(s: Settings) -> int:
@@ -101,5 +110,5 @@ def parsl_config(s: Settings, executor: ParslExecutor, **kw: Any) -> Config:
 
 def launch_in_block(s: Settings, binary: str, source: str) -> str:
     """The command that launches one MPI run from a worker (see workflows/launch.py)."""
-    return (f"python -m workflows.launch --source {source} --mpi {s.mpi} --launcher {s.launcher} "
+    return (f"python -m workflows.launch --source {source} --mpi {s.mpi} --launcher {s.rank_launcher} "
             f"-- {shlex.quote(binary)}")

@@ -49,6 +49,7 @@ def launch_cmd(s: Settings, flux: str, bindings: str | None = None) -> str:
 class Flux(Variant):
     name = "flux"
     summary = "FluxExecutor + SlurmProvider, one Flux instance per block"
+    rank_launchers = ("flux",)  # FluxExecutor's jobspec: Flux starts every rank
 
     def block_nodes(self, s: Settings) -> int:
         return concurrent_blocks(s) * s.nodes_per_run
@@ -84,7 +85,7 @@ class Flux(Variant):
     def unavailable(self, s: Settings) -> str | None:
         return fluxenv.missing(bindings=True)
 
-    def monitoring_unsupported(self, launcher: str) -> str | None:
+    def monitoring_unsupported(self, rank_launcher: str) -> str | None:
         # Parsl's DFK wraps each task for monitoring only through the executor's remote_monitoring_radio;
         # FluxExecutor has none (HTEX and MPIExecutor send through their own channel), so every task would fail.
         return ("Parsl's monitoring does not support FluxExecutor (it has no remote_monitoring_radio: "

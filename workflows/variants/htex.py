@@ -36,6 +36,7 @@ def executor(s: Settings, *, blocks: tuple[int, int, int], label: str) -> HighTh
 class Htex(Variant):
     name = "htex"
     summary = "HighThroughputExecutor + SlurmProvider, a block of K nodes per run"
+    rank_launchers = ("mpirun",)
 
     def config(self, s: Settings) -> Config:
         # All blocks the runs can use are asked for at once; the corrected strategy keeps them right after.

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..settings import Settings
 from . import fluxenv
-from .base import Variant, concurrent_blocks, launch_in_block, parsl_config, slurm_provider
+from .base import Variant, concurrent_blocks, launch_in_block, parsl_config, rank_launcher, slurm_provider
 
 if TYPE_CHECKING:
     from parsl.config import Config
@@ -42,7 +42,7 @@ def flux_start_launcher() -> SimpleLauncher:
 class Mpi(Variant):
     name = "mpi"
     summary = "MPIExecutor + SlurmProvider, one block shared by all runs"
-    launchers = ("mpirun", "flux")
+    rank_launchers = ("mpirun", "flux")
 
     def block_nodes(self, s: Settings) -> int:
         return concurrent_blocks(s) * s.nodes_per_run
@@ -51,9 +51,9 @@ class Mpi(Variant):
         from parsl.executors import MPIExecutor
         from parsl.launchers import SimpleLauncher
 
-        under_flux = s.launcher == "flux"
-        launcher = flux_start_launcher() if under_flux else SimpleLauncher()
-        provider = slurm_provider(s, nodes_per_block=self.block_nodes(s), blocks=(1, 0, 1), launcher=launcher,
+        under_flux = rank_launcher(s).under_flux
+        provider_launcher = flux_start_launcher() if under_flux else SimpleLauncher()
+        provider = slurm_provider(s, nodes_per_block=self.block_nodes(s), blocks=(1, 0, 1), launcher=provider_launcher,
                                   sbatch_options=fluxenv.SBATCH_NO_KILL if under_flux else "")
         ex = MPIExecutor(label=self.name, address=s.address, provider=provider, mpi_launcher="mpiexec",
                          max_workers_per_block=concurrent_blocks(s), heartbeat_period=2,
@@ -69,6 +69,9 @@ class Mpi(Variant):
     def compile_resources(self, s: Settings) -> dict[str, Any] | None:
         return {"num_nodes": 1, "num_ranks": 1, "ranks_per_node": 1}
 
+    def wrapper_stamps(self, s: Settings) -> bool:
+        return not rank_launcher(s).stamps_ranks
+
     def unavailable(self, s: Settings) -> str | None:
-        return fluxenv.missing(bindings=False) if s.launcher == "flux" else None
+        return fluxenv.missing(bindings=False) if rank_launcher(s).under_flux else None
 

@@ -1,0 +1,108 @@
+"""The workflow itself: compile the MPI program once, then R MPI runs as Parsl apps, waited on under the
+stall watch. What came of it is an Outcome: the runs as their outputs show them, why runs failed, and the
+facts result.json keeps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from . import lifecycle, monitoring, placement, stall, variants
+from .launchers import compiler
+from .settings import Settings
+from .variants.base import Variant
+
+SOURCE = Path(__file__).resolve().parent / "mpi_hello.c"
+COMPILE = -1  # the compile's index among the failures
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """A finished workflow, before verification."""
+
+    runs: list[placement.Run]  # every run, by index, parsed from its output (no ranks where it wrote none)
+    errors: dict[int, str]  # why apps failed, one line each, by run index; COMPILE for the compile
+    block_samples: list[tuple[float, int]]  # (time, block jobs in squeue), sampled while it ran
+    cancelled_jobs: list[str]  # the run's Slurm jobs still there at the end, cancelled
+    monitoring: dict[str, Any]  # monitoring.facts() of a monitored run, else monitoring.disabled()
+
+    def problems(self, s: Settings, cpus_by_node: Mapping[str, int]) -> list[str]:
+        """Each failure, then what placement finds wrong with the runs that completed (they must still hold)."""
+        completed = [] if COMPILE in self.errors else [r for r in self.runs if r.index not in self.errors]
+        return [self.errors[i] for i in sorted(self.errors)] + placement.verify(
+            completed, repeats=None if self.errors else s.repeats, nodes_per_run=s.nodes_per_run,
+            cpus_by_node=cpus_by_node)
+
+    def facts(self) -> dict[str, Any]:
+        """What result.json records of the run beside its settings and runs."""
+        return {"block_samples": self.block_samples, "cancelled_jobs": self.cancelled_jobs,
+                "failed_runs": sorted(self.errors), "max_concurrent_runs": placement.max_concurrency(self.runs),
+                "monitoring": dict(self.monitoring)}
+
+
+def execute(s: Settings, source: Path = SOURCE, monitored: bool = False, name: str = "workflows") -> Outcome:
+    """Run the workflow; every Slurm job it submitted is cancelled when it ends, however it ends.
+
+    monitored: Parsl's MonitoringHub records the run in RUN_DIR/monitoring.db (its processes end with the DFK).
+    name prefixes what is said on stderr on the way out.
+    """
+    variant = variants.get(s.variant)
+    out = s.run_dir / "outputs"
+    shutil.rmtree(out, ignore_errors=True)  # bash apps append: a reused run directory starts clean
+    out.mkdir(parents=True)
+    variant.prepare(s)
+    sampler = stall.BlockSampler(s.tag, s.partition, variant.block_nodes(s))
+    config = variant.config(s)
+    if monitored:
+        config.monitoring = monitoring.hub(s)
+    with lifecycle.parsl_loaded(config, s.tag, name) as session, sampler:
+        errors = _run_apps(s, variant, source, out, sampler)
+    runs = [_parsed(s.run_dir, out / f"run-{i}.out", i) for i in range(s.repeats)]
+    facts = monitoring.facts(s.run_dir, session.workflow_id) if monitored else monitoring.disabled()
+    return Outcome(runs, errors, sampler.samples, session.cancelled_jobs, facts)
+
+
+def _run_apps(s: Settings, variant: Variant, source: Path, out: Path, sampler: stall.BlockSampler) -> dict[int, str]:
+    """The compile, then every run; a failed run is reported, the others still run. Why each failed, by index."""
+    from . import apps
+
+    binary = str(s.run_dir / "mpi_hello")
+    line = apps.compile_line(compiler(s.mpi), str(source), binary)
+    compiled = apps.compile_mpi(line, stdout=str(out / "compile.out"), stderr=str(out / "compile.err"),
+                                **_spec(variant.compile_resources(s)))
+    failed = stall.wait({COMPILE: compiled}, sampler, s.stall_timeout)
+    if failed:
+        see = f" (see {out / 'compile.err'})" if (out / "compile.err").exists() else ""
+        return {COMPILE: _failure("compiling the MPI program", failed[COMPILE], s.run_timeout) + see}
+    command = apps.run_line(variant.run_command(s, binary), s.run_timeout, stamped=variant.wrapper_stamps(s))
+    futures = {i: apps.mpi_run(command, stdout=str(out / f"run-{i}.out"), stderr=str(out / f"run-{i}.err"),
+                               walltime=s.run_timeout + 30, **_spec(variant.run_resources(s)))
+               for i in range(s.repeats)}
+    return {i: _failure(f"run {i}", err, s.run_timeout)
+            for i, err in sorted(stall.wait(futures, sampler, s.stall_timeout).items())}
+
+
+def _spec(resources: dict | None) -> dict:
+    return {} if resources is None else {"parsl_resource_specification": resources}
+
+
+def _parsed(run_dir: Path, path: Path, index: int) -> placement.Run:
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return placement.parse(index, str(path.relative_to(run_dir)), text)
+
+
+def _failure(what: str, err: BaseException, timeout: float) -> str:
+    """One line for a failed app: `what` is 'run 3' or 'compiling the MPI program'."""
+    from parsl.app.errors import BashExitFailure
+
+    from .apps import TIMED_OUT
+
+    if isinstance(err, stall.Stalled):
+        return f"{what} {err}"
+    if isinstance(err, BashExitFailure) and err.exitcode == TIMED_OUT:
+        return f"{what} timed out after {timeout:g} s (--run-timeout)"
+    return f"{what} failed: {type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]}"
