@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent), str(HERE / "_ext")]  # the project's packages, and cli_parsers
+sys.path[:0] = [str(HERE.parent)]  # the project's packages, whose parsers the CLI pages render
 
 project = "parsl-mpi-stack"
 author = "parsl-mpi-stack contributors"

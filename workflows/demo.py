@@ -35,10 +35,14 @@ def table(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m workflows.demo", description=__doc__)
     p.add_argument("--runs-root", type=Path, default=Path("runs"), help="where run directories go")
-    args, extra = p.parse_known_args(argv)  # the rest goes to every run.py (e.g. --no-spack)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, extra = parser().parse_known_args(argv)  # the rest goes to every run.py (e.g. --no-spack)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     rows, failed = [], []
     todo, skipped = runnable()

@@ -70,7 +70,7 @@ def current_venv() -> str | None:
     return sys.prefix if sys.prefix != getattr(sys, "base_prefix", sys.prefix) else None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m workflows.environment",
         description="Print the environment set-up lines (module loads), miniconda3 last.",
@@ -79,7 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"a spec to spack-load, in order (default: {' '.join(DEFAULT_LOADS)})")
     parser.add_argument("--no-spack", action="store_true", help="emit no spack loads")
     parser.add_argument("--venv", help="a virtualenv to activate after the loads")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
         print(render(args.load or DEFAULT_LOADS, spack=not args.no_spack, venv=args.venv))
     except LoadOrderError as err:
