@@ -11,7 +11,6 @@ whatever the dependency type, plus one per record deprecated in its favour).
 from __future__ import annotations
 
 import copy
-import os
 import posixpath
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -132,6 +131,3 @@ def merge(existing: Mapping[str, Any] | None, version: str, ours: Mapping[str, d
     base = dict(existing["database"]) if existing is not None else {"version": version}
     return {"database": {**base, "installs": merged}}
 
-
-def db_path(target: str, install_rel: str) -> str:
-    return os.path.join(target, install_rel, DB_DIR, INDEX) if install_rel else os.path.join(target, DB_DIR, INDEX)

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from bundle import spackdb
+from bundle import owned, spackdb
 from bundle.errors import BundleError
 
 FORMAT = "bundle/1"
@@ -23,8 +23,6 @@ STORE_NAME = re.compile(r"^(?P<name>.+)-(?P<version>[^-]+)-(?P<hash>[a-z2-7]{32}
 SPEC_FILE = ".spack/spec.json"
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_HOPS = 40  # as the kernel's MAXSYMLINKS
-# Spack's own tree (redeployed with --with-spack), each part a directory swapped in like a store path.
-SPACK_PARTS = ("bin", "etc/spack", "lib/spack", "share/spack")
 
 
 def _utf8(text: str, what: str) -> None:
@@ -148,7 +146,7 @@ def check_spack(manifest: dict) -> tuple[str, ...]:
     returns the keys allowed for kind "spack" (Spack's parts and sbang's bin/)."""
     spack = manifest.get("spack")
     if spack is None:
-        return SPACK_PARTS
+        return owned.spack_parts(None)
     if not isinstance(spack, dict):
         raise BundleError("manifest spack: not an object")
     install, unpadded = _typed(spack, "install_root", str, "spack"), _typed(spack, "unpadded_root", str, "spack")
@@ -162,13 +160,15 @@ def check_spack(manifest: dict) -> tuple[str, ...]:
     _typed(spack, "version", str, "spack")
     spackdb.check_db({"database": {"version": spack["version"], "installs": _typed(spack, "installs", dict, "spack")}},
                      "manifest spack")
-    return SPACK_PARTS + (f"{unpadded}/bin",)
+    return owned.spack_parts(spack)
 
 
-def check_key(sp: dict, spack_parts: Iterable[str] = SPACK_PARTS) -> None:
+def check_key(sp: dict, spack_parts: Iterable[str] = owned.SPACK_PARTS, spack: dict | None = None) -> None:
     """A store path is named the way Spack names one: `<name>-<version>-<hash>`, or a directory that
-    holds .spack/spec.json; no component is hidden (so never '.', '..' or the tool's own .bundle).
-    Parts of Spack itself (kind "spack") are one of SPACK_PARTS (or SPACK_PARTS given)."""
+    holds .spack/spec.json; no component is hidden (so never '.', '..' or the tool's own .bundle),
+    and it is not, does not lie in and does not hold anything the deployment owns (owned.py: Spack's
+    parts, sbang, Spack's database of the manifest's SPACK section). Parts of Spack itself (kind
+    "spack") are one of SPACK_PARTS."""
     key = sp["key"]
     _safe_rel(key, "store path")
     if any(part.startswith(".") for part in key.split("/")):
@@ -182,6 +182,9 @@ def check_key(sp: dict, spack_parts: Iterable[str] = SPACK_PARTS) -> None:
     if not STORE_NAME.match(key.rsplit("/", 1)[-1]) and not any(
             e["path"] == SPEC_FILE and e["type"] == "file" for e in sp["files"]):
         raise BundleError(f"store path {key!r}: neither <name>-<version>-<hash> nor a directory holding {SPEC_FILE}")
+    what = owned.owner(key, spack)
+    if what is not None:
+        raise BundleError(f"store path {key!r}: would be, lie in or hold {what}, which the deployment owns")
 
 
 def _parts(path: str) -> list[str]:
@@ -237,7 +240,7 @@ def check(manifest: Any) -> None:
     spack_parts = check_spack(manifest)
     keys: set[str] = set()
     for sp in manifest["paths"]:
-        check_key(sp, spack_parts)
+        check_key(sp, spack_parts, manifest.get("spack"))
         key = sp["key"]
         if key in keys:
             raise BundleError(f"store path {key} listed twice")

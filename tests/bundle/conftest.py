@@ -3,9 +3,11 @@ into a sibling store path, shebang scripts, relative and absolute symlinks, a .p
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -75,6 +77,24 @@ def build_tree(root: Path, greeting: str = "hello") -> Path:
     (root / "bin/spack").write_text("#!/bin/sh\necho 'spack stand-in'\n")
     (root / "bin/spack").chmod(0o755)
     return root
+
+
+def tree_state(top: Path) -> dict[str, tuple]:
+    """Every path under TOP: type and mode, and its content's sha256 or its link target."""
+    out: dict[str, tuple] = {}
+    for dirpath, dirs, names in os.walk(top):
+        for n in dirs + names:
+            p = os.path.join(dirpath, n)
+            st = os.lstat(p)
+            rel = os.path.relpath(p, top)
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("link", os.readlink(p))
+            elif stat.S_ISREG(st.st_mode):
+                with open(p, "rb") as f:
+                    out[rel] = ("file", stat.S_IMODE(st.st_mode), hashlib.sha256(f.read()).hexdigest())
+            else:
+                out[rel] = ("dir", stat.S_IMODE(st.st_mode))
+    return out
 
 
 def pack(root: Path, out: Path | str, **kw: object) -> Path:
