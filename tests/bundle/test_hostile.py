@@ -499,7 +499,7 @@ def test_noop_redeploy_says_nothing_was_read(built: Built, target: Path) -> None
     assert "nothing to write" in again.stdout and "files were not read" in again.stdout
 
 
-# --- 9. issue 21: a store path where the deployment keeps its own (4 cases, through the CLI) ---
+# --- 9. issue 21: a store path where the deployment keeps its own; a float size (7 cases, through the CLI) ---
 
 def _cli_refuses(bundle: Path, target: Path, match: str) -> None:
     """`python -m bundle redeploy BUNDLE` exits 1 with MATCH on one stderr line, no traceback, the tree as it was."""
@@ -520,3 +520,13 @@ def test_store_path_where_the_deployment_owns_refused(built: Built, target: Path
     m, members = with_store_path(built, store_key)
     _cli_refuses(craft(tmp_path, m, members), target, "which the deployment owns")
     assert deploy.verify_deployment(target)["problems"] == []
+
+
+@pytest.mark.parametrize("entry_type", ["file", "dir", "link"])
+def test_a_float_size_is_one_line_naming_the_field(built: Built, target: Path, tmp_path: Path,
+                                                   entry_type: str) -> None:
+    deploy.redeploy(built.bundle)
+    m = copy.deepcopy(built.manifest)
+    entry = next(e for sp in m["paths"] for e in sp["files"] if e["type"] == entry_type)
+    entry["size"] = 12.0 if entry_type != "file" else float(entry["size"])
+    _cli_refuses(craft(tmp_path, m, members_of(built.bundle)), target, "field 'size'")
