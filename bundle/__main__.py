@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bundle import archive, deploy, manifest, ship
-from bundle.manifest import BundleError
+from bundle.errors import BundleError
 from bundle.records import Manifest
 
 

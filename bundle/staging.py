@@ -23,7 +23,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bundle.manifest import BundleError, check_digest
+from bundle.errors import BundleError
+from bundle.manifest import check_digest
 from bundle.records import Entry, StorePath
 from bundle.tarstream import Reader
 

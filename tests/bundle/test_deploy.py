@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bundle import archive, deploy
-from bundle.manifest import BundleError
+from bundle.errors import BundleError
 from tests.bundle.conftest import ARCH, PROJECT, Built, build_tree, key, pack, remove_store
 from tests.bundle.test_archive import CASES, _bad, craft, members_of
 

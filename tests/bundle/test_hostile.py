@@ -21,7 +21,7 @@ import zstandard
 
 from bundle import archive, deploy, manifest, relocate
 from bundle import target as targets
-from bundle.manifest import BundleError
+from bundle.errors import BundleError
 from tests.bundle.conftest import ARCH, PROJECT, Built, build_tree, key, pack, remove_store, run_bundle, tree_state
 from tests.bundle.test_archive import craft, members_of
 from tests.bundle.test_deploy import run, snapshot
