@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bundle import archive, spackdb
+from bundle import reader, spackdb
 from bundle import target as targets
 from bundle.deployment import (
     PLACES,
@@ -120,15 +120,15 @@ class Source:
         self._read: tuple[Manifest, str] | None = None
 
     def manifest(self) -> tuple[Manifest, str]:
-        self._read = archive.read(self.bundle, manifest_only=True)
+        self._read = reader.read(self.bundle, manifest_only=True)
         return self._read
 
     def planned(self, steps: Plan, target: Path) -> None:
         """Called under the target's lock once the plan is made (a ship's target tells the sender here)."""
 
-    def stage(self, todo: list[StorePath], sink: archive.Sink, on_file: Callable[[int], None] | None) -> None:
+    def stage(self, todo: list[StorePath], sink: reader.Sink, on_file: Callable[[int], None] | None) -> None:
         """Every member of the store paths in TODO checked and handed to SINK (others may be read and skipped)."""
-        archive.read(self.bundle, sink, on_file=on_file, known=self._read)
+        reader.read(self.bundle, sink, on_file=on_file, known=self._read)
 
 
 def _stage(source: Source, target: Path, todo: list[StorePath],

@@ -67,7 +67,7 @@ class ShipSource(deploy.Source):
         assert self.parsed is not None
         try:
             reader.read_members(tarstream.Reader(gunzip(self.inp)), {**self.parsed, "paths": todo}, sink, on_file)
-        except reader._errors() as err:
+        except reader.stream_errors() as err:
             raise BundleError(f"the stream from the sender ended early or is corrupted ({err}); "
                               "the deployment is as it was, ship again to finish") from None
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
-from bundle import archive, deploy, reader, tarstream
+from bundle import deploy, reader, tarstream, writer
 from bundle.errors import BundleError
 from bundle.manifest import canonical
 from bundle.plan import Plan
@@ -121,10 +121,10 @@ class _Sender:
 def send_store_paths(bundle: Path, todo: set[str], out: _Sender, on_file: Callable[[int], None] | None) -> None:
     """The members of the store paths in TODO, read out of BUNDLE (stopping once all were read), as a tar stream."""
     raw = open(bundle, "rb")
-    blocks = reader._in_background(reader._chunks(raw, bundle))
+    blocks = reader.in_background(reader.decompressed_blocks(raw, bundle))
     try:
         tar = tarstream.Reader(blocks)
-        keys, left = reader._Keys(todo), set(todo)
+        keys, left = reader.KeyFinder(todo), set(todo)
         out.stream()
         for member in tar:
             where = keys.find(member.name)
@@ -138,7 +138,7 @@ def send_store_paths(bundle: Path, todo: set[str], out: _Sender, on_file: Callab
                 raise BundleError(f"member {member.name}: tar member type {member.type!r} refused")
             info = tarfile.TarInfo(member.name)
             info.type, info.mode, info.size, info.linkname = kind, member.mode, member.size, member.linkname
-            info.mtime, info.uid, info.gid, info.uname, info.gname = archive.epoch(), 0, 0, "", ""
+            info.mtime, info.uid, info.gid, info.uname, info.gname = writer.epoch(), 0, 0, "", ""
             try:
                 out.write(info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape"))
             except ValueError:
@@ -152,7 +152,7 @@ def send_store_paths(bundle: Path, todo: set[str], out: _Sender, on_file: Callab
                     on_file(member.size)
         out.write(b"\0" * tarfile.RECORDSIZE)
         out.end()
-    except reader._errors() as err:
+    except reader.stream_errors() as err:
         raise BundleError(f"{bundle.name}: truncated or corrupted ({err})") from None
     finally:
         blocks.close()  # type: ignore[attr-defined]
@@ -178,7 +178,7 @@ def ship(bundle: Path, dest: str, *, ssh: str | None = None, relocate: bool = Fa
     """Ship BUNDLE to DEST ([USER@]HOST:PREFIX); the target's redeploy result, with what was sent."""
     host, prefix = parse_dest(dest)
     bundle = Path(bundle)
-    manifest, digest = archive.read(bundle, manifest_only=True)
+    manifest, digest = reader.read(bundle, manifest_only=True)
     by_key = {sp["key"]: sp for sp in manifest["paths"]}
     proc = subprocess.Popen([*ssh_command(ssh), host, REMOTE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
@@ -236,7 +236,8 @@ class PullSource(deploy.Source):
         self.proc = subprocess.Popen([*ssh_command(ssh), host, f"cat -- {shlex.quote(path)}"],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert self.proc.stdout is not None
-        self.blocks = reader._in_background(reader._chunks(cast(BinaryIO, self.proc.stdout), Path(self.name)))
+        stream = cast(BinaryIO, self.proc.stdout)
+        self.blocks = reader.in_background(reader.decompressed_blocks(stream, Path(self.name)))
         self.tar = tarstream.Reader(self.blocks)
         self.parsed: tuple[Manifest, str] | None = None
 
@@ -256,10 +257,10 @@ class PullSource(deploy.Source):
 
     def manifest(self) -> tuple[Manifest, str]:
         try:
-            self.parsed = reader._manifest(Path(self.name), self.tar, next(iter(self.tar), None), None)
+            self.parsed = reader.read_manifest(Path(self.name), self.tar, next(iter(self.tar), None), None)
         except BundleError as err:
             raise self._fail(err) from None
-        except reader._errors() as err:
+        except reader.stream_errors() as err:
             raise self._fail(err) from None
         return self.parsed
 
@@ -267,7 +268,7 @@ class PullSource(deploy.Source):
         assert self.parsed is not None
         try:
             reader.read_members(self.tar, self.parsed[0], sink, on_file)
-        except reader._errors() as err:
+        except reader.stream_errors() as err:
             raise self._fail(err) from None
 
     def close(self) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bundle import archive, manifest
+from bundle import manifest, reader, writer
 
 ARCH = "opt/spack/linux-debian12-x86_64/gcc-12.2.0"
 HASHES = {"libgreet": "a" * 31 + "2", "hello": "b" * 31 + "3", "pytool": "c" * 31 + "4", "plain": "d" * 31 + "5"}
@@ -98,7 +98,7 @@ def tree_state(top: Path) -> dict[str, tuple]:
 
 
 def pack(root: Path, out: Path | str, **kw: object) -> Path:
-    return archive.write(manifest.build(root), out, **kw)
+    return writer.write(manifest.build(root), out, **kw)
 
 
 def remove_store(root: Path) -> None:
@@ -126,7 +126,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     """One tree packed once; the store is then removed so tests deploy into an empty root."""
     root = build_tree(tmp_path_factory.mktemp("built") / "root")
     bundle = pack(root, tmp_path_factory.mktemp("bundles"))
-    m, _ = archive.read(bundle, manifest_only=True)
+    m, _ = reader.read(bundle, manifest_only=True)
     shutil.rmtree(root)
     return Built(root, bundle, m)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from bundle import archive, deploy, manifest, relocate
+from bundle import deploy, manifest, relocate, writer
 from bundle import target as targets
 from bundle.errors import BundleError
 from tests.bundle.conftest import ARCH, PROJECT, Built, build_tree, key, pack, remove_store, run_bundle, tree_state
@@ -270,9 +270,9 @@ def test_rewrite_takes_the_new_prefix_literally(tmp_path: Path, new_tail: str) -
 @pytest.mark.parametrize("compression", ["zstd", "gzip"])
 def test_huge_declared_manifest_refused_before_reading(tmp_path: Path, compression: str) -> None:
     """2 GiB of declared (and present) manifest under a 1 GiB address-space limit: refused by size."""
-    info = tarfile.TarInfo(archive.MANIFEST_NAME)
+    info = tarfile.TarInfo(writer.MANIFEST_NAME)
     info.size = 2 << 30
-    path = tmp_path / archive.bundle_name("huge", "0" * 64, compression)
+    path = tmp_path / writer.bundle_name("huge", "0" * 64, compression)
     with open(path, "wb") as raw:
         if compression == "zstd":
             out = zstandard.ZstdCompressor(level=1).stream_writer(raw)
@@ -326,10 +326,10 @@ SHAPES = ["not-an-object", "paths-missing", "paths-null", "paths-object", "store
 
 def _bundle_with_manifest(tmp_path: Path, m: object) -> Path:
     data = json.dumps(m, sort_keys=True, separators=(",", ":")).encode()
-    path = tmp_path / archive.bundle_name("shape", hashlib.sha256(data).hexdigest(), "zstd")
+    path = tmp_path / writer.bundle_name("shape", hashlib.sha256(data).hexdigest(), "zstd")
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        info = tarfile.TarInfo(archive.MANIFEST_NAME)
+        info = tarfile.TarInfo(writer.MANIFEST_NAME)
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
     path.write_bytes(zstandard.ZstdCompressor().compress(buf.getvalue()))

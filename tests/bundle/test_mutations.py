@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import zstandard
 
-from bundle import archive, deploy, manifest
+from bundle import deploy, manifest, reader, writer
 from bundle.errors import BundleError
 from bundle.fsops import rmtree
 from tests.bundle.conftest import ARCH, HASHES, build_tree, key, tree_state
@@ -57,11 +57,11 @@ def spack_tree(root: Path) -> Path:
 def signed(out: Path, m: object, members: bytes) -> Path:
     """A bundle of manifest M (ASCII JSON, so lone surrogates travel) followed by MEMBERS, named by M's hash."""
     data = json.dumps(m, sort_keys=True, separators=(",", ":")).encode()
-    info = tarfile.TarInfo(archive.MANIFEST_NAME)
+    info = tarfile.TarInfo(writer.MANIFEST_NAME)
     info.size = len(data)
     head = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape") + data
     head += bytes(-len(head) % tarfile.BLOCKSIZE)
-    path = out / archive.bundle_name("mutant", hashlib.sha256(data).hexdigest(), "zstd")
+    path = out / writer.bundle_name("mutant", hashlib.sha256(data).hexdigest(), "zstd")
     path.write_bytes(zstandard.ZstdCompressor(level=1).compress(head + members + bytes(2 * tarfile.BLOCKSIZE)))
     return path
 
@@ -90,8 +90,8 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Rig:
     build = tmp_path_factory.mktemp("mutation-build")
     top = tmp_path_factory.mktemp("mutation-deploy")
     root = spack_tree(top / "root")
-    bundle = archive.write(manifest.build(root, with_spack=True), build / "good/")
-    m, _ = archive.read(bundle, manifest_only=True)
+    bundle = writer.write(manifest.build(root, with_spack=True), build / "good/")
+    m, _ = reader.read(bundle, manifest_only=True)
     assert "spack" in m and {sp.get("kind") for sp in m["paths"]} == {None, "spack"}
     shutil.rmtree(root)
     deploy.redeploy(bundle)
