@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
 from bundle import deploy, reader, tarstream, writer
+from bundle.closure import closure
 from bundle.errors import BundleError
 from bundle.manifest import canonical
 from bundle.plan import Plan
@@ -49,7 +50,7 @@ sys.meta_path.insert(0, Loader())
 from bundle import remote
 sys.exit(remote.main())
 """
-NOT_SHIPPED = {"__main__", "bench", "ship"}  # the target runs remote.main() and what it imports
+ENTRY = "bundle.remote"  # the target runs remote.main(): what it imports, and nothing else, is shipped
 _TYPES = {tarstream.REG: tarfile.REGTYPE, tarstream.DIR: tarfile.DIRTYPE, tarstream.SYM: tarfile.SYMTYPE}
 _DEST = re.compile(r"^(?:([^@/:\s]+)@)?([^@/:\s]+):(/.*)$")
 
@@ -71,10 +72,9 @@ def ssh_command(ssh: str | None) -> list[str]:
 
 
 def code() -> bytes:
-    """The loader, then this package's sources it loads (zlib'd JSON), as the target reads them on stdin."""
-    sources = {"bundle" if p.stem == "__init__" else f"bundle.{p.stem}": p.read_text()
-               for p in sorted(PACKAGE.glob("*.py")) if p.stem not in NOT_SHIPPED}
-    blob = zlib.compress(json.dumps(sources).encode(), 9)
+    """The loader, then the sources it loads (zlib'd JSON: remote.py's import closure), as the target reads
+    them on stdin."""
+    blob = zlib.compress(json.dumps(closure(PACKAGE, ENTRY)).encode(), 9)
     loader = LOADER.replace("@SIZE@", str(len(blob))).encode()
     return str(len(loader)).encode() + b"\n" + loader + blob
 
