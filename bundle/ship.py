@@ -19,7 +19,8 @@ import subprocess
 import tarfile
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
@@ -171,6 +172,52 @@ def _reply(proc: subprocess.Popen, host: str, errors: list[str]) -> dict[str, An
     return message
 
 
+def request(name: str, digest: str, manifest: Manifest, prefix: str, *, relocate: bool, wait: bool,
+            prune: bool) -> bytes:
+    """What the target reads before it plans: the code, a header line, the manifest (zlib'd)."""
+    packed = zlib.compress(canonical(manifest), 6)
+    header = {"name": name, "digest": digest, "prefix": prefix, "relocate": relocate, "wait": wait, "prune": prune,
+              "manifest_size": len(packed)}
+    return code() + json.dumps(header).encode() + b"\n" + packed
+
+
+def report(result: dict[str, Any], host: str, sent: int, control: int, paths: list[StorePath]) -> dict[str, Any]:
+    """The target's redeploy result with what crossed: bytes in all, of code and manifest, of store paths."""
+    return {**result, "host": host, "sent_bytes": sent, "sent_control_bytes": control,
+            "sent_data_bytes": sent - control, "sent_paths": sorted(sp["key"] for sp in paths),
+            "sent_store_bytes": sum(e.get("size", 0) for sp in paths for e in sp["files"])}
+
+
+@contextmanager
+def _session(ssh: str | None, host: str) -> Iterator[tuple[subprocess.Popen, list[str]]]:
+    """`ssh HOST python3 -c <reader>`, its stderr collected (for the one line when it fails); waited for on
+    the way out, killed when it has not ended 30 s later."""
+    proc = subprocess.Popen([*ssh_command(ssh), host, REMOTE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    errors: list[str] = []
+    drain = threading.Thread(target=lambda: errors.extend(line.decode(errors="replace")
+                                                          for line in proc.stderr or []), daemon=True)
+    drain.start()
+    try:
+        yield proc, errors
+    finally:
+        if proc.poll() is None:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        drain.join(timeout=5)
+
+
+def _unless_gone(write: Callable[[], None]) -> None:
+    """WRITE to the target; when the pipe broke, the target's reply (or ssh's stderr) says why."""
+    try:
+        write()
+    except BrokenPipeError:
+        pass
+
+
 def ship(bundle: Path, dest: str, *, ssh: str | None = None, relocate: bool = False, wait: bool = False,
          prune: bool = False, on_sent: Callable[[int], None] | None = None,
          on_plan: Callable[[int, int], None] | None = None,
@@ -180,51 +227,26 @@ def ship(bundle: Path, dest: str, *, ssh: str | None = None, relocate: bool = Fa
     bundle = Path(bundle)
     manifest, digest = reader.read(bundle, manifest_only=True)
     by_key = {sp["key"]: sp for sp in manifest["paths"]}
-    proc = subprocess.Popen([*ssh_command(ssh), host, REMOTE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    errors: list[str] = []
-    drain = threading.Thread(target=lambda: errors.extend(line.decode(errors="replace")
-                                                          for line in proc.stderr or []), daemon=True)
-    drain.start()
-    assert proc.stdin is not None
-    out = _Sender(proc.stdin, on_sent)
-    try:
-        try:
-            out.raw(code())
-            packed = zlib.compress(canonical(manifest), 6)
-            out.raw(json.dumps({"name": bundle.name, "digest": digest, "prefix": prefix, "relocate": relocate,
-                                "wait": wait, "prune": prune, "manifest_size": len(packed)}).encode() + b"\n")
-            out.raw(packed)
-            proc.stdin.flush()
-        except BrokenPipeError:
-            pass
-        todo = _reply(proc, host, errors)["todo"]
+    with _session(ssh, host) as (proc, errors):
+        assert proc.stdin is not None
+        stdin, out = proc.stdin, _Sender(proc.stdin, on_sent)
+        first = request(bundle.name, digest, manifest, prefix, relocate=relocate, wait=wait, prune=prune)
+
+        def send_request() -> None:
+            out.raw(first)
+            stdin.flush()
+
+        _unless_gone(send_request)
+        todo = [by_key[k] for k in _reply(proc, host, errors)["todo"] if k in by_key]
         control = out.sent
         if on_plan:
-            sps: list[StorePath] = [by_key[k] for k in todo if k in by_key]
-            steps = Plan(todo=sps)
+            steps = Plan(todo=todo)
             on_plan(steps.files, steps.bytes)
         if todo:
-            try:
-                send_store_paths(bundle, set(todo), out, on_file)
-            except BrokenPipeError:
-                pass
-        try:
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass
+            _unless_gone(lambda: send_store_paths(bundle, {sp["key"] for sp in todo}, out, on_file))
+        _unless_gone(stdin.close)
         result = _reply(proc, host, errors)["result"]
-    finally:
-        if proc.poll() is None:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        drain.join(timeout=5)
-    return {**result, "host": host, "sent_bytes": out.sent, "sent_control_bytes": control,
-            "sent_data_bytes": out.sent - control, "sent_paths": sorted(todo),
-            "sent_store_bytes": sum(e.get("size", 0) for k in todo for e in by_key[k]["files"])}
+    return report(result, host, out.sent, control, todo)
 
 
 class PullSource(deploy.Source):
