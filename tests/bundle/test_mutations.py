@@ -82,6 +82,7 @@ class Rig:
     top: Path  # holds ROOT and nothing else: anything a run makes beside ROOT shows in its state
     root: Path  # the deployed tree of the good bundle
     pristine: Path  # a copy of it, to put back after a mutant that deployed
+    state: dict[str, tuple]  # tree_state(top) of the good deployment
     out: Path  # where mutants are written
 
 
@@ -101,7 +102,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Rig:
     assert tree_state(pristine) == tree_state(root)
     out = build / "mutants"
     out.mkdir()
-    return Rig(m, member_bytes(bundle), top, root, pristine, out)
+    return Rig(m, member_bytes(bundle), top, root, pristine, tree_state(top), out)
 
 
 # --- the mutations -------------------------------------------------------------------------------
@@ -147,7 +148,7 @@ def _like(value: Any) -> list[Any]:
     if isinstance(value, list):
         return [value[1:], value + value[:1], value + [1], value + [None], value + [{}]] if value else [[1], ["x"]]
     if isinstance(value, dict):
-        return [{**value, "extra": 1}, {**value, "size": 12.0}]
+        return [{**value, "extra": 1}, {**value, "size": 12.0}, {**value, "size": "12"}]
     return []
 
 
@@ -155,7 +156,7 @@ def fields(m: dict) -> Iterator[Where]:
     """Where each kind of field of M lies: every top-level field, every field of the Spack section and of
     one install record (and its spec's dependency), every field of a store path of each kind (with
     dependencies and files holding the build root, Spack's part, sbang), and of one file, directory and
-    symlink (a top-level one and a nested one)."""
+    symlink (a top-level one and a nested one); those store paths and entries themselves too."""
     for k in m:
         yield (k,)
     for k in m["spack"]:
@@ -168,6 +169,7 @@ def fields(m: dict) -> Iterator[Where]:
     for i, sp in enumerate(m["paths"]):
         if sp["key"] not in picks:
             continue
+        yield ("paths", i)
         for k in sp:
             yield ("paths", i, k)
         seen: set[tuple[str, bool]] = set()
@@ -175,6 +177,7 @@ def fields(m: dict) -> Iterator[Where]:
             kind = (e["type"], "/" in e["path"])
             if kind not in seen:
                 seen.add(kind)
+                yield ("paths", i, "files", j)
                 for k in e:
                     yield ("paths", i, "files", j, k)
 
@@ -212,23 +215,25 @@ def attempt(rig: Rig, label: str, mutant: dict) -> str:
     """Redeploy MUTANT over the good deployment: "refused" (one line, everything as it was) or "deployed"
     (and it verifies; the good deployment is put back). An assertion names LABEL; any other exception
     is what the CLI would print as a traceback."""
-    before = tree_state(rig.top)
     bundle = signed(rig.out, mutant, rig.members)
+    changed = True
     try:
         try:
             deploy.redeploy(bundle)
         except BundleError as err:
             text = str(err)
             assert text and "\n" not in text, f"{label}: refusal is not one line: {text!r}"
-            assert tree_state(rig.top) == before, f"{label}: refused ({text}) but the tree changed"
+            changed = tree_state(rig.top) != rig.state
+            assert not changed, f"{label}: refused ({text}) but the tree changed"
             return "refused"
         problems = deploy.verify_deployment(rig.root)["problems"]
         assert problems == [], f"{label}: deployed, but verify finds {problems[:3]}"
         return "deployed"
     finally:
         bundle.unlink()
-        if tree_state(rig.top) != before:
-            rmtree(rig.root)
+        if changed:  # deployed (or failed otherwise): the good deployment back, beside nothing else
+            for path in rig.top.iterdir():
+                rmtree(path)
             shutil.copytree(rig.pristine, rig.root, symlinks=True)
 
 
@@ -247,9 +252,11 @@ def test_every_field_mutated_is_refused_in_one_line_or_deploys_and_verifies(rig:
     assert len(outcomes) > 800 and refused > 700
     assert all(outcomes[f"paths+{name}"] == "refused" for name in ("bin", "etc", "opt/spack/bin"))
     for label in deployed:  # what may change without a refusal: labels the tool carries, not what it writes where
+        # (a store path dropped, or all of them: the plan lists them as no longer in the bundle)
         field = label.split("=")[0].removesuffix(" deleted")
+        dropped = label.endswith(" deleted") and field.startswith("paths/") and field.count("/") == 1
         assert field in ("lock", "spack_root", "paths", "spack/install_root") or field.startswith("spack/installs") \
-            or field.rsplit("/", 1)[-1] in ("name", "version", "hash", "deps", "prefixed"), label
+            or field.rsplit("/", 1)[-1] in ("name", "version", "hash", "deps", "prefixed") or dropped, label
 
 
 def test_a_store_path_in_place_of_the_deployed_sbang_is_refused(rig: Rig) -> None:
