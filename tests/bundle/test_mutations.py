@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import zstandard
 
-from bundle import deploy, manifest, reader, writer
+from bundle import deploy, manifest, owned, reader, writer
 from bundle.errors import BundleError
 from bundle.fsops import rmtree
 from tests.bundle.conftest import ARCH, HASHES, build_tree, key, tree_state
@@ -275,3 +275,15 @@ def test_a_store_path_in_place_of_the_deployed_sbang_is_refused(rig: Rig) -> Non
     assert attempt(rig, "sbang as a store path", m) == "refused"
     with pytest.raises(BundleError, match="the deployment holds Spack's own opt/spack/bin there"):
         deploy.redeploy(signed(rig.out, m, rig.members))
+
+
+def test_everything_a_deployment_makes_at_its_root_is_named_in_owned(rig: Rig) -> None:
+    """owned.py is what the store-path check refuses: every path of a real deployment (with Spack's parts,
+    sbang and a database) is in a store path, holds store paths, or is one owned.owner() names."""
+    keys = [sp["key"] for sp in rig.manifest["paths"] if sp.get("kind") is None]
+    spack = rig.manifest["spack"]
+    for rel in tree_state(rig.root):
+        in_store_path = any(rel == k or rel.startswith(k + "/") for k in keys)
+        holds_store_paths = any(k.startswith(rel + "/") for k in keys)
+        assert in_store_path or holds_store_paths or owned.owner(rel, spack) is not None, rel
+    assert owned.owner(".bundle-staging-123-abcd", spack) == "a staging directory of a run"
