@@ -1,4 +1,4 @@
-"""python -m bundle pack | redeploy | verify | diff: a thin shell over manifest, archive and deploy."""
+"""python -m bundle pack | redeploy | verify | diff: a thin shell over manifest, writer, reader, deploy and ship."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from bundle import archive, deploy, manifest, ship
-from bundle.manifest import BundleError
+from bundle import deploy, manifest, reader, ship, writer
+from bundle.errors import BundleError
 from bundle.records import Manifest
 
 
@@ -61,7 +61,7 @@ def _is_bundle(path: Path) -> bool:
 def _load(path: Path) -> Manifest:
     """A manifest from a bundle file or a deployment directory."""
     if _is_bundle(path):
-        return archive.read(path, manifest_only=True)[0]
+        return reader.read(path, manifest_only=True)[0]
     recorded = path / deploy.META / "manifest.json"
     if not recorded.is_file():
         raise BundleError(f"{path}: neither a bundle nor a deployment")
@@ -81,7 +81,7 @@ def cmd_pack(args: argparse.Namespace) -> dict:
     files, nbytes = manifest.totals(m["paths"])
     packing = Progress("pack", args.quiet)
     packing.plan(files, nbytes)
-    out = archive.write(m, args.output, compression=args.compression, level=args.level, on_file=packing.add)
+    out = writer.write(m, args.output, compression=args.compression, level=args.level, on_file=packing.add)
     packing.finish()
     return {"bundle": str(out), "manifest": manifest.manifest_hash(m), "store_paths": len(m["paths"]),
             "files": files, "bytes": nbytes, "compressed_bytes": out.stat().st_size,
@@ -155,7 +155,7 @@ def cmd_verify(args: argparse.Namespace) -> dict:
     path = Path(args.path)
     progress = Progress("verify", args.quiet)
     if _is_bundle(path):
-        m, digest = archive.read(path, on_file=progress.add)
+        m, digest = reader.read(path, on_file=progress.add)
         progress.finish()
         return {"bundle": str(path), "manifest": digest, "store_paths": len(m["paths"]), "problems": [],
                 "text": f"{path.name}: OK, {len(m['paths'])} store paths, every sha256 matches"}
@@ -193,7 +193,7 @@ def parser() -> argparse.ArgumentParser:
                     help="also pack Spack itself (bin/, lib/spack, etc/spack, share/spack; no caches)")
     pk.add_argument("--store", help="store directory under ROOT, when not ROOT/opt/spack")
     pk.add_argument("--lock", help="spack.lock to include (default: ROOT/spack.lock when present)")
-    pk.add_argument("--compression", choices=sorted(archive.SUFFIX), default="zstd")
+    pk.add_argument("--compression", choices=sorted(writer.SUFFIX), default="zstd")
     pk.add_argument("--level", type=int, help="compression level (zstd default 3, gzip default 6)")
     rd = sub.add_parser("redeploy", parents=[common], help="BUNDLE [--prefix DIR]: verify, stage, swap in")
     rd.add_argument("bundle", help="a bundle file, or HOST:PATH to pull one over ssh (read once, as a stream)")

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bundle import archive, spackdb
+from bundle import reader, spackdb
 from bundle import target as targets
 from bundle.deployment import (
     PLACES,
@@ -41,6 +41,7 @@ from bundle.fsops import exchange as _exchange
 from bundle.fsops import locked, make_dirs, rmtree, undo, write_if_changed
 from bundle.fsops import write_atomic as _write_atomic
 from bundle.manifest import canonical, path_digest
+from bundle.owned import STAGING_PREFIX, db_dir
 from bundle.placement import Layout, layout
 from bundle.plan import Plan, plan
 from bundle.records import Manifest, StorePath
@@ -51,7 +52,6 @@ from bundle.staging import Staging
 __all__ = ["META", "Result", "Source", "redeploy", "verify_deployment"]
 META = targets.META
 SNIPPET = "env.sh"
-STAGING_PREFIX = ".bundle-staging-"
 STAGING_LIST = "staging.json"  # staging directories in use, so the next run finds those a kill left
 
 
@@ -120,15 +120,15 @@ class Source:
         self._read: tuple[Manifest, str] | None = None
 
     def manifest(self) -> tuple[Manifest, str]:
-        self._read = archive.read(self.bundle, manifest_only=True)
+        self._read = reader.read(self.bundle, manifest_only=True)
         return self._read
 
     def planned(self, steps: Plan, target: Path) -> None:
         """Called under the target's lock once the plan is made (a ship's target tells the sender here)."""
 
-    def stage(self, todo: list[StorePath], sink: archive.Sink, on_file: Callable[[int], None] | None) -> None:
+    def stage(self, todo: list[StorePath], sink: reader.Sink, on_file: Callable[[int], None] | None) -> None:
         """Every member of the store paths in TODO checked and handed to SINK (others may be read and skipped)."""
-        archive.read(self.bundle, sink, on_file=on_file, known=self._read)
+        reader.read(self.bundle, sink, on_file=on_file, known=self._read)
 
 
 def _stage(source: Source, target: Path, todo: list[StorePath],
@@ -216,10 +216,10 @@ def _update_spack_db(target: Path, manifest: Manifest, places: dict[str, str], l
              if sp.get("kind") is None and f"{root}/{sp['key']}" != str(target / places[sp["key"]])}
     ours = spackdb.rewrite_paths(spack["installs"], moved)
     install = os.path.dirname(lay.place(f"{spack['install_root']}/x")) if spack["install_root"] else ""
-    db_dir = target / install / spackdb.DB_DIR
-    os.makedirs(db_dir, exist_ok=True)
-    index = db_dir / spackdb.INDEX
-    with open(db_dir / "lock", "a+") as lock:
+    db = target / db_dir(install)
+    os.makedirs(db, exist_ok=True)
+    index = db / spackdb.INDEX
+    with open(db / "lock", "a+") as lock:
         fcntl.lockf(lock, fcntl.LOCK_EX)  # the lock Spack takes on its database (whole file)
         try:
             try:
@@ -232,7 +232,7 @@ def _update_spack_db(target: Path, manifest: Manifest, places: dict[str, str], l
             if merged == existing:
                 return False
             _write_atomic(index, json.dumps(merged, separators=(",", ":")).encode())
-            _write_atomic(db_dir / spackdb.VERIFIER, uuid.uuid4().hex.encode())
+            _write_atomic(db / spackdb.VERIFIER, uuid.uuid4().hex.encode())
             return True
         finally:
             fcntl.lockf(lock, fcntl.LOCK_UN)

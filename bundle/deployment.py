@@ -14,10 +14,10 @@ from typing import Any
 
 from bundle.errors import BundleError
 from bundle.manifest import check, manifest_hash, sha256_file
+from bundle.owned import META
 from bundle.plan import ABSENT, OTHER, SAME
 from bundle.records import StorePath
 from bundle.relocate import apply_record
-from bundle.target import META
 
 PLACES = "places.json"  # store paths placed elsewhere than their key (a padded install root rebuilt)
 SPEC_FILE = ".spack/spec.json"

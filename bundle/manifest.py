@@ -20,7 +20,7 @@ from bundle.errors import BundleError
 from bundle.records import Entry, Manifest, StorePath
 from bundle.validate import FORMAT, STORE_NAME, check, link_escapes
 
-__all__ = ["FORMAT", "STORE_NAME", "BundleError", "check", "link_escapes"]
+__all__ = ["FORMAT", "STORE_NAME", "check", "link_escapes"]
 
 CHUNK = 1 << 20
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from bundle.errors import BundleError
 from bundle.manifest import path_digest
+from bundle.owned import is_spack_part
 from bundle.records import Manifest, StorePath
-from bundle.validate import SPACK_PARTS
 
 ABSENT, SAME, OTHER = "absent", "same", "other"  # what is at a store path's place at the target
 
@@ -53,6 +53,8 @@ def plan(manifest: Manifest, state: dict[str, str], probe: Callable[[str, StoreP
             if key[:cut] in owned:
                 raise BundleError(f"store path {key} would lie inside the deployed store path {key[:cut]}")
             cut = key.rfind("/", 0, cut)
+        if key in owned and sp.get("kind") is None and is_spack_part(key):
+            raise BundleError(f"store path {key}: the deployment holds Spack's own {key} there; refusing to replace it")
         found = probe(key, sp)
         if found != ABSENT and key not in owned:
             if sp.get("kind") == "spack" or found == SAME:
@@ -63,5 +65,5 @@ def plan(manifest: Manifest, state: dict[str, str], probe: Callable[[str, StoreP
             todo.append(sp)
     # Spack's own parts (and sbang's bin/) are never stale: a bundle packed without --with-spack keeps
     # the Spack an earlier one deployed.
-    stale = sorted(k for k in owned - set(places.values()) if k not in SPACK_PARTS and not k.endswith("/bin"))
+    stale = sorted(k for k in owned - set(places.values()) if not is_spack_part(k))
     return Plan(todo, kept, stale, places)

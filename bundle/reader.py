@@ -1,5 +1,9 @@
 """Safe, verifying reading of the bundle file: every member is checked against the manifest (by a
 Checker) before any byte of it reaches a sink; with no sink, reading only verifies.
+
+Every read of a bundle is made with this module: a file (read), a pulled stream (read_manifest,
+read_members), a ship's stream on the target (read_members), and the ship's sender, which picks
+store paths out of a bundle (decompressed_blocks, in_background, KeyFinder, stream_errors).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ MANIFEST_MAX = 128 << 20
 READ_BLOCK = 4 << 20  # decompressed bytes per block handed from the decompressing thread to the reader
 
 
-def _errors() -> tuple[type[BaseException], ...]:
+def stream_errors() -> tuple[type[BaseException], ...]:
     """What a truncated or corrupted stream raises (zstandard's error when it is installed: the target of a
     ship runs this code on a bare python3, where only gzip streams arrive)."""
     found: tuple[type[BaseException], ...] = (tarstream.TarError, EOFError, zlib.error, gzip.BadGzipFile)
@@ -61,7 +65,7 @@ class _Rewound(io.RawIOBase):
         return len(data)
 
 
-def _chunks(raw: BinaryIO, bundle: Path) -> Iterator[bytes]:
+def decompressed_blocks(raw: BinaryIO, bundle: Path) -> Iterator[bytes]:
     """The decompressed stream in blocks of up to READ_BLOCK bytes (RAW a file or a pipe)."""
     magic = raw.read(4)
     if raw.seekable():
@@ -84,7 +88,7 @@ def _chunks(raw: BinaryIO, bundle: Path) -> Iterator[bytes]:
 _END = object()
 
 
-def _in_background(chunks: Iterator[bytes], depth: int = 8) -> Iterator[bytes]:
+def in_background(chunks: Iterator[bytes], depth: int = 8) -> Iterator[bytes]:
     """CHUNKS produced by a thread, DEPTH ahead: zstd and zlib release the GIL while they decompress, so
     decompression runs beside the parsing (this thread) and the hashing and writing (the sink's threads).
     Errors of the producer are raised here; closing the iterator stops and joins the thread."""
@@ -153,7 +157,7 @@ _KIND = {tarfile.CHRTYPE: "character device", tarfile.BLKTYPE: "block device", t
 _ENTRY_TYPE = {tarstream.REG: "file", tarstream.DIR: "dir", tarstream.SYM: "link"}
 
 
-class _Keys:
+class KeyFinder:
     """Which store path a member belongs to: members come grouped by store path, so the current one is
     tried first, then each '/'-prefix of the name (store paths never nest)."""
 
@@ -176,7 +180,7 @@ class _Keys:
         return None
 
 
-def _refuse_unsafe(member: tarstream.Member, root: str, keys: _Keys) -> None:
+def _refuse_unsafe(member: tarstream.Member, root: str, keys: KeyFinder) -> None:
     name, kind = member.name, member.type
     if name.startswith("/"):
         raise BundleError(f"member {name}: absolute path")
@@ -210,7 +214,7 @@ class Checker:
     def __init__(self, manifest: Manifest, sink: Sink | None) -> None:
         self.root, self.sink = manifest["root"], sink
         self.paths = {sp["key"]: sp for sp in manifest["paths"]}
-        self.keys = _Keys(self.paths)
+        self.keys = KeyFinder(self.paths)
         self.expected = {sp["key"]: {e["path"]: e for e in sp["files"]} for sp in manifest["paths"]}
         self.seen: dict[str, set[str]] = {k: set() for k in self.paths}
         self.current: str | None = None
@@ -299,14 +303,14 @@ def read_from(raw: BinaryIO, bundle: Path, sink: Sink | None = None, *, manifest
               on_file: Callable[[int], None] | None = None,
               known: tuple[Manifest, str] | None = None) -> tuple[Manifest, str]:
     """read() of the bundle named BUNDLE from RAW, a file or a pipe (read once, front to back), closed after."""
-    blocks = _in_background(_chunks(raw, bundle)) if not manifest_only else _chunks(raw, bundle)
+    blocks = in_background(decompressed_blocks(raw, bundle)) if not manifest_only else decompressed_blocks(raw, bundle)
     try:
         with raw:
             try:
                 return _read(bundle, tarstream.Reader(blocks), sink, manifest_only, on_file, known)
             finally:
                 blocks.close()  # type: ignore[attr-defined]
-    except _errors() as err:
+    except stream_errors() as err:
         raise BundleError(f"{bundle.name}: truncated or corrupted ({err})") from None
     except OSError as err:
         if err.errno is None:
@@ -314,7 +318,7 @@ def read_from(raw: BinaryIO, bundle: Path, sink: Sink | None = None, *, manifest
         raise
 
 
-def _manifest(bundle: Path, tar: tarstream.Reader, first: tarstream.Member | None,
+def read_manifest(bundle: Path, tar: tarstream.Reader, first: tarstream.Member | None,
               known: tuple[Manifest, str] | None) -> tuple[Manifest, str]:
     """The first member, the manifest: its size bounded before it is read, its hash the bundle's name."""
     if first is None or first.name != MANIFEST_NAME or first.type != tarstream.REG:
@@ -338,7 +342,7 @@ def _manifest(bundle: Path, tar: tarstream.Reader, first: tarstream.Member | Non
 def _read(bundle: Path, tar: tarstream.Reader, sink: Sink | None, manifest_only: bool,
           on_file: Callable[[int], None] | None, known: tuple[Manifest, str] | None) -> tuple[Manifest, str]:
     members = iter(tar)
-    manifest, digest = _manifest(bundle, tar, next(members, None), known)
+    manifest, digest = read_manifest(bundle, tar, next(members, None), known)
     if manifest_only:
         return manifest, digest
     read_members(tar, manifest, sink, on_file)

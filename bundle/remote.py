@@ -67,15 +67,32 @@ class ShipSource(deploy.Source):
         assert self.parsed is not None
         try:
             reader.read_members(tarstream.Reader(gunzip(self.inp)), {**self.parsed, "paths": todo}, sink, on_file)
-        except reader._errors() as err:
+        except reader.stream_errors() as err:
             raise BundleError(f"the stream from the sender ended early or is corrupted ({err}); "
                               "the deployment is as it was, ship again to finish") from None
+
+
+HEADER = {"name": str, "digest": str, "prefix": str, "relocate": bool, "wait": bool, "prune": bool,
+          "manifest_size": int}
+
+
+def check_header(header: object) -> dict:
+    """The sender's header line, every field of its type (bool is not a size), the manifest's size bounded."""
+    if not isinstance(header, dict):
+        raise BundleError("the sender's request is not an object")
+    for field, kind in HEADER.items():
+        value = header.get(field)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise BundleError(f"the sender's request: field {field!r} should be {kind.__name__}")
+    if not 0 <= header["manifest_size"] <= reader.MANIFEST_MAX:
+        raise BundleError(f"the sender's request: manifest_size {header['manifest_size']} out of range")
+    return header
 
 
 def main() -> int:
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     try:
-        header = json.loads(inp.readline())
+        header = check_header(json.loads(inp.readline()))
         manifest = zlib.decompress(inp.read(header["manifest_size"]))
         source = ShipSource(header["name"], manifest, header["digest"], inp, out)
         result = deploy.redeploy(source, Path(header["prefix"]), relocate=header["relocate"], wait=header["wait"],

@@ -19,11 +19,13 @@ import subprocess
 import tarfile
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
-from bundle import archive, deploy, reader, tarstream
+from bundle import deploy, reader, tarstream, writer
+from bundle.closure import closure
 from bundle.errors import BundleError
 from bundle.manifest import canonical
 from bundle.plan import Plan
@@ -49,7 +51,7 @@ sys.meta_path.insert(0, Loader())
 from bundle import remote
 sys.exit(remote.main())
 """
-NOT_SHIPPED = {"__main__", "bench", "ship"}  # the target runs remote.main() and what it imports
+ENTRY = "bundle.remote"  # the target runs remote.main(): what it imports, and nothing else, is shipped
 _TYPES = {tarstream.REG: tarfile.REGTYPE, tarstream.DIR: tarfile.DIRTYPE, tarstream.SYM: tarfile.SYMTYPE}
 _DEST = re.compile(r"^(?:([^@/:\s]+)@)?([^@/:\s]+):(/.*)$")
 
@@ -71,10 +73,9 @@ def ssh_command(ssh: str | None) -> list[str]:
 
 
 def code() -> bytes:
-    """The loader, then this package's sources it loads (zlib'd JSON), as the target reads them on stdin."""
-    sources = {"bundle" if p.stem == "__init__" else f"bundle.{p.stem}": p.read_text()
-               for p in sorted(PACKAGE.glob("*.py")) if p.stem not in NOT_SHIPPED}
-    blob = zlib.compress(json.dumps(sources).encode(), 9)
+    """The loader, then the sources it loads (zlib'd JSON: remote.py's import closure), as the target reads
+    them on stdin."""
+    blob = zlib.compress(json.dumps(closure(PACKAGE, ENTRY)).encode(), 9)
     loader = LOADER.replace("@SIZE@", str(len(blob))).encode()
     return str(len(loader)).encode() + b"\n" + loader + blob
 
@@ -121,10 +122,10 @@ class _Sender:
 def send_store_paths(bundle: Path, todo: set[str], out: _Sender, on_file: Callable[[int], None] | None) -> None:
     """The members of the store paths in TODO, read out of BUNDLE (stopping once all were read), as a tar stream."""
     raw = open(bundle, "rb")
-    blocks = reader._in_background(reader._chunks(raw, bundle))
+    blocks = reader.in_background(reader.decompressed_blocks(raw, bundle))
     try:
         tar = tarstream.Reader(blocks)
-        keys, left = reader._Keys(todo), set(todo)
+        keys, left = reader.KeyFinder(todo), set(todo)
         out.stream()
         for member in tar:
             where = keys.find(member.name)
@@ -138,7 +139,7 @@ def send_store_paths(bundle: Path, todo: set[str], out: _Sender, on_file: Callab
                 raise BundleError(f"member {member.name}: tar member type {member.type!r} refused")
             info = tarfile.TarInfo(member.name)
             info.type, info.mode, info.size, info.linkname = kind, member.mode, member.size, member.linkname
-            info.mtime, info.uid, info.gid, info.uname, info.gname = archive.epoch(), 0, 0, "", ""
+            info.mtime, info.uid, info.gid, info.uname, info.gname = writer.epoch(), 0, 0, "", ""
             try:
                 out.write(info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape"))
             except ValueError:
@@ -152,7 +153,7 @@ def send_store_paths(bundle: Path, todo: set[str], out: _Sender, on_file: Callab
                     on_file(member.size)
         out.write(b"\0" * tarfile.RECORDSIZE)
         out.end()
-    except reader._errors() as err:
+    except reader.stream_errors() as err:
         raise BundleError(f"{bundle.name}: truncated or corrupted ({err})") from None
     finally:
         blocks.close()  # type: ignore[attr-defined]
@@ -171,49 +172,34 @@ def _reply(proc: subprocess.Popen, host: str, errors: list[str]) -> dict[str, An
     return message
 
 
-def ship(bundle: Path, dest: str, *, ssh: str | None = None, relocate: bool = False, wait: bool = False,
-         prune: bool = False, on_sent: Callable[[int], None] | None = None,
-         on_plan: Callable[[int, int], None] | None = None,
-         on_file: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Ship BUNDLE to DEST ([USER@]HOST:PREFIX); the target's redeploy result, with what was sent."""
-    host, prefix = parse_dest(dest)
-    bundle = Path(bundle)
-    manifest, digest = archive.read(bundle, manifest_only=True)
-    by_key = {sp["key"]: sp for sp in manifest["paths"]}
+def request(name: str, digest: str, manifest: Manifest, prefix: str, *, relocate: bool, wait: bool,
+            prune: bool) -> bytes:
+    """What the target reads before it plans: the code, a header line, the manifest (zlib'd)."""
+    packed = zlib.compress(canonical(manifest), 6)
+    header = {"name": name, "digest": digest, "prefix": prefix, "relocate": relocate, "wait": wait, "prune": prune,
+              "manifest_size": len(packed)}
+    return code() + json.dumps(header).encode() + b"\n" + packed
+
+
+def report(result: dict[str, Any], host: str, sent: int, control: int, paths: list[StorePath]) -> dict[str, Any]:
+    """The target's redeploy result with what crossed: bytes in all, of code and manifest, of store paths."""
+    return {**result, "host": host, "sent_bytes": sent, "sent_control_bytes": control,
+            "sent_data_bytes": sent - control, "sent_paths": sorted(sp["key"] for sp in paths),
+            "sent_store_bytes": sum(e.get("size", 0) for sp in paths for e in sp["files"])}
+
+
+@contextmanager
+def _session(ssh: str | None, host: str) -> Iterator[tuple[subprocess.Popen, list[str]]]:
+    """`ssh HOST python3 -c <reader>`, its stderr collected (for the one line when it fails); waited for on
+    the way out, killed when it has not ended 30 s later."""
     proc = subprocess.Popen([*ssh_command(ssh), host, REMOTE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     errors: list[str] = []
     drain = threading.Thread(target=lambda: errors.extend(line.decode(errors="replace")
                                                           for line in proc.stderr or []), daemon=True)
     drain.start()
-    assert proc.stdin is not None
-    out = _Sender(proc.stdin, on_sent)
     try:
-        try:
-            out.raw(code())
-            packed = zlib.compress(canonical(manifest), 6)
-            out.raw(json.dumps({"name": bundle.name, "digest": digest, "prefix": prefix, "relocate": relocate,
-                                "wait": wait, "prune": prune, "manifest_size": len(packed)}).encode() + b"\n")
-            out.raw(packed)
-            proc.stdin.flush()
-        except BrokenPipeError:
-            pass
-        todo = _reply(proc, host, errors)["todo"]
-        control = out.sent
-        if on_plan:
-            sps: list[StorePath] = [by_key[k] for k in todo if k in by_key]
-            steps = Plan(todo=sps)
-            on_plan(steps.files, steps.bytes)
-        if todo:
-            try:
-                send_store_paths(bundle, set(todo), out, on_file)
-            except BrokenPipeError:
-                pass
-        try:
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        result = _reply(proc, host, errors)["result"]
+        yield proc, errors
     finally:
         if proc.poll() is None:
             try:
@@ -222,9 +208,45 @@ def ship(bundle: Path, dest: str, *, ssh: str | None = None, relocate: bool = Fa
                 proc.kill()
                 proc.wait()
         drain.join(timeout=5)
-    return {**result, "host": host, "sent_bytes": out.sent, "sent_control_bytes": control,
-            "sent_data_bytes": out.sent - control, "sent_paths": sorted(todo),
-            "sent_store_bytes": sum(e.get("size", 0) for k in todo for e in by_key[k]["files"])}
+
+
+def _unless_gone(write: Callable[[], None]) -> None:
+    """WRITE to the target; when the pipe broke, the target's reply (or ssh's stderr) says why."""
+    try:
+        write()
+    except BrokenPipeError:
+        pass
+
+
+def ship(bundle: Path, dest: str, *, ssh: str | None = None, relocate: bool = False, wait: bool = False,
+         prune: bool = False, on_sent: Callable[[int], None] | None = None,
+         on_plan: Callable[[int, int], None] | None = None,
+         on_file: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Ship BUNDLE to DEST ([USER@]HOST:PREFIX); the target's redeploy result, with what was sent."""
+    host, prefix = parse_dest(dest)
+    bundle = Path(bundle)
+    manifest, digest = reader.read(bundle, manifest_only=True)
+    by_key = {sp["key"]: sp for sp in manifest["paths"]}
+    with _session(ssh, host) as (proc, errors):
+        assert proc.stdin is not None
+        stdin, out = proc.stdin, _Sender(proc.stdin, on_sent)
+        first = request(bundle.name, digest, manifest, prefix, relocate=relocate, wait=wait, prune=prune)
+
+        def send_request() -> None:
+            out.raw(first)
+            stdin.flush()
+
+        _unless_gone(send_request)
+        todo = [by_key[k] for k in _reply(proc, host, errors)["todo"] if k in by_key]
+        control = out.sent
+        if on_plan:
+            steps = Plan(todo=todo)
+            on_plan(steps.files, steps.bytes)
+        if todo:
+            _unless_gone(lambda: send_store_paths(bundle, {sp["key"] for sp in todo}, out, on_file))
+        _unless_gone(stdin.close)
+        result = _reply(proc, host, errors)["result"]
+    return report(result, host, out.sent, control, todo)
 
 
 class PullSource(deploy.Source):
@@ -236,7 +258,8 @@ class PullSource(deploy.Source):
         self.proc = subprocess.Popen([*ssh_command(ssh), host, f"cat -- {shlex.quote(path)}"],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert self.proc.stdout is not None
-        self.blocks = reader._in_background(reader._chunks(cast(BinaryIO, self.proc.stdout), Path(self.name)))
+        stream = cast(BinaryIO, self.proc.stdout)
+        self.blocks = reader.in_background(reader.decompressed_blocks(stream, Path(self.name)))
         self.tar = tarstream.Reader(self.blocks)
         self.parsed: tuple[Manifest, str] | None = None
 
@@ -256,10 +279,10 @@ class PullSource(deploy.Source):
 
     def manifest(self) -> tuple[Manifest, str]:
         try:
-            self.parsed = reader._manifest(Path(self.name), self.tar, next(iter(self.tar), None), None)
+            self.parsed = reader.read_manifest(Path(self.name), self.tar, next(iter(self.tar), None), None)
         except BundleError as err:
             raise self._fail(err) from None
-        except reader._errors() as err:
+        except reader.stream_errors() as err:
             raise self._fail(err) from None
         return self.parsed
 
@@ -267,7 +290,7 @@ class PullSource(deploy.Source):
         assert self.parsed is not None
         try:
             reader.read_members(self.tar, self.parsed[0], sink, on_file)
-        except reader._errors() as err:
+        except reader.stream_errors() as err:
             raise self._fail(err) from None
 
     def close(self) -> None:

@@ -11,7 +11,6 @@ whatever the dependency type, plus one per record deprecated in its favour).
 from __future__ import annotations
 
 import copy
-import os
 import posixpath
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -82,7 +81,22 @@ def check_db(db: Any, what: str) -> dict[str, dict]:
             raise BundleError(f"{what}: record {h!r} has malformed dependencies")
         if not isinstance(rec.get("deprecated_for"), (str, type(None))):
             raise BundleError(f"{what}: record {h!r} has a malformed deprecated_for")
+        _check_record_fields(rec, f"{what}: record {h!r}")
     return inner["installs"]
+
+
+RECORD_TYPES: dict[str, tuple[type, ...]] = {"installed": (bool,), "explicit": (bool,), "ref_count": (int,),
+                                             "installation_time": (int, float)}
+
+
+def _check_record_fields(rec: dict, what: str) -> None:
+    """The scalar fields Spack reads from a record, when present, of the type Spack writes (bool is no number)."""
+    for field, kinds in RECORD_TYPES.items():
+        if field in rec:
+            value = rec[field]
+            negative = field == "ref_count" and isinstance(value, int) and value < 0
+            if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds) or negative:
+                raise BundleError(f"{what} has a malformed {field} ({str(value)[:40]})")
 
 
 def ref_counts(installs: Mapping[str, dict]) -> dict[str, int]:
@@ -122,8 +136,8 @@ def merge(existing: Mapping[str, Any] | None, version: str, ours: Mapping[str, d
     computed again over the result. EXISTING None: the target has no database yet."""
     theirs = check_db(existing, "the target's Spack database") if existing is not None else {}
     if existing is not None and existing["database"]["version"] != version:
-        raise BundleError(f"the target's Spack database is version {existing['database']['version']}, "
-                          f"the bundle's {version}: use the same Spack release on both sides")
+        raise BundleError(f"the target's Spack database is version {existing['database']['version']!r}, "
+                          f"the bundle's {version!r}: use the same Spack release on both sides")
     gone = set(dropped_paths)
     installs = {h: rec for h, rec in theirs.items() if rec.get("path") not in gone}
     installs.update(copy.deepcopy(dict(ours)))
@@ -132,6 +146,3 @@ def merge(existing: Mapping[str, Any] | None, version: str, ours: Mapping[str, d
     base = dict(existing["database"]) if existing is not None else {"version": version}
     return {"database": {**base, "installs": merged}}
 
-
-def db_path(target: str, install_rel: str) -> str:
-    return os.path.join(target, install_rel, DB_DIR, INDEX) if install_rel else os.path.join(target, DB_DIR, INDEX)

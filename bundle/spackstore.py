@@ -15,8 +15,8 @@ from pathlib import Path
 
 from bundle import spackdb
 from bundle.errors import BundleError
+from bundle.owned import SPACK_PARTS, sbang_dir
 from bundle.records import SpackSection
-from bundle.validate import SPACK_PARTS
 
 SKIP_DIRS = frozenset({"__pycache__"})  # caches are not packed
 
@@ -64,11 +64,11 @@ def extra_parts(root: Path, spack: SpackSection | None, with_spack: bool) -> lis
     """Keys (below ROOT) of the directories packed as kind "spack": sbang's bin/, and Spack's own parts."""
     keys = []
     if spack is not None:
-        sbang_dir = f"{spack['unpadded_root']}/bin"
-        if (root / sbang_dir / "sbang").is_file():
-            keys.append(sbang_dir)
+        sbang = sbang_dir(spack["unpadded_root"])
+        if (root / sbang / "sbang").is_file():
+            keys.append(sbang)
     if with_spack:
         if not (root / "bin" / "spack").is_file() or not (root / "lib" / "spack").is_dir():
             raise BundleError(f"--with-spack: {root} is not a Spack root (no bin/spack and lib/spack)")
-        keys += [part for part in SPACK_PARTS if (root / part).is_dir()]
+        keys += [part for part in SPACK_PARTS if (root / part).is_dir() and part not in keys]
     return keys

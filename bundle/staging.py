@@ -1,4 +1,4 @@
-"""The staging area of a redeploy: where archive.read puts the checked members of the store paths to write
+"""The staging area of a redeploy: where reader.read puts the checked members of the store paths to write
 (beside each one's final place).
 
 Creating tens of thousands of small files is the slow part of a redeploy, and it is kernel time, which
@@ -23,7 +23,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bundle.manifest import BundleError, check_digest
+from bundle.errors import BundleError
+from bundle.manifest import check_digest
 from bundle.records import Entry, StorePath
 from bundle.tarstream import Reader
 
@@ -176,7 +177,7 @@ class Writers:
 
 
 class Staging:
-    """The sink (see archive.Sink) that writes the store paths to deploy into their staging directories.
+    """The sink (see reader.Sink) that writes the store paths to deploy into their staging directories.
 
     start() queues the directories of every store path to write, from the manifest (already checked,
     so no path leaves its store path), ahead of the files: the writers make them while the reader

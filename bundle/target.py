@@ -12,8 +12,9 @@ import os
 from pathlib import Path
 
 from bundle.errors import BundleError
+from bundle.owned import META
 
-META = ".bundle"
+__all__ = ["META", "check_existing", "choose", "system_dir"]
 SYSTEM = frozenset({"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media",
                     "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/local",
                     "/var", "/var/tmp", "/var/lib", "/snap", "/nix"})

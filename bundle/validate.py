@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from bundle import spackdb
+from bundle import owned, spackdb
 from bundle.errors import BundleError
 
 FORMAT = "bundle/1"
@@ -22,9 +22,14 @@ FORMAT = "bundle/1"
 STORE_NAME = re.compile(r"^(?P<name>.+)-(?P<version>[^-]+)-(?P<hash>[a-z2-7]{32})$")
 SPEC_FILE = ".spack/spec.json"
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+SPEC_HASH = re.compile(r"^[a-z2-7]{32}$")  # a spec's hash, as Spack writes it (store path names, dependencies)
+# The fields each record may have: a field nothing reads is refused too, so no code can read one unchecked.
+FIELDS = frozenset({"format", "root", "spack_root", "lock", "paths", "spack"})
+PATH_FIELDS = frozenset({"key", "kind", "name", "version", "hash", "deps", "mode", "files", "prefixed"})
+SPACK_FIELDS = frozenset({"install_root", "unpadded_root", "version", "installs"})
+ENTRY_FIELDS = {"file": frozenset({"path", "type", "mode", "size", "sha256"}),
+                "dir": frozenset({"path", "type", "mode"}), "link": frozenset({"path", "type", "target"})}
 MAX_HOPS = 40  # as the kernel's MAXSYMLINKS
-# Spack's own tree (redeployed with --with-spack), each part a directory swapped in like a store path.
-SPACK_PARTS = ("bin", "etc/spack", "lib/spack", "share/spack")
 
 
 def _utf8(text: str, what: str) -> None:
@@ -35,6 +40,20 @@ def _utf8(text: str, what: str) -> None:
         raise BundleError(f"{what}: not valid UTF-8 ({text!r})") from None
     if "\0" in text:
         raise BundleError(f"{what}: NUL in {text!r}")
+
+
+def _utf8_everywhere(obj: Any, what: str) -> None:
+    """Every string in OBJ (keys too) valid UTF-8 without NUL: free-form records are written out again."""
+    todo = [obj]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            _utf8(item, what)
+        elif isinstance(item, dict):
+            todo += item.keys()
+            todo += item.values()
+        elif isinstance(item, list):
+            todo += item
 
 
 def _typed(obj: dict, field: str, kind: type | tuple[type, ...], what: str, optional: bool = False) -> Any:
@@ -52,6 +71,13 @@ def _typed(obj: dict, field: str, kind: type | tuple[type, ...], what: str, opti
     return value
 
 
+def _only(obj: dict, fields: frozenset[str], what: str) -> None:
+    """Refuse a field OBJ should not have (a size on a directory, a typo, an addition)."""
+    extra = sorted(k for k in obj if k not in fields)
+    if extra:
+        raise BundleError(f"manifest {what}: field {str(extra[0])[:40]!r} does not belong there")
+
+
 def _mode(obj: dict, what: str) -> None:
     mode = _typed(obj, "mode", int, what)
     if mode < 0 or mode & ~0o777:
@@ -64,6 +90,7 @@ def check_shape(manifest: Any) -> None:
         raise BundleError(f"manifest is a {type(manifest).__name__}, not an object")
     if manifest.get("format") != FORMAT:
         raise BundleError(f"manifest format {str(manifest.get('format'))[:40]!r} is not {FORMAT}")
+    _only(manifest, FIELDS, "")
     _typed(manifest, "root", str, "")
     _typed(manifest, "spack_root", bool, "", optional=True)
     _typed(manifest, "lock", str, "", optional=True)
@@ -71,12 +98,16 @@ def check_shape(manifest: Any) -> None:
         if not isinstance(sp, dict):
             raise BundleError(f"manifest paths[{i}] is not an object")
         key = _typed(sp, "key", str, f"paths[{i}]")
+        _only(sp, PATH_FIELDS, key)
         for field in ("name", "version", "hash", "kind"):
             _typed(sp, field, str, key, optional=True)
-        for field in ("deps", "prefixed"):
-            for item in _typed(sp, field, list, key, optional=True) or ():
+        for field in ("deps", "prefixed"):  # may be absent (older bundles), never null
+            for item in _typed(sp, field, list, key) if field in sp else ():
                 if not isinstance(item, str):
                     raise BundleError(f"manifest {key}: an item of {field} is not a string")
+        for h in ([sp["hash"]] if sp.get("hash") is not None else []) + sp.get("deps", []):
+            if not SPEC_HASH.match(h):
+                raise BundleError(f"manifest {key}: {h[:40]!r} is not a spec hash (32 base32 characters)")
         _mode(sp, key)
         files = _typed(sp, "files", list, key)
         for j, e in enumerate(files):
@@ -92,13 +123,13 @@ def _entry_ok(e: Any) -> bool:
     if kind == "file":
         size, sha, mode = e.get("size"), e.get("sha256"), e.get("mode")
         return (type(size) is int and size >= 0 and type(sha) is str and len(sha) == 64 and type(mode) is int
-                and 0 <= mode <= 0o777 and SHA256.match(sha) is not None and _encodes(e["path"]))
+                and 0 <= mode <= 0o777 and len(e) == 5 and SHA256.match(sha) is not None and _encodes(e["path"]))
     if kind == "dir":
         mode = e.get("mode")
-        return type(mode) is int and 0 <= mode <= 0o777 and _encodes(e["path"])
+        return type(mode) is int and 0 <= mode <= 0o777 and len(e) == 3 and _encodes(e["path"])
     if kind == "link":
         target = e.get("target")
-        return type(target) is str and target != "" and _encodes(e["path"]) and _encodes(target)
+        return type(target) is str and target != "" and len(e) == 3 and _encodes(e["path"]) and _encodes(target)
     return False
 
 
@@ -133,6 +164,7 @@ def _entry_shape(e: Any, key: str, j: int) -> None:
                 raise BundleError(f"{what}: sha256 is not 64 hex digits")
     else:
         raise BundleError(f"{what}: unknown entry type {kind!r}")
+    _only(e, ENTRY_FIELDS[kind], f"{what} ({kind})")
     raise BundleError(f"{what}: malformed entry")
 
 
@@ -148,9 +180,10 @@ def check_spack(manifest: dict) -> tuple[str, ...]:
     returns the keys allowed for kind "spack" (Spack's parts and sbang's bin/)."""
     spack = manifest.get("spack")
     if spack is None:
-        return SPACK_PARTS
+        return owned.spack_parts(None)
     if not isinstance(spack, dict):
         raise BundleError("manifest spack: not an object")
+    _only(spack, SPACK_FIELDS, "spack")
     install, unpadded = _typed(spack, "install_root", str, "spack"), _typed(spack, "unpadded_root", str, "spack")
     for rel in (install, unpadded):
         if rel:
@@ -162,13 +195,16 @@ def check_spack(manifest: dict) -> tuple[str, ...]:
     _typed(spack, "version", str, "spack")
     spackdb.check_db({"database": {"version": spack["version"], "installs": _typed(spack, "installs", dict, "spack")}},
                      "manifest spack")
-    return SPACK_PARTS + (f"{unpadded}/bin",)
+    _utf8_everywhere(spack["installs"], "manifest spack installs")
+    return owned.spack_parts(spack)
 
 
-def check_key(sp: dict, spack_parts: Iterable[str] = SPACK_PARTS) -> None:
+def check_key(sp: dict, spack_parts: Iterable[str] = owned.SPACK_PARTS, spack: dict | None = None) -> None:
     """A store path is named the way Spack names one: `<name>-<version>-<hash>`, or a directory that
-    holds .spack/spec.json; no component is hidden (so never '.', '..' or the tool's own .bundle).
-    Parts of Spack itself (kind "spack") are one of SPACK_PARTS (or SPACK_PARTS given)."""
+    holds .spack/spec.json; no component is hidden (so never '.', '..' or the tool's own .bundle),
+    and it is not, does not lie in and does not hold anything the deployment owns (owned.py: Spack's
+    parts, sbang, Spack's database of the manifest's SPACK section). Parts of Spack itself (kind
+    "spack") are one of SPACK_PARTS."""
     key = sp["key"]
     _safe_rel(key, "store path")
     if any(part.startswith(".") for part in key.split("/")):
@@ -182,6 +218,9 @@ def check_key(sp: dict, spack_parts: Iterable[str] = SPACK_PARTS) -> None:
     if not STORE_NAME.match(key.rsplit("/", 1)[-1]) and not any(
             e["path"] == SPEC_FILE and e["type"] == "file" for e in sp["files"]):
         raise BundleError(f"store path {key!r}: neither <name>-<version>-<hash> nor a directory holding {SPEC_FILE}")
+    what = owned.owner(key, spack)
+    if what is not None:
+        raise BundleError(f"store path {key!r}: would be, lie in or hold {what}, which the deployment owns")
 
 
 def _parts(path: str) -> list[str]:
@@ -237,7 +276,7 @@ def check(manifest: Any) -> None:
     spack_parts = check_spack(manifest)
     keys: set[str] = set()
     for sp in manifest["paths"]:
-        check_key(sp, spack_parts)
+        check_key(sp, spack_parts, manifest.get("spack"))
         key = sp["key"]
         if key in keys:
             raise BundleError(f"store path {key} listed twice")

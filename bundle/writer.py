@@ -114,46 +114,56 @@ class _TarWriter:
             self._write(b"\0" * (tarfile.RECORDSIZE - self.offset % tarfile.RECORDSIZE))
 
 
+def _compressor(raw: BinaryIO, compression: str, level: int | None, threads: int | None) -> BinaryIO:
+    """The compressing stream over RAW: zstd (multi-threaded, with its checksum) or gzip, neither
+    recording a name or a time."""
+    if compression == "zstd":
+        import zstandard  # imported here: a ship's target runs the reader on a bare python3
+
+        workers = threads if threads is not None else max(1, os.cpu_count() or 1)
+        cctx = zstandard.ZstdCompressor(level=level or 3, threads=max(1, workers), write_content_size=False,
+                                        write_checksum=True)
+        return cast(BinaryIO, cctx.stream_writer(raw, closefd=False))
+    return cast(BinaryIO, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=level or 6))
+
+
+def _write_members(tar: _TarWriter, manifest: Manifest, on_file: Callable[[int], None] | None) -> None:
+    """The manifest, then every store path in manifest order: its directory, then its entries (files read
+    from the manifest's root)."""
+    mtime, root = epoch(), Path(manifest["root"])
+    data = canonical(manifest)
+    tar.add(_info(MANIFEST_NAME, tarfile.REGTYPE, 0o644, mtime, len(data)), io.BytesIO(data))
+    for sp in manifest["paths"]:
+        key = sp["key"]
+        tar.add(_info(key, tarfile.DIRTYPE, sp["mode"], mtime))
+        for e in sp["files"]:
+            name = f"{key}/{e['path']}"
+            if e["type"] == "dir":
+                tar.add(_info(name, tarfile.DIRTYPE, e["mode"], mtime))
+            elif e["type"] == "link":
+                tar.add(_info(name, tarfile.SYMTYPE, 0o777, mtime, target=e["target"]))
+            else:
+                with open(root / name, "rb") as f:
+                    tar.add(_info(name, tarfile.REGTYPE, e["mode"], mtime, e["size"]), f)
+                if on_file:
+                    on_file(e["size"])
+
+
 def write(manifest: Manifest, out: str | Path, *, compression: str = "zstd", level: int | None = None,
           threads: int | None = None, on_file: Callable[[int], None] | None = None) -> Path:
-    """Write the bundle for MANIFEST (files read from its root) to OUT; returns the final path."""
+    """Write the bundle for MANIFEST (files read from its root) to OUT; returns the final path. It is
+    written to a temporary file beside it and renamed: a failed or killed pack leaves no bundle."""
     if compression not in SUFFIX:
         raise BundleError(f"unknown compression {compression!r} (zstd or gzip)")
-    digest = manifest_hash(manifest)
-    final = output_path(out, digest, compression)
+    final = output_path(out, manifest_hash(manifest), compression)
     final.parent.mkdir(parents=True, exist_ok=True)
     clean_leftovers(final.parent)
     tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-    mtime, root = epoch(), Path(manifest["root"])
     try:
         with open(tmp, "wb") as raw:
-            if compression == "zstd":
-                import zstandard  # imported here: a ship's target runs the reader on a bare python3
-
-                workers = threads if threads is not None else max(1, os.cpu_count() or 1)
-                cctx = zstandard.ZstdCompressor(level=level or 3, threads=max(1, workers),
-                                                write_content_size=False, write_checksum=True)
-                stream: BinaryIO = cctx.stream_writer(raw, closefd=False)
-            else:
-                stream = cast(BinaryIO, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
-                                                      compresslevel=level or 6))
+            stream = _compressor(raw, compression, level, threads)
             tar = _TarWriter(io.BufferedWriter(stream, buffer_size=CHUNK))
-            data = canonical(manifest)
-            tar.add(_info(MANIFEST_NAME, tarfile.REGTYPE, 0o644, mtime, len(data)), io.BytesIO(data))
-            for sp in manifest["paths"]:
-                key = sp["key"]
-                tar.add(_info(key, tarfile.DIRTYPE, sp["mode"], mtime))
-                for e in sp["files"]:
-                    name = f"{key}/{e['path']}"
-                    if e["type"] == "dir":
-                        tar.add(_info(name, tarfile.DIRTYPE, e["mode"], mtime))
-                    elif e["type"] == "link":
-                        tar.add(_info(name, tarfile.SYMTYPE, 0o777, mtime, target=e["target"]))
-                    else:
-                        with open(root / name, "rb") as f:
-                            tar.add(_info(name, tarfile.REGTYPE, e["mode"], mtime, e["size"]), f)
-                        if on_file:
-                            on_file(e["size"])
+            _write_members(tar, manifest, on_file)
             tar.close()
             tar.f.flush()
             stream.close()

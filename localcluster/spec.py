@@ -171,9 +171,37 @@ def defaults() -> dict[str, object]:
     return {f.name: f.default for f in dataclasses.fields(ClusterSpec) if f.default is not dataclasses.MISSING}
 
 
-def slurm_conf(spec: ClusterSpec) -> str:
-    """slurm.conf for the cluster: every path under the root, nothing in /etc/slurm."""
-    lines = [
+# What does not depend on the spec: the plugins and timeouts of a cluster of network namespaces on one machine.
+SCHEDULING = (
+    "SlurmctldDebug=info",
+    "SlurmdDebug=info",
+    # No cgroup filesystem inside `ip netns exec`: track processes through /proc.
+    "ProctrackType=proctrack/linuxproc",
+    "TaskPlugin=task/none",
+    # Lets a node declare more CPUs than the machine has.
+    "SlurmdParameters=config_overrides",
+    "SwitchType=switch/none",
+    "MpiDefault=none",
+    "SelectType=select/cons_tres",
+    "SelectTypeParameters=CR_CPU",
+    "SchedulerType=sched/backfill",
+    "SchedulerParameters=bf_interval=1",
+    "ReturnToService=2",
+    "SlurmctldTimeout=10",
+    "SlurmdTimeout=10",
+    "MessageTimeout=10",
+    "InactiveLimit=0",
+    "KillWait=2",
+    "MinJobAge=30",
+    "JobCompType=jobcomp/none",
+    "JobAcctGatherType=jobacct_gather/none",
+    "AccountingStorageType=accounting_storage/none",
+)
+
+
+def _daemons(spec: ClusterSpec) -> list[str]:
+    """Where slurmctld and slurmd listen, as whom they run, and where they keep state, pids and logs."""
+    return [
         "# Written by localcluster; all state lives under the cluster root.",
         "ClusterName=local",
         f"SlurmctldHost={spec.host}({spec.host_address})",
@@ -192,30 +220,12 @@ def slurm_conf(spec: ClusterSpec) -> str:
         f"SlurmdPidFile={spec.slurmd_pid_file('%n')}",
         f"SlurmctldLogFile={spec.log_dir}/slurmctld.log",
         f"SlurmdLogFile={spec.log_dir}/slurmd-%n.log",
-        "SlurmctldDebug=info",
-        "SlurmdDebug=info",
-        # No cgroup filesystem inside `ip netns exec`: track processes through /proc.
-        "ProctrackType=proctrack/linuxproc",
-        "TaskPlugin=task/none",
-        # Lets a node declare more CPUs than the machine has.
-        "SlurmdParameters=config_overrides",
-        "SwitchType=switch/none",
-        "MpiDefault=none",
-        "SelectType=select/cons_tres",
-        "SelectTypeParameters=CR_CPU",
-        "SchedulerType=sched/backfill",
-        "SchedulerParameters=bf_interval=1",
-        "ReturnToService=2",
-        "SlurmctldTimeout=10",
-        "SlurmdTimeout=10",
-        "MessageTimeout=10",
-        "InactiveLimit=0",
-        "KillWait=2",
-        "MinJobAge=30",
-        "JobCompType=jobcomp/none",
-        "JobAcctGatherType=jobacct_gather/none",
-        "AccountingStorageType=accounting_storage/none",
     ]
+
+
+def slurm_conf(spec: ClusterSpec) -> str:
+    """slurm.conf for the cluster: every path under the root, nothing in /etc/slurm."""
+    lines = [*_daemons(spec), *SCHEDULING]
     for i, node in enumerate(spec.node_names, start=1):
         lines.append(
             f"NodeName={node} NodeAddr={spec.node_address(i)} NodeHostname={node} "

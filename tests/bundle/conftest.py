@@ -3,9 +3,11 @@ into a sibling store path, shebang scripts, relative and absolute symlinks, a .p
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bundle import archive, manifest
+from bundle import manifest, reader, writer
 
 ARCH = "opt/spack/linux-debian12-x86_64/gcc-12.2.0"
 HASHES = {"libgreet": "a" * 31 + "2", "hello": "b" * 31 + "3", "pytool": "c" * 31 + "4", "plain": "d" * 31 + "5"}
@@ -77,8 +79,26 @@ def build_tree(root: Path, greeting: str = "hello") -> Path:
     return root
 
 
+def tree_state(top: Path) -> dict[str, tuple]:
+    """Every path under TOP: type and mode, and its content's sha256 or its link target."""
+    out: dict[str, tuple] = {}
+    for dirpath, dirs, names in os.walk(top):
+        for n in dirs + names:
+            p = os.path.join(dirpath, n)
+            st = os.lstat(p)
+            rel = os.path.relpath(p, top)
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("link", os.readlink(p))
+            elif stat.S_ISREG(st.st_mode):
+                with open(p, "rb") as f:
+                    out[rel] = ("file", stat.S_IMODE(st.st_mode), hashlib.sha256(f.read()).hexdigest())
+            else:
+                out[rel] = ("dir", stat.S_IMODE(st.st_mode))
+    return out
+
+
 def pack(root: Path, out: Path | str, **kw: object) -> Path:
-    return archive.write(manifest.build(root), out, **kw)
+    return writer.write(manifest.build(root), out, **kw)
 
 
 def remove_store(root: Path) -> None:
@@ -106,7 +126,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     """One tree packed once; the store is then removed so tests deploy into an empty root."""
     root = build_tree(tmp_path_factory.mktemp("built") / "root")
     bundle = pack(root, tmp_path_factory.mktemp("bundles"))
-    m, _ = archive.read(bundle, manifest_only=True)
+    m, _ = reader.read(bundle, manifest_only=True)
     shutil.rmtree(root)
     return Built(root, bundle, m)
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from bundle import archive, manifest
-from bundle.manifest import BundleError, canonical, manifest_hash
+from bundle import manifest, reader, writer
+from bundle.errors import BundleError
+from bundle.manifest import canonical, manifest_hash
 from tests.bundle.conftest import Built, build_tree, key, pack
 
 
@@ -37,8 +38,8 @@ def test_layout_manifest_first_fixed_owner_and_time(built: Built) -> None:
         data = zstandard.ZstdDecompressor().stream_reader(raw).read()
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         members = tar.getmembers()
-    assert members[0].name == archive.MANIFEST_NAME
-    assert {(m.uid, m.gid, m.uname, m.gname, m.mtime) for m in members} == {(0, 0, "", "", archive.DEFAULT_EPOCH)}
+    assert members[0].name == writer.MANIFEST_NAME
+    assert {(m.uid, m.gid, m.uname, m.gname, m.mtime) for m in members} == {(0, 0, "", "", writer.DEFAULT_EPOCH)}
     frame = zstandard.get_frame_parameters(built.bundle.read_bytes()[:18])
     assert frame.content_size == zstandard.CONTENTSIZE_UNKNOWN
     assert manifest_hash(built.manifest)[:32] in built.bundle.name
@@ -46,7 +47,7 @@ def test_layout_manifest_first_fixed_owner_and_time(built: Built) -> None:
 
 def test_verify_reads_every_member(built: Built) -> None:
     files = []
-    m, digest = archive.read(built.bundle, on_file=files.append)
+    m, digest = reader.read(built.bundle, on_file=files.append)
     assert m == built.manifest and len(files) == sum(e["type"] == "file" for sp in m["paths"] for e in sp["files"])
 
 
@@ -64,10 +65,10 @@ def members_of(bundle: Path) -> list[tuple[tarfile.TarInfo, bytes | None]]:
 
 def craft(out_dir: Path, m: dict, members: list[tuple[tarfile.TarInfo, bytes | None]], name: str | None = None) -> Path:
     data = canonical(m)
-    path = out_dir / (name or archive.bundle_name("bad", manifest_hash(m), "zstd"))
+    path = out_dir / (name or writer.bundle_name("bad", manifest_hash(m), "zstd"))
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        info = tarfile.TarInfo(archive.MANIFEST_NAME)
+        info = tarfile.TarInfo(writer.MANIFEST_NAME)
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
         for info, content in members:
@@ -132,7 +133,7 @@ def _bad(built: Built, case: str, tmp_path: Path) -> Path:
             swapped.append((info, data))
         return craft(tmp_path, m, swapped)
     if case == "name":
-        path = tmp_path / archive.bundle_name("renamed", "0" * 64, "zstd")
+        path = tmp_path / writer.bundle_name("renamed", "0" * 64, "zstd")
         path.write_bytes(built.bundle.read_bytes())
         return path
     data = built.bundle.read_bytes()
@@ -161,7 +162,7 @@ CASES = {
 def test_bad_bundle_refused(built: Built, tmp_path: Path, case: str) -> None:
     bad = _bad(built, case, tmp_path)
     with pytest.raises(BundleError, match=CASES[case]) as err:
-        archive.read(bad)
+        reader.read(bad)
     assert "\n" not in str(err.value)
 
 
@@ -169,21 +170,21 @@ def test_manifest_with_escaping_entry_refused(built: Built, tmp_path: Path) -> N
     m = {**built.manifest, "paths": [dict(sp) for sp in built.manifest["paths"]]}
     m["paths"][0]["files"] = m["paths"][0]["files"] + [{"path": "zz", "type": "link", "target": "/etc/shadow"}]
     with pytest.raises(BundleError, match="points outside its store path"):
-        archive.read(craft(tmp_path, m, members_of(built.bundle)), manifest_only=True)
+        reader.read(craft(tmp_path, m, members_of(built.bundle)), manifest_only=True)
 
 
 def test_unknown_file_refused(tmp_path: Path) -> None:
     (tmp_path / "x-0123456789abcdef0123456789abcdef.tar.zst").write_bytes(b"not a bundle at all")
     with pytest.raises(BundleError, match="not a bundle"):
-        archive.read(tmp_path / "x-0123456789abcdef0123456789abcdef.tar.zst")
+        reader.read(tmp_path / "x-0123456789abcdef0123456789abcdef.tar.zst")
 
 
 def test_output_name_carries_the_hash(tmp_path: Path) -> None:
     digest = "ab" * 32
-    assert archive.output_path(tmp_path, digest, "zstd") == tmp_path / f"bundle-{'ab' * 16}.tar.zst"
-    assert archive.output_path(tmp_path / "env.tar.gz", digest, "gzip").name == f"env-{'ab' * 16}.tar.gz"
+    assert writer.output_path(tmp_path, digest, "zstd") == tmp_path / f"bundle-{'ab' * 16}.tar.zst"
+    assert writer.output_path(tmp_path / "env.tar.gz", digest, "gzip").name == f"env-{'ab' * 16}.tar.gz"
     named = tmp_path / f"mine-{'ab' * 16}.tar.zst"
-    assert archive.output_path(named, digest, "zstd") == named
+    assert writer.output_path(named, digest, "zstd") == named
 
 
 def test_pack_of_changing_tree_leaves_no_partial_bundle(tmp_path: Path) -> None:
@@ -191,5 +192,5 @@ def test_pack_of_changing_tree_leaves_no_partial_bundle(tmp_path: Path) -> None:
     m = manifest.build(root)
     (root / key("hello") / "share/doc/README").write_text("grew after hashing, so the tar size is wrong\n")
     with pytest.raises(BundleError, match="writing"):
-        archive.write(m, tmp_path / "out" / "env")
+        writer.write(m, tmp_path / "out" / "env")
     assert list((tmp_path / "out").iterdir()) == []

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from bundle import archive, deploy
-from bundle.manifest import BundleError
+from bundle import deploy, reader
+from bundle.errors import BundleError
 from tests.bundle.conftest import ARCH, PROJECT, Built, build_tree, key, pack, remove_store
 from tests.bundle.test_archive import CASES, _bad, craft, members_of
 
@@ -205,7 +205,7 @@ def test_damaged_large_file_refused_after_streaming_target_untouched(tmp_path: P
     name = f"{key('hello')}/share/big.dat"
     data = bytearray(big.read_bytes())
     data[-10] ^= 1  # damage near the end: most of the file is already on disk when the hash is known
-    m = archive.read(good, manifest_only=True)[0]
+    m = reader.read(good, manifest_only=True)[0]
     bad = craft(tmp_path, m, _with_data(members_of(good), name, bytes(data)))
     remove_store(root)
     deploy.redeploy(good)

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from bundle import archive, deploy, manifest, relocate
+from bundle import deploy, manifest, relocate, writer
 from bundle import target as targets
-from bundle.manifest import BundleError
-from tests.bundle.conftest import ARCH, PROJECT, Built, build_tree, key, pack, remove_store, run_bundle
+from bundle.errors import BundleError
+from tests.bundle.conftest import ARCH, PROJECT, Built, build_tree, key, pack, remove_store, run_bundle, tree_state
 from tests.bundle.test_archive import craft, members_of
 from tests.bundle.test_deploy import run, snapshot
 
@@ -141,7 +141,7 @@ NAMES = {
     ".": (".", True, "hidden component"),
     ".bundle": (".bundle", True, "hidden component"),
     "bin-no-spec": ("bin", False, "neither <name>-<version>-<hash> nor"),
-    "bin-with-spec": ("bin", True, "exists at the target and was not deployed by this tool"),
+    "bin-with-spec": ("bin", True, r"hold a part of Spack itself \(bin\), which the deployment owns"),
     "arch-dir": (ARCH, True, "exists at the target and was not deployed by this tool"),  # holds the others
     "inside-deployed": (f"{HELLO}/share/inner-1.0-{'f' * 32}", True, "would lie inside the deployed store path"),
 }
@@ -270,9 +270,9 @@ def test_rewrite_takes_the_new_prefix_literally(tmp_path: Path, new_tail: str) -
 @pytest.mark.parametrize("compression", ["zstd", "gzip"])
 def test_huge_declared_manifest_refused_before_reading(tmp_path: Path, compression: str) -> None:
     """2 GiB of declared (and present) manifest under a 1 GiB address-space limit: refused by size."""
-    info = tarfile.TarInfo(archive.MANIFEST_NAME)
+    info = tarfile.TarInfo(writer.MANIFEST_NAME)
     info.size = 2 << 30
-    path = tmp_path / archive.bundle_name("huge", "0" * 64, compression)
+    path = tmp_path / writer.bundle_name("huge", "0" * 64, compression)
     with open(path, "wb") as raw:
         if compression == "zstd":
             out = zstandard.ZstdCompressor(level=1).stream_writer(raw)
@@ -326,10 +326,10 @@ SHAPES = ["not-an-object", "paths-missing", "paths-null", "paths-object", "store
 
 def _bundle_with_manifest(tmp_path: Path, m: object) -> Path:
     data = json.dumps(m, sort_keys=True, separators=(",", ":")).encode()
-    path = tmp_path / archive.bundle_name("shape", hashlib.sha256(data).hexdigest(), "zstd")
+    path = tmp_path / writer.bundle_name("shape", hashlib.sha256(data).hexdigest(), "zstd")
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        info = tarfile.TarInfo(archive.MANIFEST_NAME)
+        info = tarfile.TarInfo(writer.MANIFEST_NAME)
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
     path.write_bytes(zstandard.ZstdCompressor().compress(buf.getvalue()))
@@ -497,3 +497,36 @@ def test_noop_redeploy_says_nothing_was_read(built: Built, target: Path) -> None
     run_bundle("redeploy", str(built.bundle), "--quiet", check=True)
     again = run_bundle("redeploy", str(built.bundle), check=True)
     assert "nothing to write" in again.stdout and "files were not read" in again.stdout
+
+
+# --- 9. issue 21: a store path where the deployment keeps its own; a float size (7 cases, through the CLI) ---
+
+def _cli_refuses(bundle: Path, target: Path, match: str) -> None:
+    """`python -m bundle redeploy BUNDLE` exits 1 with MATCH on one stderr line, no traceback, the tree as it was."""
+    before = tree_state(target)
+    proc = run_bundle("redeploy", str(bundle), "--quiet")
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert match in proc.stderr, proc.stderr
+    assert tree_state(target) == before
+
+
+@pytest.mark.parametrize("store_key", ["bin", "etc", "share/spack", f"lib/spack/x-1.0-{'e' * 32}"])
+def test_store_path_where_the_deployment_owns_refused(built: Built, target: Path, tmp_path: Path,
+                                                      store_key: str) -> None:
+    """Spack's parts (bin, etc/spack, ...) are the deployment's even when this one has none of them yet:
+    a store path that is one, holds one or lies in one is refused, as the issue's `bin` was not."""
+    deploy.redeploy(built.bundle)
+    assert not (target / "bin").exists()
+    m, members = with_store_path(built, store_key)
+    _cli_refuses(craft(tmp_path, m, members), target, "which the deployment owns")
+    assert deploy.verify_deployment(target)["problems"] == []
+
+
+@pytest.mark.parametrize("entry_type", ["file", "dir", "link"])
+def test_a_float_size_is_one_line_naming_the_field(built: Built, target: Path, tmp_path: Path,
+                                                   entry_type: str) -> None:
+    deploy.redeploy(built.bundle)
+    m = copy.deepcopy(built.manifest)
+    entry = next(e for sp in m["paths"] for e in sp["files"] if e["type"] == entry_type)
+    entry["size"] = 12.0 if entry_type != "file" else float(entry["size"])
+    _cli_refuses(craft(tmp_path, m, members_of(built.bundle)), target, "field 'size'")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bundle import manifest
-from bundle.manifest import BundleError
+from bundle.errors import BundleError
 from tests.bundle.conftest import ARCH, HASHES, build_tree, key
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bundle import deploy, manifest, relocate
-from bundle.manifest import BundleError
+from bundle.errors import BundleError
 from tests.bundle.conftest import build_tree, key, pack, remove_store
 
 

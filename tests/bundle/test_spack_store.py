@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bundle import archive, deploy, manifest
+from bundle import deploy, manifest, writer
 from tests.bundle.conftest import PROJECT, SpackStore
 
 pytestmark = pytest.mark.spack
@@ -36,7 +36,7 @@ def test_spack_finds_and_loads_a_redeployed_store_same_prefix_relocated_and_merg
                                                                                   tmp_path: Path) -> None:
     root = spack_store.root
     m = manifest.build(root, with_spack=True)
-    bundle = archive.write(m, tmp_path / "out" / "env")
+    bundle = writer.write(m, tmp_path / "out" / "env")
     assert m["spack"]["install_root"].startswith("opt/spack/__spack_path_placeholder__")  # padded_length
     assert len(m["spack"]["installs"]) == len(lock_hashes())
     kinds = {sp["key"] for sp in m["paths"] if sp.get("kind") == "spack"}
@@ -69,7 +69,7 @@ def test_spack_finds_and_loads_a_redeployed_store_same_prefix_relocated_and_merg
     # 3. merged: a bundle without hwloc, into a Spack root whose own Spack installed all but util-macros
     spack_store.spack(root, "uninstall", "-y", "-f", "hwloc")
     m2 = manifest.build(root, with_spack=True)
-    smaller = archive.write(m2, tmp_path / "out" / "smaller")
+    smaller = writer.write(m2, tmp_path / "out" / "smaller")
     shutil.rmtree(root)
     aside.rename(root)
     theirs = found(spack_store, root, "hwloc")

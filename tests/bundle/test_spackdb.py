@@ -56,7 +56,7 @@ def test_merge_into_nothing_drops_pruned_and_refuses_another_version() -> None:
     assert spackdb.merge(None, "8", {"a": _rec("/t/a")})["database"]["installs"]["a"]["ref_count"] == 0
     pruned = spackdb.merge(_db({"a": _rec("/t/a"), "b": _rec("/t/b")}), "8", {}, dropped_paths=["/t/b"])
     assert list(pruned["database"]["installs"]) == ["a"]
-    with pytest.raises(BundleError, match="version 7, the bundle's 8"):
+    with pytest.raises(BundleError, match="version '7', the bundle's '8'"):
         spackdb.merge({"database": {"version": "7", "installs": {}}}, "8", {})
     for bad in ({}, {"database": {"version": 8, "installs": {}}}, _db({"a": {"path": 3, "spec": {}}}),
                 _db({"a": {"path": "/x", "spec": {"dependencies": [{"name": "b"}]}}})):
