@@ -61,12 +61,14 @@ def instance(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     # Parsl's wrapper unpickles this module's Python apps by name: the jobs (given this environment) import it
     saved = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT), saved]))
-    parsl.load(Config(executors=[executor(request.param, d)], run_dir=str(d / "runinfo"), retries=1))
+    ex = executor(request.param, d)
+    parsl.load(Config(executors=[ex], run_dir=str(d / "runinfo"), retries=1))
     try:
         yield Instance(request.param, d)
     finally:
         parsl.dfk().cleanup()
         parsl.clear()
+        ex.provider.cancel(list(ex.provider.resources))  # FluxExecutor's shutdown leaves its block to the caller
         if saved is None:
             os.environ.pop("PYTHONPATH")
         else:
