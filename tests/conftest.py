@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import socket
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,11 @@ from localcluster.spec import ClusterSpec, client_env
 PROJECT = Path(__file__).resolve().parent.parent
 STATE = PROJECT / ".state"
 
+
+# A shell without job control starts `scripts/test.sh &` with SIGINT ignored, and an ignored signal stays
+# ignored across exec: the runs the tests interrupt (as a user's Ctrl-C would) must get it as usual.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 _claims: dict[str, slots.Claim] = {}
 
