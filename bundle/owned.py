@@ -43,7 +43,7 @@ def owned(spack: Mapping[str, Any] | None) -> dict[str, str]:
     """Path below the root -> what it is, for everything a deployment of a manifest with this "spack"
     section owns or makes there other than its store paths."""
     paths = {META: "the tool's state directory"}
-    paths.update((part, "a part of Spack itself") for part in spack_parts(spack))
+    paths.update((part, "a part of Spack itself") for part in SPACK_PARTS)
     if spack is not None:
         paths[sbang_dir(spack["unpadded_root"])] = "sbang's directory"
         paths[db_dir(spack["install_root"])] = "Spack's install database"

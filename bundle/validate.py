@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterable
 from typing import Any
 
 from bundle import owned, spackdb
@@ -175,12 +174,11 @@ def _safe_rel(rel: str, what: str) -> None:
         raise BundleError(f"{what}: path {rel!r} has '..' or is not normalised")
 
 
-def check_spack(manifest: dict) -> tuple[str, ...]:
-    """The "spack" part of a manifest (where the install root and sbang lie, the database records) checked;
-    returns the keys allowed for kind "spack" (Spack's parts and sbang's bin/)."""
+def check_spack(manifest: dict) -> None:
+    """The "spack" part of a manifest checked: where the install root and sbang lie, the database records."""
     spack = manifest.get("spack")
     if spack is None:
-        return owned.spack_parts(None)
+        return
     if not isinstance(spack, dict):
         raise BundleError("manifest spack: not an object")
     _only(spack, SPACK_FIELDS, "spack")
@@ -196,20 +194,20 @@ def check_spack(manifest: dict) -> tuple[str, ...]:
     spackdb.check_db({"database": {"version": spack["version"], "installs": _typed(spack, "installs", dict, "spack")}},
                      "manifest spack")
     _utf8_everywhere(spack["installs"], "manifest spack installs")
-    return owned.spack_parts(spack)
 
 
-def check_key(sp: dict, spack_parts: Iterable[str] = owned.SPACK_PARTS, spack: dict | None = None) -> None:
+def check_key(sp: dict, spack: dict | None = None) -> None:
     """A store path is named the way Spack names one: `<name>-<version>-<hash>`, or a directory that
     holds .spack/spec.json; no component is hidden (so never '.', '..' or the tool's own .bundle),
     and it is not, does not lie in and does not hold anything the deployment owns (owned.py: Spack's
     parts, sbang, Spack's database of the manifest's SPACK section). Parts of Spack itself (kind
-    "spack") are one of SPACK_PARTS."""
+    "spack") are one of owned.spack_parts(SPACK)."""
     key = sp["key"]
     _safe_rel(key, "store path")
     if any(part.startswith(".") for part in key.split("/")):
         raise BundleError(f"store path {key!r}: a hidden component ('.', '..', .bundle, ...) is never a store path")
     if sp.get("kind") == "spack":
+        spack_parts = owned.spack_parts(spack)
         if key not in spack_parts:
             raise BundleError(f"store path {key!r}: not a part of Spack ({', '.join(sorted(spack_parts))})")
         return
@@ -273,10 +271,10 @@ def check(manifest: Any) -> None:
     root = manifest["root"]
     if not root.startswith("/") or posixpath.normpath(root) != root:
         raise BundleError(f"manifest root {root!r} is not an absolute, normalised path")
-    spack_parts = check_spack(manifest)
+    check_spack(manifest)
     keys: set[str] = set()
     for sp in manifest["paths"]:
-        check_key(sp, spack_parts, manifest.get("spack"))
+        check_key(sp, manifest.get("spack"))
         key = sp["key"]
         if key in keys:
             raise BundleError(f"store path {key} listed twice")
