@@ -12,6 +12,12 @@ from typing import Literal, TypedDict
 EntryType = Literal["file", "dir", "link"]
 
 
+def of_type(value: object, kinds: type | tuple[type, ...]) -> bool:
+    """VALUE is one of KINDS as JSON means it: a bool counts only where bool is among them (never as a number)."""
+    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    return isinstance(value, kinds) and (not isinstance(value, bool) or bool in kinds)
+
+
 class _Entry(TypedDict):
     path: str
     type: EntryType

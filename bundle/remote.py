@@ -25,7 +25,7 @@ from bundle import deploy, reader, tarstream
 from bundle.errors import BundleError
 from bundle.manifest import check
 from bundle.plan import Plan
-from bundle.records import Manifest, StorePath
+from bundle.records import Manifest, StorePath, of_type
 
 MIN_PYTHON = (3, 10)
 BLOCK = 1 << 20
@@ -82,7 +82,7 @@ def check_header(header: object) -> dict:
         raise BundleError("the sender's request is not an object")
     for field, kind in HEADER.items():
         value = header.get(field)
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        if not of_type(value, kind):
             raise BundleError(f"the sender's request: field {field!r} should be {kind.__name__}")
     if not 0 <= header["manifest_size"] <= reader.MANIFEST_MAX:
         raise BundleError(f"the sender's request: manifest_size {header['manifest_size']} out of range")

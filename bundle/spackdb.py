@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bundle.errors import BundleError
+from bundle.records import of_type
 
 DB_DIR = ".spack-db"
 INDEX = "index.json"
@@ -95,7 +96,7 @@ def _check_record_fields(rec: dict, what: str) -> None:
         if field in rec:
             value = rec[field]
             negative = field == "ref_count" and isinstance(value, int) and value < 0
-            if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds) or negative:
+            if not of_type(value, kinds) or negative:
                 raise BundleError(f"{what} has a malformed {field} ({str(value)[:40]})")
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from bundle import owned, spackdb
 from bundle.errors import BundleError
+from bundle.records import of_type
 
 FORMAT = "bundle/1"
 # <name>-<version>-<hash>: Spack's default 32-character base32 hash.
@@ -60,8 +61,7 @@ def _typed(obj: dict, field: str, kind: type | tuple[type, ...], what: str, opti
     value = obj.get(field)
     if value is None and optional:
         return None
-    ok = isinstance(value, kind) and not (isinstance(value, bool) and kind in (int, (int,)))
-    if not ok:
+    if not of_type(value, kind):
         names = "/".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
         got = "missing" if field not in obj else f"{type(value).__name__} {value!r}"[:80]
         raise BundleError(f"manifest {what}: field {field!r} should be {names}, is {got}")
