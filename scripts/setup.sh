@@ -7,7 +7,7 @@ usage() { echo "usage: scripts/setup.sh [--help]  (apt-get packages, .venv, then
 case "${1:-}" in -h|--help) usage; exit 0;; "") ;; *) echo "setup.sh: unknown argument '$1'" >&2; usage >&2; exit 2;; esac
 cd "$(dirname "$0")/.."
 
-packages=(slurm-wlm munge openmpi-bin libopenmpi-dev mpich libmpich-dev gcc make iproute2 procps psmisc util-linux openssh-server openssh-client patchelf zstd pigz file git
+packages=(python3-venv slurm-wlm munge openmpi-bin libopenmpi-dev mpich libmpich-dev gcc make iproute2 procps psmisc util-linux openssh-server openssh-client patchelf zstd pigz file git
   # building flux-core and flux-sched (upstream/flux.py)
   g++ autoconf automake libtool pkg-config cmake libzmq3-dev uuid-dev libjansson-dev liblz4-dev libarchive-dev
   libhwloc-dev libsqlite3-dev lua5.1 liblua5.1-0-dev lua-posix libboost-dev libboost-graph-dev libedit-dev libyaml-cpp-dev

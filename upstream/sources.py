@@ -15,6 +15,7 @@ import tarfile
 import urllib.request
 from pathlib import Path
 
+from . import safetar
 from .pins import Source
 
 MIRROR_ENV = "PARSL_MPI_STACK_SOURCES"
@@ -53,7 +54,9 @@ def _unpack(archive: Path, into: Path, top: str) -> Path:
             names = tar.getnames()
             if not names or any(n.split("/")[0] != top for n in names):
                 raise SourceError(f"{archive}: expected every member under {top}/")
-            tar.extractall(into, filter="data")
+            safetar.extract(tar, into)
+    except safetar.UnsafeMember as err:
+        raise SourceError(f"{archive}: refused: {err}") from None
     except (tarfile.TarError, OSError) as err:
         raise SourceError(f"{archive}: cannot unpack: {err}") from None
     return dest
