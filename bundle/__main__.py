@@ -120,7 +120,7 @@ def cmd_ship(args: argparse.Namespace) -> dict:
     out = ship.ship(Path(args.bundle), args.to, ssh=args.ssh, relocate=args.relocate, wait=args.wait,
                     prune=args.prune, on_sent=progress.sent, on_plan=progress.plan, on_file=progress.add)
     progress.finish()
-    fields = {k: out[k] for k in deploy.Result.__dataclass_fields__}
+    fields = {k: out[k] for k in deploy.Result._fields}
     sent = (f"sent {len(out['sent_paths'])} store paths to {out['host']}: {out['sent_bytes'] / 1e6:.1f} MB "
             f"over ssh ({out['sent_store_bytes'] / 1e6:.1f} MB of files, gzip'd; "
             f"{out['sent_control_bytes'] / 1e3:.0f} kB code and manifest)")

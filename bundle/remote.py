@@ -10,16 +10,13 @@ the stream early: the read fails, staging is dropped, and the deployment is as i
 Replies are JSON lines on stdout: {"todo": [...]}, then {"result": {...}} or {"error": "..."}.
 """
 
-from __future__ import annotations
-
 import hashlib
 import json
 import os
 import sys
 import zlib
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable, Iterator, List, Optional, Tuple
 
 from bundle import deploy, reader, tarstream
 from bundle.errors import BundleError
@@ -39,7 +36,10 @@ def send(out: BinaryIO, message: dict) -> None:
 def gunzip(inp: BinaryIO) -> Iterator[bytes]:
     """The decompressed blocks of the gzip stream on INP (ends with the gzip member, or early at EOF)."""
     d = zlib.decompressobj(31)
-    while not d.eof and (chunk := inp.read1(BLOCK)):  # type: ignore[attr-defined]
+    while not d.eof:
+        chunk = inp.read1(BLOCK)  # type: ignore[attr-defined]
+        if not chunk:
+            return
         while chunk:
             yield d.decompress(chunk, 4 * BLOCK)
             chunk = d.unconsumed_tail
@@ -48,9 +48,9 @@ def gunzip(inp: BinaryIO) -> Iterator[bytes]:
 class ShipSource(deploy.Source):
     def __init__(self, name: str, manifest: bytes, digest: str, inp: BinaryIO, out: BinaryIO) -> None:
         self.name, self.data, self.digest, self.inp, self.out = name, manifest, digest, inp, out
-        self.parsed: Manifest | None = None
+        self.parsed: Optional[Manifest] = None
 
-    def manifest(self) -> tuple[Manifest, str]:
+    def manifest(self) -> Tuple[Manifest, str]:
         if hashlib.sha256(self.data).hexdigest() != self.digest:
             raise BundleError(f"{self.name}: the manifest sent does not hash to {self.digest[:32]}")
         try:
@@ -63,7 +63,7 @@ class ShipSource(deploy.Source):
     def planned(self, steps: Plan, target: Path) -> None:
         send(self.out, {"todo": [sp["key"] for sp in steps.todo], "target": str(target)})
 
-    def stage(self, todo: list[StorePath], sink: reader.Sink, on_file: Callable[[int], None] | None) -> None:
+    def stage(self, todo: List[StorePath], sink: reader.Sink, on_file: Optional[Callable[[int], None]]) -> None:
         assert self.parsed is not None
         try:
             reader.read_members(tarstream.Reader(gunzip(self.inp)), {**self.parsed, "paths": todo}, sink, on_file)

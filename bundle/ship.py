@@ -240,7 +240,7 @@ def ship(bundle: Path, dest: str, *, ssh: str | None = None, relocate: bool = Fa
         todo = [by_key[k] for k in _reply(proc, host, errors)["todo"] if k in by_key]
         control = out.sent
         if on_plan:
-            steps = Plan(todo=todo)
+            steps = Plan(todo, [], [], {})
             on_plan(steps.files, steps.bytes)
         if todo:
             _unless_gone(lambda: send_store_paths(bundle, {sp["key"] for sp in todo}, out, on_file))
