@@ -1,4 +1,4 @@
-"""The target's side of a ship (ship.py), run by a bare python3 (3.10 or newer, standard library only).
+"""The target's side of a ship (ship.py), run by a bare python3 (3.6 or newer, standard library only).
 
 ship.py starts `python3 -c ...` over ssh and feeds it, on stdin, this package's sources (loaded from
 memory: nothing is installed on the target), then a header line and the bundle's manifest. The target
@@ -8,6 +8,10 @@ it answers with the store paths it needs, and reads them as a gzip'd tar stream 
 member checked against the manifest and every sha256 matched. A sender that stops mid-stream ends
 the stream early: the read fails, staging is dropped, and the deployment is as it was.
 Replies are JSON lines on stdout: {"todo": [...]}, then {"result": {...}} or {"error": "..."}.
+
+This module and all it imports (bundle/closure.py finds them) are written for Python 3.6, RHEL 8's system
+python3: typing's List and Optional, NamedTuples, no dataclasses or walrus (tests/bundle/test_closure.py
+compiles and runs them there).
 """
 
 import hashlib
@@ -24,7 +28,7 @@ from bundle.manifest import check
 from bundle.plan import Plan
 from bundle.records import Manifest, StorePath, of_type
 
-MIN_PYTHON = (3, 10)
+MIN_PYTHON = (3, 6)  # what ship.py's loader asks of the target's python3
 BLOCK = 1 << 20
 
 
