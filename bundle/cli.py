@@ -1,4 +1,5 @@
-"""python -m bundle pack | redeploy | verify | diff: a thin shell over manifest, writer, reader, deploy and ship."""
+"""python -m bundle pack | redeploy | verify | diff (bundle/__main__.py runs it): a thin shell over manifest, writer,
+reader, deploy and ship."""
 
 from __future__ import annotations
 
@@ -117,8 +118,9 @@ def cmd_ship(args: argparse.Namespace) -> dict:
     progress = Progress("ship", args.quiet)
     if not args.quiet:
         print(f"ship to {args.to}", file=sys.stderr, flush=True)
-    out = ship.ship(Path(args.bundle), args.to, ssh=args.ssh, relocate=args.relocate, wait=args.wait,
-                    prune=args.prune, on_sent=progress.sent, on_plan=progress.plan, on_file=progress.add)
+    out = ship.ship(Path(args.bundle), args.to, ssh=args.ssh, python=args.remote_python, relocate=args.relocate,
+                    wait=args.wait, prune=args.prune, on_sent=progress.sent, on_plan=progress.plan,
+                    on_file=progress.add)
     progress.finish()
     fields = {k: out[k] for k in deploy.Result._fields}
     sent = (f"sent {len(out['sent_paths'])} store paths to {out['host']}: {out['sent_bytes'] / 1e6:.1f} MB "
@@ -198,9 +200,11 @@ def parser() -> argparse.ArgumentParser:
     rd = sub.add_parser("redeploy", parents=[common], help="BUNDLE [--prefix DIR]: verify, stage, swap in")
     rd.add_argument("bundle", help="a bundle file, or HOST:PATH to pull one over ssh (read once, as a stream)")
     rd.add_argument("--to", metavar="[USER@]HOST:PREFIX",
-                    help="ship over ssh: the target (ssh and python3 >= 3.10) asks for the store paths it lacks "
+                    help="ship over ssh: the target (ssh and python3 >= 3.6) asks for the store paths it lacks "
                          "and redeploys them at PREFIX (--relocate when PREFIX is not where the bundle was built)")
     rd.add_argument("--ssh", metavar="CMD", help="the ssh command, split like a shell (default: $BUNDLE_SSH or ssh)")
+    rd.add_argument("--remote-python", metavar="PYTHON", default="python3",
+                    help="with --to: the Python (3.6 or newer) that runs the target's side (default: python3)")
     rd.add_argument("--prefix", help="where to deploy (default: where the bundle was built)")
     rd.add_argument("--relocate", action="store_true", help="deploy at another --prefix, rewriting paths")
     rd.add_argument("--wait", action="store_true", help="wait for a concurrent redeploy instead of refusing")
@@ -245,6 +249,3 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
