@@ -48,6 +48,8 @@ def checked_settings(args: argparse.Namespace) -> tuple[Settings, dict[str, int]
         raise SettingsError(missing)
     if args.screenshot and not args.monitoring:
         raise SettingsError("--screenshot needs --monitoring (it shows the run's parsl-visualize page)")
+    if s.command and not s.probe and args.source.resolve() != workflow.SOURCE:
+        raise SettingsError("--source is the hello world's: with --command it needs --probe (or leave --source out)")
     missing = monitoring.missing() if args.monitoring else None
     if missing:
         raise SettingsError(missing)

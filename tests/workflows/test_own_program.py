@@ -122,6 +122,7 @@ def test_the_examples_program_runs_twice_through_the_public_api(slurm_cluster, s
     (["htex", "--command", ""], "--command is empty"),
     (["htex", "--command", "./app 'unclosed"], "No closing quotation"),
     (["htex", "--command", "./no-such-program -x"], "the program ./no-such-program is not a file"),
+    (["htex", "--command", "true", "--source", "x.c"], "--source is the hello world's"),
 ])
 def test_a_bad_command_is_one_line_before_slurm_is_contacted(args, word):
     env = {**os.environ, "SLURM_CONF": "/nonexistent/slurm.conf"}
