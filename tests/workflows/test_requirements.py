@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import PROJECT, STATE
-from ..test_imports import imports, modules
+from ..test_imports import guarded, imports, modules
 from .test_run import our_jobs
 
 REQUIREMENTS = PROJECT / "env" / "parsl-requirements.txt"
@@ -57,26 +57,17 @@ def run_path(known: Mapping[str, Path]) -> set[str]:
         seen.add(name)
         started = set(re.findall(r"-m (workflows(?:\.\w+)+)", known[name].read_text())) & known.keys()
         parents = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}  # run as imported
-        todo += sorted(imports(name, known[name], dict(known)) | started | parents)
+        todo += sorted(imports(name, known[name], dict(known), when_imported=True) | started | parents)
     return seen
-
-
-def _type_checking_only(tree: ast.Module) -> set[int]:
-    """ids of the import nodes under `if TYPE_CHECKING:` (never run)."""
-    guarded = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            guarded |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
-    return guarded
 
 
 def third_party(path: Path) -> set[str]:
     """The top-level modules a file imports at run time that are neither the standard library nor the project."""
     tree = ast.parse(path.read_text())
-    guarded = _type_checking_only(tree)
+    skip = guarded(tree)
     names = set()
     for node in ast.walk(tree):
-        if id(node) in guarded:
+        if id(node) in skip:
             continue
         if isinstance(node, ast.Import):
             names |= {a.name.split(".")[0] for a in node.names}
