@@ -4,8 +4,6 @@ The public Python API (workflows/api.py: your own MPI program through a variant)
 loaded on first use: `import workflows` stays cheap, and workflows.environment imports without Parsl.
 """
 
-from __future__ import annotations
-
 import importlib
 from typing import TYPE_CHECKING, Any
 
