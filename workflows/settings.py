@@ -9,12 +9,13 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import projectdir
-
 from .launchers import DEFAULT_RANK_LAUNCHER, MPI_FLAVOURS, RANK_LAUNCHERS
 
 SAFE_PATH = re.compile(r"[\w./+,:@%=~-]+")
-PROJECT = projectdir.import_root()  # the checkout, or site-packages: workers import workflows.launch from it
+# The folder this package is imported from (the checkout, or site-packages): workers import workflows.launch
+# from it. projectdir.import_root() says the same, but `python workflows/run.py` (conda's Python, the project
+# not installed) loads this package alone, without projectdir beside it.
+PROJECT = Path(__file__).resolve().parent.parent
 FLUX_WRAPPERS = ("direct", "parsl")  # the flux variant's bash apps: the command itself, or Parsl's Python wrapper
 NODE_LOCAL = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), Path("/run"))
 SHARED_ENV = "LOCAL_CLUSTER_SHARED"  # folders under NODE_LOCAL that the nodes see all the same (the local cluster's)
