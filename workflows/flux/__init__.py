@@ -1,12 +1,12 @@
-"""A FluxExecutor that runs bash apps' commands directly as Flux jobs: no Python in any rank.
+"""Everything Flux, in one place: the executor, its bash-job path, the Parsl seam, the instance, the rank launcher.
 
-Parsl's FluxExecutor starts `python execute_parsl_task.py` in every task of every job, which imports
-all of Parsl per rank before the bash app's command runs. Here a bash app's command line is composed
-on the submit side (bashjob), and the Flux job runs `/bin/bash -c` on it (executor); Python apps and
-anything not recognised go through Parsl's stock path. The private Parsl names this needs are checked
-at start-up (guard): if the pinned Parsl changed them, everything takes the stock path.
+- executor: DirectFluxExecutor, Parsl's FluxExecutor with a bash app's command line as the Flux job
+  itself (no Python in any rank); Python apps and anything not recognised take Parsl's stock path.
+- bashjob: a bash app's call turned, on the submit side, into that job and its outcome (Parsl's semantics).
+- parsl_seam: the only module that knows Parsl's private names; imports and checks them at first use,
+  and if the installed Parsl changed one, every task takes the stock path (never an ImportError).
+- instance: the flux on PATH, its Python bindings, how a block starts an instance (shell_initrc.lua).
+- rank_launcher: `flux run` as the rank launcher of mpi --launcher flux.
+
+Nothing is imported here: the rank launcher is imported on compute nodes, and must not pull in Parsl.
 """
-
-from .executor import POLL_INTERVAL, DirectFluxExecutor
-
-__all__ = ["DirectFluxExecutor", "POLL_INTERVAL"]

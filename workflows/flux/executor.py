@@ -10,10 +10,9 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import parsl.executors.flux.executor as stock
 from parsl.executors import FluxExecutor
 
-from . import guard
+from . import parsl_seam
 from .bashjob import BashJob, bash_job, open_streams, outcome, timed_out
 
 logger = logging.getLogger(__name__)
@@ -25,11 +24,11 @@ BASH = "/bin/bash"
 
 
 @dataclasses.dataclass(frozen=True)
-class _DirectJobInfo:
-    """A queued bash app job, in place of Parsl's _FluxJobInfo: no pickles, the BashJob instead.
+class DirectJob:
+    """A queued bash app job, in place of Parsl's own job record: no pickles, the BashJob instead.
 
-    Parsl's submission loop only hands it to _submit_single_job (our dispatch) or, when the instance
-    failed, sets an exception on its .future.
+    Parsl's submission loop only hands it to its per-job submit function (our dispatch, see
+    parsl_seam.Internals.install_dispatch) or, when the instance failed, sets an exception on its .future.
     """
 
     future: Any
@@ -39,36 +38,54 @@ class _DirectJobInfo:
 
 
 def jobspec_args(job: BashJob, spec: Mapping[str, Any]) -> dict[str, Any]:
-    """JobspecV1.from_command's arguments: the resources exactly as Parsl's _submit_single_job reads them."""
+    """JobspecV1.from_command's arguments: the resources exactly as Parsl's own per-job submit reads them."""
     return {"command": [BASH, "-c", job.script()], "num_tasks": spec.get("num_tasks", 1),
             "num_nodes": spec.get("num_nodes"), "cores_per_task": spec.get("cores_per_task", 1),
             "gpus_per_task": spec.get("gpus_per_task")}
 
 
-def _submit_direct(flux_executor: Any, working_dir: str, jobinfo: _DirectJobInfo) -> None:
-    """Parsl's _submit_single_job for a bash app: same cwd, environment, job output files and locking."""
+@dataclasses.dataclass
+class Runtime:
+    """The job's start and finish, from Flux's own events (their timestamps)."""
+
+    start: float | None = None
+    finish: float | None = None
+
+    def record(self, _future: Any, event: Any) -> None:
+        setattr(self, event.name, event.timestamp)
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.start is None or self.finish is None else self.finish - self.start
+
+
+def jobspec(job: DirectJob, working_dir: str) -> Any:
+    """Parsl's jobspec for the job's resources, cwd, environment and job output files, running its script."""
     import flux.job
 
-    jobspec = flux.job.JobspecV1.from_command(**jobspec_args(jobinfo.bash, jobinfo.resource_spec))
-    jobspec.cwd = os.getcwd()
-    jobspec.environment = dict(os.environ)
-    jobspec.stdout = os.path.abspath(os.path.join(working_dir, f"{jobinfo.task_id}_stdout.txt"))
-    jobspec.stderr = os.path.abspath(os.path.join(working_dir, f"{jobinfo.task_id}_stderr.txt"))
-    if jobinfo.bash.walltime is not None:
-        jobspec.duration = jobinfo.bash.walltime
-    with jobinfo.future._cancellation_lock:
-        if jobinfo.future.cancelled():
-            return
-        try:
-            flux_future = flux_executor.submit(jobspec)
-        except Exception as exc:  # noqa: BLE001 - as Parsl: a broken instance fails the task
-            jobinfo.future.set_exception(exc)
-            return
-        jobinfo.future._flux_future = flux_future
-    flux_future.add_done_callback(functools.partial(_complete, jobinfo.bash, jobinfo.future))
+    spec = flux.job.JobspecV1.from_command(**jobspec_args(job.bash, job.resource_spec))
+    spec.cwd = os.getcwd()
+    spec.environment = dict(os.environ)
+    spec.stdout = os.path.abspath(os.path.join(working_dir, f"{job.task_id}_stdout.txt"))
+    spec.stderr = os.path.abspath(os.path.join(working_dir, f"{job.task_id}_stderr.txt"))
+    if job.bash.walltime is not None:
+        spec.duration = job.bash.walltime
+    return spec
 
 
-def _complete(job: BashJob, future: Any, flux_future: Any) -> None:
+def submit_direct(parsl: parsl_seam.Internals, flux_executor: Any, working_dir: str, job: DirectJob) -> None:
+    """Parsl's per-job submit for a bash app: same jobspec settings and locking, our command and outcome."""
+    spec = jobspec(job, working_dir)
+    flux_future = parsl.attach(job.future, lambda: flux_executor.submit(spec))
+    if flux_future is None:
+        return
+    runtime = Runtime()
+    for event in ("start", "finish"):  # both are in before the future is done (Flux sets them first)
+        flux_future.add_event_callback(event, runtime.record)
+    flux_future.add_done_callback(functools.partial(_complete, job.bash, job.future, runtime))
+
+
+def _complete(job: BashJob, future: Any, runtime: Runtime, flux_future: Any) -> None:
     if flux_future.cancelled():
         return
     try:
@@ -78,26 +95,9 @@ def _complete(job: BashJob, future: Any, flux_future: Any) -> None:
         future.set_exception(timed_out(job) if timeout else exc)
         return
     try:
-        future.set_result(outcome(job, returncode))
-    except Exception as exc:  # noqa: BLE001 - BashExitFailure, MissingOutputs
+        future.set_result(outcome(job, returncode, runtime.seconds))
+    except Exception as exc:  # noqa: BLE001 - AppTimeout, BashExitFailure, MissingOutputs
         future.set_exception(exc)
-
-
-def _dispatch(original: Callable[..., None]) -> Callable[..., None]:
-    @functools.wraps(original)
-    def _submit_single_job(flux_executor: Any, working_dir: str, jobinfo: Any) -> None:
-        if isinstance(jobinfo, _DirectJobInfo):
-            return _submit_direct(flux_executor, working_dir, jobinfo)
-        return original(flux_executor, working_dir, jobinfo)
-
-    _submit_single_job.direct_dispatch = True  # type: ignore[attr-defined]
-    return _submit_single_job
-
-
-def _install_dispatch() -> None:
-    """Route our jobs in Parsl's submission thread; every other job goes to Parsl's function, as before."""
-    if not getattr(stock._submit_single_job, "direct_dispatch", False):
-        stock._submit_single_job = _dispatch(stock._submit_single_job)
 
 
 class DirectFluxExecutor(FluxExecutor):
@@ -115,26 +115,23 @@ class DirectFluxExecutor(FluxExecutor):
                          flux_path=flux_path, launch_cmd=launch_cmd)
         self.flux_executor_kwargs = flux_executor_kwargs  # as given, for Parsl's repr of the config
         self.poll_interval = poll_interval
-        self.guard_problems = guard.problems() + guard.executor_problems(self)
-        if self.guard_problems:
+        parsl, problems = parsl_seam.internals()
+        self.guard_problems = problems + parsl_seam.executor_problems(self)
+        self.parsl = None if self.guard_problems else parsl
+        if self.parsl is None:
             print(f"{label}: Parsl's FluxExecutor internals changed ({'; '.join(self.guard_problems)}): "
                   "every task takes Parsl's stock path, with Python in every rank", file=sys.stderr)
         else:
-            _install_dispatch()
+            self.parsl.install_dispatch(DirectJob, functools.partial(submit_direct, self.parsl))
 
     @property
     def direct(self) -> bool:
-        return not self.guard_problems
+        return self.parsl is not None
 
     def submit(self, func: Callable, resource_specification: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        job = bash_job(func, args, kwargs) if self.direct else None
-        if job is None or not open_streams(job):
+        job = bash_job(self.parsl, func, args, kwargs) if self.parsl is not None else None
+        if self.parsl is None or job is None or not open_streams(job):
             return super().submit(func, resource_specification, *args, **kwargs)
-        with self._submission_lock:
-            if self._stop_event.is_set():
-                raise RuntimeError("`shutdown()` already called")
-            task_id = str(next(self._task_id_counter))
-            future = stock.FluxFutureWrapper()
-            self._submission_queue.put(_DirectJobInfo(future, task_id, resource_specification or {}, job))
-            logger.debug("task %s: bash app %s runs directly in Flux", task_id, job.app)
-            return future
+        spec = resource_specification or {}
+        logger.debug("bash app %s runs directly in Flux", job.app)
+        return self.parsl.enqueue(self, lambda future, task_id: DirectJob(future, task_id, spec, job))
