@@ -4,18 +4,20 @@
 MPIExecutor's mpi_launcher, and these, the project's rank launchers (the user-facing --launcher).
 Each rank launcher turns (hosts, ranks per node, program) into a command line; workflows/launch.py runs
 it on the block's first node. Parsl's MPIExecutor hands each run its nodes (PARSL_MPI_NODELIST);
-Flux places runs itself, so `flux` ignores the hosts and asks only for node and rank counts.
+Flux places runs itself, so `flux` (workflows.flux.rank_launcher, with the rest of Flux) ignores the
+hosts and asks only for node and rank counts. Each is a RankLauncher (workflows.rank_launcher).
 Pure: no Parsl, nothing run here, so it imports fast on a node.
 """
 
 from __future__ import annotations
 
-import shlex
 import shutil
 from collections.abc import Sequence
-from typing import ClassVar
 
-from .placement import stamp
+from .flux.rank_launcher import FluxRun
+from .rank_launcher import RankLauncher
+
+__all__ = ["DEFAULT_RANK_LAUNCHER", "MPI_FLAVOURS", "RANK_LAUNCHERS", "FluxRun", "Mpirun", "RankLauncher", "compiler"]
 
 MPI_FLAVOURS = ("openmpi", "mpich")
 
@@ -27,18 +29,6 @@ def _mpich(tool: str) -> str:
 
 def compiler(flavour: str) -> str:
     return _mpich("mpicc") if flavour == "mpich" else "mpicc"
-
-
-class RankLauncher:
-    """One way to start an MPI run of len(hosts) * ranks_per_node ranks."""
-
-    name: ClassVar[str]
-    summary: ClassVar[str]
-    under_flux: ClassVar[bool] = False  # the block runs inside `flux start`
-    stamps_ranks: ClassVar[bool] = False  # each rank writes the run's stamps (no stamps around the launch)
-
-    def command(self, flavour: str, hosts: Sequence[str], ranks_per_node: int, program: Sequence[str]) -> list[str]:
-        raise NotImplementedError
 
 
 class Mpirun(RankLauncher):
@@ -56,22 +46,6 @@ class Mpirun(RankLauncher):
             return [_mpich("mpiexec"), "-n", n, "-ppn", str(ranks_per_node), "-hosts", ",".join(hosts),
                     "-bind-to", "core", *program]
         raise ValueError(f"unknown MPI flavour {flavour!r}")
-
-
-class FluxRun(RankLauncher):
-    """`flux run` in the block's Flux instance: Flux's scheduler places the run, one core per rank."""
-
-    name = "flux"
-    summary = "flux run -N K -n R in a Flux instance started in the block"
-    under_flux = True
-    stamps_ranks = True
-
-    def command(self, flavour: str, hosts: Sequence[str], ranks_per_node: int, program: Sequence[str]) -> list[str]:
-        # Every rank stamps the job's start and end itself: Flux frees a job's nodes before the worker's
-        # wrapper could stamp, and the next run may take them at once (its interval must be the job's).
-        ranked = f"{stamp('start')}; {shlex.join(program)}; rc=$?; {stamp('end')}; exit $rc"
-        return ["flux", "run", "-N", str(len(hosts)), "-n", str(len(hosts) * ranks_per_node), "--cores-per-task=1",
-                "-o", "cpu-affinity=per-task", "sh", "-c", ranked]
 
 
 RANK_LAUNCHERS: dict[str, RankLauncher] = {launcher.name: launcher for launcher in (Mpirun(), FluxRun())}

@@ -24,7 +24,14 @@ def load_package() -> None:
     spec.loader.exec_module(package)
 
 
+def unshadow() -> None:
+    """Python put this folder first on sys.path: its flux/ would hide Flux's own `flux` bindings package."""
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if not p or Path(p).resolve() != here]
+
+
 if __name__ == "__main__":  # guarded: Parsl's monitoring spawns processes that run this file as __mp_main__
+    unshadow()
     load_package()
     from workflows.cli import main
 

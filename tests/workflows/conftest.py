@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workflows.variants import fluxenv
+from workflows.flux import instance
 
 from ..needs import require
 
@@ -12,4 +12,4 @@ from ..needs import require
 @pytest.fixture
 def flux_ready() -> None:
     """Flux on PATH and its bindings importable by this Python (the check run.py makes before submitting)."""
-    require(fluxenv.missing(bindings=True))
+    require(instance.missing(bindings=True))

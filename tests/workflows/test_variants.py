@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from workflows import variants
+from workflows.flux import instance
 from workflows.launchers import RANK_LAUNCHERS
 from workflows.settings import PROJECT, Settings, SettingsError, node_local_problem
-from workflows.variants import flux as flux_variant
-from workflows.variants import fluxenv
+from workflows.variants.base import worker_init
 
 
 def settings(variant, **kw):
@@ -40,12 +40,12 @@ def test_mpi_shares_one_block_between_concurrent_runs():
 
 def test_flux_loads_and_bindings_reach_the_instance_before_flux_start():
     s = Settings(variant="flux", run_dir=Path("/r"), loads=("openmpi", "flux-sched", "miniconda3"), use_spack=True)
-    cmd = flux_variant.launch_cmd(s, "/opt/flux/bin/flux", "/opt/flux/lib/flux/python3.11")
+    cmd = instance.launch_cmd(worker_init(s), "/opt/flux/bin/flux", "/opt/flux/lib/flux/python3.11")
     assert cmd.index("spack load miniconda3") < cmd.index("export PYTHONPATH=/opt/flux/lib/flux/python3.11")
     assert cmd.index("export PYTHONPATH=/opt/flux/lib/flux/python3.11") < cmd.index("{flux} start")
     assert "${{PYTHONPATH:+:$PYTHONPATH}}" in cmd  # braces doubled: FluxExecutor str.format()s the command
     assert "export WORKFLOWS_FLUX_INITRC=/opt/flux/etc/flux/shell/initrc.lua" in cmd
-    assert f"{{flux}} start -Sconf.shell_initrc={flux_variant.INITRC} {{python}}" in cmd
+    assert f"{{flux}} start -Sconf.shell_initrc={instance.INITRC} {{python}}" in cmd
     assert variants.get("flux").run_command(s, "/r/mpi_hello") == "/r/mpi_hello"
     assert variants.get("flux").run_resources(s) == {"num_tasks": 4, "num_nodes": 2, "cores_per_task": 1}
 
@@ -99,7 +99,7 @@ def test_a_run_dir_the_nodes_cannot_see_is_refused(run_dir, ok):
         assert "shared filesystem" in problem
 
 
-@pytest.mark.skipif(fluxenv.missing(bindings=True) is not None, reason="Flux is not set up here (scripts/setup.sh)")
+@pytest.mark.skipif(instance.missing(bindings=True) is not None, reason="Flux is not set up here (scripts/setup.sh)")
 def test_flux_config_builds():
     ex = variants.get("flux").config(settings("flux")).executors[0]
     assert ex.provider.nodes_per_block == 4 and "--mpi=pmi2 --no-kill" in ex.provider.launcher.overrides

@@ -2,11 +2,9 @@
 
 The block runs `srun --mpi=pmi2 flux start ...` across its nodes (one broker per node), and Flux
 places each MPI run through parsl_resource_specification. FluxExecutor ignores worker_init, so the
-loads go into its launch command, before `flux start`: the instance and every job inherit them,
-with Flux's Python bindings on PYTHONPATH (found from the flux that runs, see fluxenv).
-Flux runs every task of a job, so an MPI run's command is the MPI program itself, once per rank;
-the instance's job shell binds each task to its own core (workflows/flux_shell_initrc.lua). The
-executor is workflows.fluxexec's: each bash app's command is the Flux job itself (no Python in the
+loads go into its launch command, before `flux start` (workflows.flux.instance). Flux runs every task
+of a job, so an MPI run's command is the MPI program itself, once per rank. The executor is
+workflows.flux's DirectFluxExecutor (each bash app's command is the Flux job itself, no Python in the
 ranks); --flux-wrapper parsl keeps Parsl's own FluxExecutor, which runs its Python wrapper per rank.
 The job and the srun that starts Flux carry --no-kill: a lost node is drained by Flux, not fatal.
 """
@@ -14,36 +12,26 @@ The job and the srun that starts Flux carry --no-kill: a lost node is drained by
 from __future__ import annotations
 
 import shlex
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..flux import instance
 from ..settings import Settings
-from . import fluxenv
 from .base import Variant, concurrent_blocks, parsl_config, slurm_provider, worker_init
 
 if TYPE_CHECKING:
     from parsl.config import Config
-
-INITRC = Path(__file__).resolve().parent.parent / "flux_shell_initrc.lua"
-
-
-def default_initrc(flux: str) -> Path:
-    """Flux's own job-shell initrc, which ours sources after setting its options."""
-    return Path(flux).resolve().parents[1] / "etc" / "flux" / "shell" / "initrc.lua"
-
-
-def launch_cmd(s: Settings, flux: str, bindings: str | None = None) -> str:
-    """FluxExecutor's launch command: the loads, Flux's bindings on PYTHONPATH, then `flux start`."""
     from parsl.executors import FluxExecutor
 
-    lines = [*worker_init(s).splitlines(), f"export WORKFLOWS_FLUX_INITRC={shlex.quote(str(default_initrc(flux)))}"]
-    if bindings:
-        lines.append(f"export PYTHONPATH={shlex.quote(bindings)}${{PYTHONPATH:+:$PYTHONPATH}}")
-    # FluxExecutor str.format()s the launch command: the shell's braces must survive that.
-    env = "; ".join(lines).replace("{", "{{").replace("}", "}}")
-    start = FluxExecutor.DEFAULT_LAUNCH_CMD.replace(
-        "{flux} start", f"{{flux}} start -Sconf.shell_initrc={shlex.quote(str(INITRC))}")
-    return f"{env}; {start}"
+
+def executor_class(flux_wrapper: str) -> type[FluxExecutor]:
+    """DirectFluxExecutor, or Parsl's own for --flux-wrapper parsl (then nothing of the direct path is imported)."""
+    if flux_wrapper == "direct":
+        from ..flux.executor import DirectFluxExecutor
+
+        return DirectFluxExecutor
+    from parsl.executors import FluxExecutor
+
+    return FluxExecutor
 
 
 class Flux(Variant):
@@ -55,18 +43,15 @@ class Flux(Variant):
         return concurrent_blocks(s) * s.nodes_per_run
 
     def config(self, s: Settings) -> Config:
-        from parsl.executors import FluxExecutor
         from parsl.launchers import SrunLauncher
 
-        from ..fluxexec import DirectFluxExecutor
-
         provider = slurm_provider(s, nodes_per_block=self.block_nodes(s), blocks=(1, 0, 1),
-                                  launcher=SrunLauncher(overrides=fluxenv.SRUN_OPTIONS),
-                                  sbatch_options=fluxenv.SBATCH_NO_KILL)
-        flux = fluxenv.flux_command() or "flux"
-        executor = DirectFluxExecutor if s.flux_wrapper == "direct" else FluxExecutor
-        ex = executor(label=self.name, provider=provider, working_dir=str(s.run_dir / "flux"),
-                      flux_path=flux, launch_cmd=launch_cmd(s, flux, fluxenv.bindings_path(flux)))
+                                  launcher=SrunLauncher(overrides=instance.SRUN_OPTIONS),
+                                  sbatch_options=instance.SBATCH_NO_KILL)
+        flux = instance.flux_command() or "flux"
+        ex = executor_class(s.flux_wrapper)(
+            label=self.name, provider=provider, working_dir=str(s.run_dir / "flux"), flux_path=flux,
+            launch_cmd=instance.launch_cmd(worker_init(s), flux, instance.bindings_path(flux)))
         return parsl_config(s, ex)
 
     def run_command(self, s: Settings, binary: str) -> str:
@@ -80,10 +65,10 @@ class Flux(Variant):
         return {"num_tasks": 1, "num_nodes": 1, "cores_per_task": 1}
 
     def prepare(self, s: Settings) -> None:
-        fluxenv.activate_bindings()  # FluxExecutor imports flux.job here, from the path its instance reports
+        instance.activate_bindings()  # FluxExecutor imports flux.job here, from the path its instance reports
 
     def unavailable(self, s: Settings) -> str | None:
-        return fluxenv.missing(bindings=True)
+        return instance.missing(bindings=True)
 
     def monitoring_unsupported(self, rank_launcher: str) -> str | None:
         # Parsl's DFK wraps each task for monitoring only through the executor's remote_monitoring_radio;

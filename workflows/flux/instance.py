@@ -3,6 +3,7 @@
 Nothing here is set by hand: the bindings' folder comes from the `flux` on PATH (`flux env`
 prints the PYTHONPATH Flux's own Python commands use), and it is checked in the Python that runs
 Parsl before anything is submitted. Each failure is one line saying what is missing and how to get it.
+The flux variant's instance binds each task of a job to its own core (shell_initrc.lua, beside this).
 """
 
 from __future__ import annotations
@@ -13,11 +14,17 @@ import shlex
 import shutil
 import subprocess
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from parsl.launchers import SimpleLauncher
 
 # The job survives a lost node (Slurm would kill it otherwise) and so does the srun that starts the
 # brokers; Flux then drains the dead node and runs the rest on the others.
 SBATCH_NO_KILL = "#SBATCH --no-kill\n"
 SRUN_OPTIONS = "--mpi=pmi2 --no-kill"
+INITRC = Path(__file__).resolve().parent / "shell_initrc.lua"
 HOW_TO_GET = ("run scripts/setup.sh (with PARSL_MPI_STACK_SOURCES=DIR where upstream cannot be reached) and "
               "eval \"$(scripts/local-cluster.sh env)\", or on a cluster `spack load flux-sched`")
 
@@ -79,3 +86,38 @@ def activate_bindings() -> None:
 def start_command(nodes: int, program: str) -> str:
     """One broker per node of the block, the program as the instance's initial program (rank 0)."""
     return f"srun {SRUN_OPTIONS} -N {nodes} --ntasks-per-node=1 flux start {program}"
+
+
+def default_initrc(flux: str) -> Path:
+    """Flux's own job-shell initrc, which ours sources after setting its options."""
+    return Path(flux).resolve().parents[1] / "etc" / "flux" / "shell" / "initrc.lua"
+
+
+def launch_cmd(worker_init: str, flux: str, bindings: str | None = None) -> str:
+    """FluxExecutor's launch command: the loads, Flux's bindings on PYTHONPATH, then `flux start` with our initrc."""
+    from parsl.executors import FluxExecutor
+
+    lines = [*worker_init.splitlines(), f"export WORKFLOWS_FLUX_INITRC={shlex.quote(str(default_initrc(flux)))}"]
+    if bindings:
+        lines.append(f"export PYTHONPATH={shlex.quote(bindings)}${{PYTHONPATH:+:$PYTHONPATH}}")
+    # FluxExecutor str.format()s the launch command: the shell's braces must survive that.
+    env = "; ".join(lines).replace("{", "{{").replace("}", "}}")
+    start = FluxExecutor.DEFAULT_LAUNCH_CMD.replace(
+        "{flux} start", f"{{flux}} start -Sconf.shell_initrc={shlex.quote(str(INITRC))}")
+    return f"{env}; {start}"
+
+
+def block_launcher() -> SimpleLauncher:
+    """MPIExecutor's block (it insists on a SimpleLauncher): the worker pool as a Flux instance's program."""
+    from parsl.launchers import SimpleLauncher
+
+    class FluxStart(SimpleLauncher):
+        def __call__(self, command: str, tasks_per_node: int, nodes_per_block: int, script_dir: str = "") -> str:
+            script = f"{script_dir or '.'}/flux_block_$SLURM_JOB_ID.sh"
+            # Flux drops SLURM_* from its initial program's environment: MPIExecutor needs the node list
+            # (read through scontrol, which needs the configuration's path where it is not the default)
+            keep = "${SLURM_CONF:+SLURM_CONF=$SLURM_CONF} SLURM_NODELIST=$SLURM_NODELIST SLURM_JOB_ID=$SLURM_JOB_ID"
+            start = start_command(nodes_per_block, f"env {keep} bash {script}")
+            return f"cat << 'FLUX_BLOCK_EOF' > {script}\n{command}\nFLUX_BLOCK_EOF\n{start}\n"
+
+    return FluxStart()

@@ -24,9 +24,9 @@ from parsl.data_provider.files import File
 from parsl.executors import FluxExecutor
 from parsl.providers import LocalProvider
 
-from workflows.fluxexec import DirectFluxExecutor
+from workflows.flux import instance as flux_instance
+from workflows.flux.executor import DirectFluxExecutor
 from workflows.settings import PROJECT
-from workflows.variants import fluxenv
 
 from ...needs import require
 
@@ -42,21 +42,21 @@ class Instance:
 
 def launch_cmd() -> str:
     """Parsl's own launch command, with two brokers and Flux's bindings for the instance manager."""
-    flux = fluxenv.flux_command() or "flux"
-    bindings = fluxenv.bindings_path(flux) or ""
+    flux = flux_instance.flux_command() or "flux"
+    bindings = flux_instance.bindings_path(flux) or ""
     return (f"export PYTHONPATH={shlex.quote(bindings)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
             + FluxExecutor.DEFAULT_LAUNCH_CMD.replace("{flux} start", f"{{flux}} start --test-size={BROKERS}"))
 
 
 def executor(kind: str, d: Path) -> FluxExecutor:
     cls = DirectFluxExecutor if kind == "direct" else FluxExecutor
-    return cls(label="flux", working_dir=str(d / "flux"), flux_path=fluxenv.flux_command(), launch_cmd=launch_cmd(),
-               provider=LocalProvider(init_blocks=1, min_blocks=0, max_blocks=1))
+    return cls(label="flux", working_dir=str(d / "flux"), flux_path=flux_instance.flux_command(),
+               launch_cmd=launch_cmd(), provider=LocalProvider(init_blocks=1, min_blocks=0, max_blocks=1))
 
 
 @pytest.fixture(scope="module", params=["direct", "parsl"])
 def instance(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
-    require(fluxenv.missing(bindings=True))
+    require(flux_instance.missing(bindings=True))
     d = tmp_path_factory.mktemp(request.param)
     # Parsl's wrapper unpickles this module's Python apps by name: the jobs (given this environment) import it
     saved = os.environ.get("PYTHONPATH")

@@ -1,27 +1,25 @@
 """A bash app's invocation turned into what one Flux job runs, with the semantics of Parsl's bash apps.
 
-Mirrors parsl.app.bash.remote_side_bash_executor: the app's function composes the command line, the
-std streams are opened (made, truncated for File, appended otherwise) and the command is echoed to
+Mirrors what Parsl's remote side does for a bash app: the app's function composes the command line,
+the std streams are opened (made, truncated for File, appended otherwise) and the command is echoed to
 stderr, and a finished job maps to the app's result or to Parsl's own exceptions. Whatever would take
 a path of that function other than "command composed, streams opened" returns None: the stock path
-then raises exactly what Parsl raises.
+then raises exactly what Parsl raises. Parsl's private names come through the seam (parsl_seam).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import shlex
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from parsl.app.bash import remote_side_bash_executor
-from parsl.app.errors import AppTimeout, BashExitFailure, MissingOutputs, wrap_error
+from parsl.app.errors import AppTimeout, BashExitFailure, MissingOutputs
 from parsl.data_provider.files import File
-from parsl.utils import get_std_fname_mode
 
-WRAPPER_CODE = wrap_error(lambda: None).__code__  # the code of every wrap_error()'d function
+if TYPE_CHECKING:
+    from .parsl_seam import Internals
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,34 +45,22 @@ class BashJob:
         return (f"exec {' '.join(redirects)}\n" if redirects else "") + self.command
 
 
-def user_function(func: Callable[..., Any]) -> Callable[..., Any] | None:
-    """The user's function inside a BashApp's wrapped_remote_function, or None for anything else."""
-    if getattr(func, "__code__", None) is not WRAPPER_CODE:
-        return None
-    inner = getattr(func, "__wrapped__", None)
-    if (not isinstance(inner, functools.partial) or inner.func is not remote_side_bash_executor
-            or len(inner.args) != 1 or inner.keywords):
-        return None
-    user: Callable[..., Any] = inner.args[0]
-    return user
-
-
-def stream(fdname: str, spec: Any) -> Stream:
+def stream(parsl: Internals, fdname: str, spec: Any) -> Stream:
     if isinstance(spec, File):
         return Stream(os.fspath(spec), "w")
-    name, mode = get_std_fname_mode(fdname, spec)
-    return Stream(os.fspath(name), mode)
+    return Stream(*parsl.std_fname_mode(fdname, spec))
 
 
-def bash_job(func: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> BashJob | None:
+def bash_job(parsl: Internals, func: Callable[..., Any], args: Sequence[Any],
+             kwargs: Mapping[str, Any]) -> BashJob | None:
     """The job of a bash app call, or None where the stock path must run (and raise) instead."""
-    user = user_function(func)
+    user = parsl.user_function(func)
     if user is None:
         return None
     try:
         command = user(*args, **kwargs)
-        out = stream("stdout", kwargs["stdout"]) if kwargs.get("stdout") is not None else None
-        err = stream("stderr", kwargs["stderr"]) if kwargs.get("stderr") is not None else None
+        out = stream(parsl, "stdout", kwargs["stdout"]) if kwargs.get("stdout") is not None else None
+        err = stream(parsl, "stderr", kwargs["stderr"]) if kwargs.get("stderr") is not None else None
         outputs = tuple(kwargs.get("outputs", ()))
         for o in outputs:
             os.fspath(o.filepath)
@@ -92,14 +78,16 @@ def bash_job(func: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str,
 
 def open_streams(job: BashJob) -> bool:
     """Make, open (truncating a File's) and echo the command to stderr, once; False: let the stock path fail."""
+    handles = []
     try:
-        handles = []
         for s in (job.stdout, job.stderr):
             if s is not None:
                 if os.path.dirname(s.path):
                     os.makedirs(os.path.dirname(s.path), exist_ok=True)
                 handles.append(open(s.path, s.mode))
-    except OSError:
+    except Exception:  # noqa: BLE001 - a bad mode (ValueError) as much as a bad path: Parsl's BadStdStreamFile
+        for h in handles:
+            h.close()
         return False
     try:
         if job.stderr is not None:
@@ -110,8 +98,14 @@ def open_streams(job: BashJob) -> bool:
     return True
 
 
-def outcome(job: BashJob, returncode: int) -> int:
-    """The app's result for the job's exit status (the highest over its ranks), or Parsl's exception."""
+def outcome(job: BashJob, returncode: int, runtime: float | None = None) -> int:
+    """The app's result for the job's exit status (the highest over its ranks), or Parsl's exception.
+
+    runtime: the job's seconds from Flux's start to finish events. Over the walltime, it is AppTimeout
+    whatever the exit status, as in Parsl (its wait times out first): Flux's own limit is whole seconds.
+    """
+    if job.walltime is not None and runtime is not None and runtime > job.walltime:
+        raise timed_out(job)
     if returncode != 0:
         raise BashExitFailure(job.app, returncode)
     missing = [o for o in job.outputs if not os.path.exists(o.filepath)]

@@ -7,10 +7,14 @@ from pathlib import Path
 
 import pytest
 from parsl.app.app import bash_app, python_app
-from parsl.app.errors import BashExitFailure, MissingOutputs
+from parsl.app.errors import AppTimeout, BashExitFailure, MissingOutputs
 from parsl.data_provider.files import File
 
-from workflows.fluxexec.bashjob import BashJob, Stream, bash_job, open_streams, outcome, user_function
+from workflows.flux import parsl_seam
+from workflows.flux.bashjob import BashJob, Stream, bash_job, open_streams, outcome
+
+PARSL, _ = parsl_seam.internals()
+assert PARSL is not None, "the pinned Parsl has every private name the direct path uses (test_parsl_seam.py)"
 
 
 @bash_app
@@ -29,28 +33,28 @@ def add(a: int, b: int) -> int:
 
 
 def test_user_function_recognises_bash_apps_only() -> None:
-    assert user_function(echo.wrapped_remote_function) is echo.func
-    assert user_function(add.func) is None
-    assert user_function(lambda: "x") is None
+    assert PARSL.user_function(echo.wrapped_remote_function) is echo.func
+    assert PARSL.user_function(add.func) is None
+    assert PARSL.user_function(lambda: "x") is None
 
 
 def test_bash_job_composes_the_command_and_streams(tmp_path: Path) -> None:
     out, err = tmp_path / "o" / "x.out", File(str(tmp_path / "x.err"))
-    job = bash_job(echo.wrapped_remote_function, ("hi",), {"stdout": str(out), "stderr": err, "walltime": 3})
+    job = bash_job(PARSL, echo.wrapped_remote_function, ("hi",), {"stdout": str(out), "stderr": err, "walltime": 3})
     assert job == BashJob("echo", "echo hi; echo hi-err >&2", Stream(str(out), "a+"), Stream(str(err), "w"), 3, ())
-    job = bash_job(echo.wrapped_remote_function, ("hi",), {"stdout": (str(out), "w")})
+    job = bash_job(PARSL, echo.wrapped_remote_function, ("hi",), {"stdout": (str(out), "w")})
     assert job is not None and job.stdout == Stream(str(out), "w") and job.stderr is None
 
 
 @pytest.mark.parametrize("kwargs", [{"walltime": 0}, {"walltime": "3"}, {"walltime": True}, {"stdout": 5},
-                                    {"outputs": ["not-a-file"]}])
+                                    {"outputs": ["not-a-file"]}, {"stdout": ("x.out", "w", 1)}])
 def test_what_the_stock_path_must_raise_for_is_not_resolved(kwargs: dict) -> None:
-    assert bash_job(echo.wrapped_remote_function, ("hi",), kwargs) is None
+    assert bash_job(PARSL, echo.wrapped_remote_function, ("hi",), kwargs) is None
 
 
 def test_a_command_that_is_not_a_string_or_fails_to_format_is_left_to_parsl() -> None:
-    assert bash_job(not_a_string.wrapped_remote_function, (), {}) is None
-    assert bash_job(echo.wrapped_remote_function, (), {}) is None  # missing argument: TypeError on the remote side
+    assert bash_job(PARSL, not_a_string.wrapped_remote_function, (), {}) is None
+    assert bash_job(PARSL, echo.wrapped_remote_function, (), {}) is None  # a missing argument: TypeError remotely
 
 
 def test_script_appends_in_every_rank_and_keeps_the_exit_status(tmp_path: Path) -> None:
@@ -74,6 +78,17 @@ def test_a_file_stream_is_truncated_once(tmp_path: Path) -> None:
 def test_open_streams_fails_where_parsl_would(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     assert not open_streams(BashJob("a", "true", Stream(str(tmp_path / "file" / "x"), "a+"), None, None, ()))
+    # a bad mode is a ValueError from open(), which Parsl's remote side turns into BadStdStreamFile
+    assert not open_streams(BashJob("a", "true", Stream(str(tmp_path / "t.out"), "badmode"), None, None, ()))
+
+
+def test_a_runtime_over_the_walltime_is_app_timeout_whatever_the_exit_status() -> None:
+    job = BashJob("a", "", None, None, 0.01, ())
+    for returncode in (0, 3):
+        with pytest.raises(AppTimeout, match="exceeded walltime: 0.01 seconds"):
+            outcome(job, returncode, runtime=0.05)
+    assert outcome(BashJob("a", "", None, None, 0.2, ()), 0, runtime=0.05) == 0
+    assert outcome(job, 0, runtime=None) == 0  # no start event (the job never ran): Flux's own outcome stands
 
 
 def test_outcome_maps_exit_status_and_outputs_to_parsl_errors(tmp_path: Path) -> None:

@@ -1,0 +1,138 @@
+"""DirectFluxExecutor: Parsl's FluxExecutor, with bash apps' commands run as the Flux job itself."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import math
+import os
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from parsl.executors import FluxExecutor
+
+from . import parsl_seam
+from .bashjob import BashJob, bash_job, open_streams, outcome, timed_out
+
+logger = logging.getLogger(__name__)
+
+# flux.job.FluxExecutor picks up new jobs on a timer of poll_interval (0.1 s by default) and sleeps that
+# long when idle: every submission waited up to 0.1 s. 10 ms keeps the reactor's wake-ups cheap.
+POLL_INTERVAL = 0.01
+BASH = "/bin/bash"
+
+
+@dataclasses.dataclass(frozen=True)
+class DirectJob:
+    """A queued bash app job, in place of Parsl's own job record: no pickles, the BashJob instead.
+
+    Parsl's submission loop only hands it to its per-job submit function (our dispatch, see
+    parsl_seam.Internals.install_dispatch) or, when the instance failed, sets an exception on its .future.
+    """
+
+    future: Any
+    task_id: str
+    resource_spec: Mapping[str, Any]
+    bash: BashJob
+
+
+def jobspec_args(job: BashJob, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """JobspecV1.from_command's arguments: the resources exactly as Parsl's own per-job submit reads them."""
+    return {"command": [BASH, "-c", job.script()], "num_tasks": spec.get("num_tasks", 1),
+            "num_nodes": spec.get("num_nodes"), "cores_per_task": spec.get("cores_per_task", 1),
+            "gpus_per_task": spec.get("gpus_per_task")}
+
+
+@dataclasses.dataclass
+class Runtime:
+    """The job's start and finish, from Flux's own events (their timestamps)."""
+
+    start: float | None = None
+    finish: float | None = None
+
+    def record(self, _future: Any, event: Any) -> None:
+        setattr(self, event.name, event.timestamp)
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.start is None or self.finish is None else self.finish - self.start
+
+
+def jobspec(job: DirectJob, working_dir: str) -> Any:
+    """Parsl's jobspec for the job's resources, cwd, environment and job output files, running its script."""
+    import flux.job
+
+    spec = flux.job.JobspecV1.from_command(**jobspec_args(job.bash, job.resource_spec))
+    spec.cwd = os.getcwd()
+    spec.environment = dict(os.environ)
+    spec.stdout = os.path.abspath(os.path.join(working_dir, f"{job.task_id}_stdout.txt"))
+    spec.stderr = os.path.abspath(os.path.join(working_dir, f"{job.task_id}_stderr.txt"))
+    if job.bash.walltime is not None:  # Flux's scheduler denies a sub-second duration (unsatisfiable):
+        spec.duration = math.ceil(job.bash.walltime)  # whole seconds; the outcome checks the walltime itself
+    return spec
+
+
+def submit_direct(parsl: parsl_seam.Internals, flux_executor: Any, working_dir: str, job: DirectJob) -> None:
+    """Parsl's per-job submit for a bash app: same jobspec settings and locking, our command and outcome."""
+    spec = jobspec(job, working_dir)
+    flux_future = parsl.attach(job.future, lambda: flux_executor.submit(spec))
+    if flux_future is None:
+        return
+    runtime = Runtime()
+    for event in ("start", "finish"):  # both are in before the future is done (Flux sets them first)
+        flux_future.add_event_callback(event, runtime.record)
+    flux_future.add_done_callback(functools.partial(_complete, job.bash, job.future, runtime))
+
+
+def _complete(job: BashJob, future: Any, runtime: Runtime, flux_future: Any) -> None:
+    if flux_future.cancelled():
+        return
+    try:
+        returncode = flux_future.result()
+    except Exception as exc:  # noqa: BLE001
+        timeout = getattr(exc, "type", None) == "timeout" and job.walltime is not None
+        future.set_exception(timed_out(job) if timeout else exc)
+        return
+    try:
+        future.set_result(outcome(job, returncode, runtime.seconds))
+    except Exception as exc:  # noqa: BLE001 - AppTimeout, BashExitFailure, MissingOutputs
+        future.set_exception(exc)
+
+
+class DirectFluxExecutor(FluxExecutor):
+    """Parsl's FluxExecutor; a bash app becomes `/bin/bash -c "<redirections>; <command>"` in every rank.
+
+    Python apps, bash apps it cannot resolve on the submit side, and everything when the seam (parsl_seam)
+    finds the installed Parsl changed, go through Parsl's stock path unchanged.
+    """
+
+    def __init__(self, provider: Any = None, working_dir: str | None = None, label: str = "FluxExecutor",
+                 flux_executor_kwargs: Mapping[str, Any] = {}, flux_path: str | None = None,  # noqa: B006 - as Parsl
+                 launch_cmd: str | None = None, poll_interval: float = POLL_INTERVAL) -> None:
+        super().__init__(provider=provider, working_dir=working_dir, label=label,
+                         flux_executor_kwargs={"poll_interval": poll_interval, **flux_executor_kwargs},
+                         flux_path=flux_path, launch_cmd=launch_cmd)
+        self.flux_executor_kwargs = flux_executor_kwargs  # as given, for Parsl's repr of the config
+        self.poll_interval = poll_interval
+        internals, problems = parsl_seam.internals()
+        self.seam_problems = problems + parsl_seam.executor_problems(self)
+        self.internals = None if self.seam_problems else internals
+        if self.internals is None:
+            print(f"{label}: Parsl's FluxExecutor internals changed ({'; '.join(self.seam_problems)}): "
+                  "every task takes Parsl's stock path, with Python in every rank", file=sys.stderr)
+        else:
+            self.internals.install_dispatch(DirectJob, functools.partial(submit_direct, self.internals))
+
+    @property
+    def direct(self) -> bool:
+        return self.internals is not None
+
+    def submit(self, func: Callable, resource_specification: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        job = bash_job(self.internals, func, args, kwargs) if self.internals is not None else None
+        if self.internals is None or job is None or not open_streams(job):
+            return super().submit(func, resource_specification, *args, **kwargs)
+        spec = resource_specification or {}
+        logger.debug("bash app %s runs directly in Flux", job.app)
+        return self.internals.enqueue(self, lambda future, task_id: DirectJob(future, task_id, spec, job))

@@ -1,0 +1,178 @@
+"""The one module that knows Parsl's private names: imported at first use, checked, else the stock path.
+
+Parsl has no public hook for the command a FluxExecutor job runs, so the direct path reaches into
+parsl.executors.flux.executor (its queue, job record, future wrapper and per-job submit function), the
+bash-app wrapper (wrap_error(partial(remote_side_bash_executor, func))) and get_std_fname_mode. Nothing
+of that is imported when this module is: internals() imports and checks every name when an executor
+is made, and a name gone or changed is a line of its problems (the executor then sends every task
+through Parsl's stock path), never an ImportError. No other module of the project names them
+(tests/workflows/flux/test_parsl_seam.py scans the tree).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import inspect
+from collections.abc import Callable
+from types import CodeType, ModuleType
+from typing import Any
+
+STOCK = "parsl.executors.flux.executor"
+JOBINFO_FIELDS = ("future", "task_id", "infile", "outfile", "resource_spec")
+SUBMIT_SINGLE_PARAMS = ["flux_executor", "working_dir", "jobinfo"]
+EXECUTOR_ATTRS = ("_submission_lock", "_stop_event", "_task_id_counter", "_submission_queue")
+FUTURE_ATTRS = ("_flux_future", "_cancellation_lock")
+# module: the names taken from it (functions and classes Parsl does not document for users)
+MODULE_NAMES = {STOCK: ("_FluxJobInfo", "_submit_single_job", "_submit_flux_jobs", "FluxFutureWrapper"),
+                "parsl.app.bash": ("remote_side_bash_executor",), "parsl.app.errors": ("wrap_error",),
+                "parsl.utils": ("get_std_fname_mode",)}
+# Every private Parsl name the project uses, all of them here: what the tree scan looks for elsewhere.
+PRIVATE_NAMES = (*(n for names in MODULE_NAMES.values() for n in names), *EXECUTOR_ATTRS, *FUTURE_ATTRS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Internals:
+    """Parsl's private names, imported and checked: what the direct path calls instead of naming them."""
+
+    stock: ModuleType  # parsl.executors.flux.executor
+    names: dict[str, Any]  # every name of MODULE_NAMES, by name
+
+    def user_function(self, func: Callable[..., Any]) -> Callable[..., Any] | None:
+        """The user's function inside a BashApp's wrapped_remote_function, or None for anything else."""
+        if getattr(func, "__code__", None) is not self.wrapper_code:
+            return None
+        inner = getattr(func, "__wrapped__", None)
+        if (not isinstance(inner, functools.partial) or inner.func is not self.names["remote_side_bash_executor"]
+                or len(inner.args) != 1 or inner.keywords):
+            return None
+        user: Callable[..., Any] = inner.args[0]
+        return user
+
+    @functools.cached_property
+    def wrapper_code(self) -> CodeType:
+        """The code of every wrap_error()'d function."""
+        code: CodeType = self.names["wrap_error"](_probe).__code__
+        return code
+
+    def std_fname_mode(self, fdname: str, spec: Any) -> tuple[str, str]:
+        """Parsl's (path, mode) for a stream given as a name or a (name, mode) tuple; raises as Parsl's does."""
+        name, mode = self.names["get_std_fname_mode"](fdname, spec)
+        return str(name), str(mode)
+
+    def enqueue(self, executor: Any, job: Callable[[Any, str], Any]) -> Any:
+        """Queue job(future, task_id) for Parsl's submission thread, under its lock, as its submit() does."""
+        with executor._submission_lock:
+            if executor._stop_event.is_set():
+                raise RuntimeError("`shutdown()` already called")
+            task_id = str(next(executor._task_id_counter))
+            future = self.names["FluxFutureWrapper"]()
+            executor._submission_queue.put(job(future, task_id))
+            return future
+
+    def attach(self, future: Any, submit: Callable[[], Any]) -> Any:
+        """submit() to Flux unless the future was cancelled; link the Flux future under Parsl's lock.
+
+        None: cancelled, or the submission failed (then the future holds its exception, as in Parsl).
+        """
+        with future._cancellation_lock:
+            if future.cancelled():
+                return None
+            try:
+                flux_future = submit()
+            except Exception as exc:  # noqa: BLE001 - as Parsl: a broken instance fails the task
+                future.set_exception(exc)
+                return None
+            future._flux_future = flux_future
+        return flux_future
+
+    def install_dispatch(self, ours: type, submit: Callable[[Any, str, Any], None]) -> None:
+        """Route queued `ours` jobs to submit() in Parsl's submission thread; every other job to Parsl's own."""
+        original = self.names["_submit_single_job"]
+        if getattr(original, "direct_dispatch", False):
+            return
+
+        @functools.wraps(original)
+        def _submit_single_job(flux_executor: Any, working_dir: str, jobinfo: Any) -> None:
+            if isinstance(jobinfo, ours):
+                return submit(flux_executor, working_dir, jobinfo)
+            return original(flux_executor, working_dir, jobinfo)
+
+        _submit_single_job.direct_dispatch = True  # type: ignore[attr-defined]
+        setattr(self.stock, "_submit_single_job", _submit_single_job)  # noqa: B010 - a module's global, replaced
+        self.names["_submit_single_job"] = _submit_single_job
+
+
+def _probe() -> str:
+    return "true"
+
+
+def _imported() -> tuple[ModuleType | None, dict[str, Any], list[str]]:
+    """Every name of MODULE_NAMES, imported now; a line per module or name that is not there."""
+    names: dict[str, Any] = {}
+    problems: list[str] = []
+    modules: dict[str, ModuleType] = {}
+    for module, wanted in MODULE_NAMES.items():
+        try:
+            modules[module] = importlib.import_module(module)
+        except Exception as err:  # noqa: BLE001 - any failure is a changed Parsl
+            problems.append(f"{module} does not import ({type(err).__name__})")
+            continue
+        for name in wanted:
+            if hasattr(modules[module], name):
+                names[name] = getattr(modules[module], name)
+            else:
+                problems.append(f"{module}.{name} is gone")
+    return modules.get(STOCK), names, problems
+
+
+def _module_problems(names: dict[str, Any]) -> list[str]:
+    problems = []
+    if getattr(names.get("_FluxJobInfo"), "_fields", None) != JOBINFO_FIELDS:
+        problems.append(f"_FluxJobInfo fields are not {JOBINFO_FIELDS}")
+    single = names.get("_submit_single_job")
+    if not callable(single) or list(inspect.signature(single).parameters) != SUBMIT_SINGLE_PARAMS:
+        problems.append(f"_submit_single_job{tuple(SUBMIT_SINGLE_PARAMS)} is gone")
+    loop = names.get("_submit_flux_jobs")
+    if "_submit_single_job" not in getattr(getattr(loop, "__code__", None), "co_names", ()):
+        problems.append("_submit_flux_jobs no longer calls the module's _submit_single_job")
+    try:
+        future = names["FluxFutureWrapper"]()
+    except Exception:  # noqa: BLE001 - any failure is a changed API
+        future = None
+    if future is None or any(not hasattr(future, a) for a in FUTURE_ATTRS):
+        problems.append(f"FluxFutureWrapper has no {' / '.join(FUTURE_ATTRS)}")
+    return problems
+
+
+def _bash_app_problems(internals: Internals) -> list[str]:
+    from parsl.app.bash import BashApp
+    from parsl.app.errors import BashExitFailure
+
+    try:
+        wrapped = BashApp(_probe).wrapped_remote_function
+        recognised = internals.user_function(wrapped) is _probe
+    except Exception as err:  # noqa: BLE001
+        return [f"a bash app's wrapper cannot be read outside a DataFlowKernel ({type(err).__name__})"]
+    problems = [] if recognised else [
+        "a bash app's wrapped_remote_function is no longer wrap_error(partial(remote_side_bash_executor, f))"]
+    if list(inspect.signature(BashExitFailure).parameters) != ["app_name", "exitcode"]:
+        problems.append("BashExitFailure(app_name, exitcode) changed")
+    return problems
+
+
+def internals() -> tuple[Internals | None, list[str]]:
+    """Parsl's private names, imported and checked now; (None, what no longer holds) if any changed."""
+    stock, names, problems = _imported()
+    if stock is None or problems:
+        return None, problems
+    found = Internals(stock, names)
+    problems = _module_problems(names) + _bash_app_problems(found)
+    return (None, problems) if problems else (found, [])
+
+
+def executor_problems(executor: Any) -> list[str]:
+    """The FluxExecutor attributes the direct submit shares with Parsl's own submit(), missing here."""
+    missing = [a for a in (*EXECUTOR_ATTRS, "working_dir") if not hasattr(executor, a)]
+    return [f"FluxExecutor has no {', '.join(missing)}"] if missing else []

@@ -1,0 +1,28 @@
+"""`flux run` as a rank launcher (mpi --launcher flux): each MPI run a job of the block's Flux instance.
+
+Pure, as every rank launcher: no Parsl, no Flux bindings, so it imports fast on a node.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+
+from ..placement import stamp
+from ..rank_launcher import RankLauncher
+
+
+class FluxRun(RankLauncher):
+    """`flux run` in the block's Flux instance: Flux's scheduler places the run, one core per rank."""
+
+    name = "flux"
+    summary = "flux run -N K -n R in a Flux instance started in the block"
+    under_flux = True
+    stamps_ranks = True
+
+    def command(self, flavour: str, hosts: Sequence[str], ranks_per_node: int, program: Sequence[str]) -> list[str]:
+        # Every rank stamps the job's start and end itself: Flux frees a job's nodes before the worker's
+        # wrapper could stamp, and the next run may take them at once (its interval must be the job's).
+        ranked = f"{stamp('start')}; {shlex.join(program)}; rc=$?; {stamp('end')}; exit $rc"
+        return ["flux", "run", "-N", str(len(hosts)), "-n", str(len(hosts) * ranks_per_node), "--cores-per-task=1",
+                "-o", "cpu-affinity=per-task", "sh", "-c", ranked]
