@@ -47,8 +47,17 @@ def installed() -> Iterator[Installed]:
     work = STATE / "test-wheel" / uuid.uuid4().hex[:8]
     work.mkdir(parents=True)
     try:
+        # From a copy of the files git knows (tracked, and new ones it does not ignore): setuptools' build/
+        # in the checkout keeps modules that were moved or deleted since, and would put them in the wheel.
+        source = work / "source"
+        listed = subprocess.run(["git", "-C", str(PROJECT), "ls-files", "-z", "--cached", "--others",
+                                 "--exclude-standard"], check=True, capture_output=True).stdout.decode()
+        for name in filter(None, listed.split("\0")):
+            if (PROJECT / name).is_file():
+                (source / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(PROJECT / name, source / name)
         subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(work / "dist"),
-                        str(PROJECT)], check=True, capture_output=True, timeout=600)
+                        str(source)], check=True, capture_output=True, timeout=600)
         wheel = next((work / "dist").glob("parsl_mpi_stack-*.whl"))
         venv = work / "venv"
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
@@ -61,10 +70,14 @@ def installed() -> Iterator[Installed]:
 
 def test_the_wheel_holds_the_packages_and_their_data(installed: Installed):
     names = set(zipfile.ZipFile(installed.wheel).namelist())
-    assert {"workflows/mpi_hello.c", "workflows/flux_shell_initrc.lua", "projectdir/__init__.py",
+    assert {"workflows/mpi_hello.c", "workflows/flux/shell_initrc.lua", "projectdir/__init__.py",
             "upstream/spack.py", "bundle/remote.py"} <= names
     assert not any(n.startswith(("tests/", "scripts/")) for n in names)
-    code = "import workflows.workflow as w, workflows.variants.flux as f; print(w.SOURCE.is_file(), f.INITRC.is_file())"
+    packages = ("workflows/", "bundle/", "localcluster/", "spackenv/", "upstream/", "projectdir/")
+    tracked = subprocess.run(["git", "-C", str(PROJECT), "ls-files", *packages], check=True, capture_output=True,
+                             text=True).stdout.split()
+    assert {n for n in names if n.endswith(".py")} == {n for n in tracked if n.endswith(".py")}  # nothing stale
+    code = "import workflows.workflow as w, workflows.flux.instance as f; print(w.SOURCE.is_file(), f.INITRC.is_file())"
     out = subprocess.run([str(installed.venv / "bin" / "python"), "-c", code], cwd="/", capture_output=True, text=True,
                          check=True).stdout
     assert out == "True True\n"
