@@ -62,23 +62,23 @@ def checked_settings(args: argparse.Namespace) -> tuple[Settings, dict[str, int]
     return dataclasses.replace(s, cpus_per_node=min(nodes.values()), cluster_nodes=len(nodes)), nodes
 
 
-def run(args: argparse.Namespace, tag: str = "workflows") -> int:
+def run(args: argparse.Namespace, name: str = "workflows") -> int:
     """The run command: 0 verified (with --command: every run exited 0, the probe verified), 1 not, 2 refused
     before anything was submitted, 130 interrupted."""
     try:
         s, nodes = checked_settings(args)
     except (SettingsError, command.CommandError, slurm.SlurmError, environment.LoadOrderError) as err:
-        print(f"{tag}: {err}", file=sys.stderr)
+        print(f"{name}: {err}", file=sys.stderr)
         return 2
     unsupported = variants.get(s.variant).monitoring_unsupported(s.rank_launcher) if args.monitoring else None
     if unsupported:
-        print(f"{tag}: --monitoring: {unsupported}; running without it", file=sys.stderr, flush=True)
+        print(f"{name}: --monitoring: {unsupported}; running without it", file=sys.stderr, flush=True)
     _prepare_process(s)
     started = time.time()
     try:
-        outcome = workflow.execute(s, args.source.resolve(), args.monitoring and not unsupported, tag)
+        outcome = workflow.execute(s, args.source.resolve(), args.monitoring and not unsupported, name)
     except KeyboardInterrupt:
-        print(f"{tag}: interrupted; every Slurm job of this run was cancelled ({s.run_dir})", file=sys.stderr)
+        print(f"{name}: interrupted; every Slurm job of this run was cancelled ({s.run_dir})", file=sys.stderr)
         return 130
     data = report.result(s, variants.label(s.variant, s.rank_launcher), outcome.runs,
                          outcome.problems(s, nodes) + variants.get(s.variant).problems(s, outcome.block_samples),
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace, tag: str = "workflows") -> int:
         try:
             data["monitoring"]["screenshot"] = str(monitoring.screenshot(s.run_dir))
         except monitoring.MonitoringError as err:
-            print(f"{tag}: --screenshot: {err}", file=sys.stderr)
+            print(f"{name}: --screenshot: {err}", file=sys.stderr)
     path = report.write(s.run_dir, data)
     report.plot(data, s.run_dir / "placement.png")
     print(path if args.json else report.summary(data) + f"\nrun directory: {s.run_dir}")
