@@ -73,7 +73,8 @@ def pack(root: str | Path, output: str | Path, *, store: str | Path | None = Non
 
     Args:
         root: SPACK_ROOT, or a store directory.
-        output: ``DIR/`` writes ``DIR/bundle-<hash>.tar.zst``, ``DIR/NAME`` writes ``DIR/NAME-<hash>.tar.zst``.
+        output: ``"DIR/"`` (or an existing directory) writes ``DIR/bundle-<hash>.tar.zst``, ``DIR/NAME`` writes
+            ``DIR/NAME-<hash>.tar.zst``.
         store: the store directory under ROOT, when not ROOT/opt/spack.
         lock: the spack.lock to include (default: ROOT/spack.lock when present).
         with_spack: also pack Spack itself (bin/, lib/spack, etc/spack, share/spack; no caches).
