@@ -71,7 +71,7 @@ def installed() -> Iterator[Installed]:
 def test_the_wheel_holds_the_packages_and_their_data(installed: Installed):
     names = set(zipfile.ZipFile(installed.wheel).namelist())
     assert {"workflows/mpi_hello.c", "workflows/flux/shell_initrc.lua", "projectdir/__init__.py",
-            "upstream/spack.py", "bundle/remote.py"} <= names
+            "upstream/spack.py", "bundle/shipping/remote.py"} <= names
     assert not any(n.startswith(("tests/", "scripts/")) for n in names)
     packages = ("workflows/", "bundle/", "localcluster/", "spackenv/", "upstream/", "projectdir/")
     tracked = subprocess.run(["git", "-C", str(PROJECT), "ls-files", *packages], check=True, capture_output=True,

@@ -1,5 +1,5 @@
-"""The staging area of a redeploy: where reader.read puts the checked members of the store paths to write
-(beside each one's final place).
+"""The stage step of a redeploy: the bundle's checked members of the store paths to write, put in staging
+directories beside each one's final place (recorded, so that the next run removes what a kill left).
 
 Creating tens of thousands of small files is the slow part of a redeploy, and it is kernel time, which
 runs without the GIL; so is hashing. So two writer threads hash and create the files while the reading
@@ -18,13 +18,18 @@ import os
 import queue
 import threading
 import time
+import uuid
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
+from bundle.deploying.fsops import discard, make_dirs, rmtree, write_atomic
+from bundle.deploying.source import Source
+from bundle.deploying.state import load_json, meta_dir
 from bundle.errors import BundleError
-from bundle.manifest import check_digest
-from bundle.records import Entry, StorePath
-from bundle.tarstream import Reader
+from bundle.format.manifest import canonical, check_digest
+from bundle.format.records import Entry, StorePath
+from bundle.format.reserved import STAGING_PREFIX
+from bundle.reading.tarstream import Reader
 
 WRITERS = 2  # one per core on the 2-core machines this is measured on; more only adds lock contention
 _FIFO: Any = getattr(queue, "SimpleQueue", queue.Queue)  # SimpleQueue is 3.7+ (and faster); a ship's target may run 3.6
@@ -33,6 +38,7 @@ SMALL = 1 << 20  # a file up to this size is handed over whole (in a batch); a l
 BATCH = 256 << 10  # small files are handed to a writer in batches of about this many bytes (or BATCH_FILES)
 BATCH_FILES = 64
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+STAGING_LIST = "staging.json"  # staging directories in use, so the next run finds those a kill left
 
 
 def umask() -> int:
@@ -248,7 +254,7 @@ class Staging:
             self.batch, self.batch_weight = [], 0
 
     def done(self, sp: StorePath) -> None:
-        """Nothing to do when a store path is complete: relocation is a step of its own (deploy.py)."""
+        """Nothing to do when a store path is complete: relocation is a step of its own (redeploy.py)."""
 
     def finish(self) -> None:
         """Wait for every file to be verified and written (raising the first error), then set directory modes."""
@@ -260,3 +266,63 @@ class Staging:
 
     def close(self) -> None:
         self.writers.close()
+
+
+def staging_dirs(target: Path, keys: List[str]) -> Dict[str, Path]:
+    """One staging directory beside the final place of each store path (per parent directory)."""
+    token = f"{STAGING_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    return {key: target / os.path.dirname(key) / token for key in keys}
+
+
+def record_staging(meta: Path, dirs: Set[Path]) -> None:
+    write_atomic(meta / STAGING_LIST, canonical({"dirs": sorted(str(d) for d in dirs)}))
+
+
+def recorded_staging(meta: Path) -> List[Path]:
+    return [Path(str(d)) for d in load_json(meta / STAGING_LIST).get("dirs", [])]
+
+
+def drop_staging(meta: Path) -> None:
+    """Remove the staging directories this run recorded, and their list."""
+    for d in recorded_staging(meta):
+        rmtree(d)
+    discard(meta / STAGING_LIST)
+
+
+def clean_leftovers(target: Path, places: List[str]) -> None:
+    """Staging directories and temporary files a killed run left: those it recorded, and any in the
+    directories that hold this bundle's store paths."""
+    meta = meta_dir(target)
+    recorded = [str(d) for d in recorded_staging(meta)]
+    for parent in {target / os.path.dirname(key) for key in places}:
+        try:
+            recorded += [str(p) for p in parent.glob(STAGING_PREFIX + "*")]
+        except OSError:
+            pass
+    for path in set(recorded):
+        p = Path(path)
+        if p.name.startswith(STAGING_PREFIX) and str(p).startswith(str(target) + "/"):
+            rmtree(p)
+    for tmp in meta.glob(".*.tmp"):
+        discard(tmp)
+    discard(meta / STAGING_LIST)
+
+
+def stage(source: Source, target: Path, todo: List[StorePath], places: Dict[str, str],
+          on_file: Optional[Callable[[int], None]], made: List[Path]) -> Dict[str, Path]:
+    """Read the bundle into staging beside each store path's final place; returns where each one is staged.
+    Every staged byte is checked on its way in (type, mode, size, link target, sha256) and every
+    manifest entry seen, so the staged tree is not walked again."""
+    where = staging_dirs(target, [places[sp["key"]] for sp in todo])
+    record_staging(meta_dir(target), set(where.values()))
+    staged = {sp["key"]: where[places[sp["key"]]] / str(i) for i, sp in enumerate(todo)}
+    for d in sorted(set(where.values())):
+        made += make_dirs(d.parent)
+        os.mkdir(d)
+    sink = Staging(staged, todo)
+    try:
+        sink.start()
+        source.stage(todo, sink, on_file)
+    finally:
+        sink.close()
+    return staged

@@ -8,9 +8,9 @@ replaced), except the target's own Spack and its own installs of the same spec, 
 from typing import Callable, Dict, List, NamedTuple
 
 from bundle.errors import BundleError
-from bundle.manifest import path_digest
-from bundle.owned import is_spack_part
-from bundle.records import Manifest, StorePath
+from bundle.format.manifest import path_digest
+from bundle.format.records import Manifest, StorePath
+from bundle.format.reserved import is_spack_part
 
 ABSENT, SAME, OTHER = "absent", "same", "other"  # what is at a store path's place at the target
 

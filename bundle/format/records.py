@@ -3,7 +3,7 @@
 A manifest is JSON, so these are TypedDicts over the parsed dicts (validate.check_shape makes sure a
 bundle's manifest has these shapes before anything reads it). Optional keys sit in a total=False
 subclass (typing.NotRequired needs Python 3.11). A ship's target imports this module on Python 3.6
-(remote.py), which has neither TypedDict nor Literal: there the types are plain dicts and strings, and
+(shipping/remote.py), which has neither TypedDict nor Literal: there the types are plain dicts and strings, and
 only mypy reads the TypedDicts.
 """
 

@@ -11,9 +11,10 @@ import posixpath
 import re
 from typing import Any, Dict, FrozenSet, List, Optional, Set, Tuple, Union
 
-from bundle import owned, spackdb
 from bundle.errors import BundleError
-from bundle.records import of_type
+from bundle.format import reserved
+from bundle.format.records import of_type
+from bundle.spack import database as spackdb
 
 FORMAT = "bundle/1"
 # <name>-<version>-<hash>: Spack's default 32-character base32 hash.
@@ -198,15 +199,15 @@ def check_spack(manifest: dict) -> None:
 def check_key(sp: dict, spack: Optional[dict] = None) -> None:
     """A store path is named the way Spack names one: `<name>-<version>-<hash>`, or a directory that
     holds .spack/spec.json; no component is hidden (so never '.', '..' or the tool's own .bundle),
-    and it is not, does not lie in and does not hold anything the deployment owns (owned.py: Spack's
+    and it is not, does not lie in and does not hold anything the deployment owns (reserved.py: Spack's
     parts, sbang, Spack's database of the manifest's SPACK section). Parts of Spack itself (kind
-    "spack") are one of owned.spack_parts(SPACK)."""
+    "spack") are one of reserved.spack_parts(SPACK)."""
     key = sp["key"]
     _safe_rel(key, "store path")
     if any(part.startswith(".") for part in key.split("/")):
         raise BundleError(f"store path {key!r}: a hidden component ('.', '..', .bundle, ...) is never a store path")
     if sp.get("kind") == "spack":
-        spack_parts = owned.spack_parts(spack)
+        spack_parts = reserved.spack_parts(spack)
         if key not in spack_parts:
             raise BundleError(f"store path {key!r}: not a part of Spack ({', '.join(sorted(spack_parts))})")
         return
@@ -215,7 +216,7 @@ def check_key(sp: dict, spack: Optional[dict] = None) -> None:
     if not STORE_NAME.match(key.rsplit("/", 1)[-1]) and not any(
             e["path"] == SPEC_FILE and e["type"] == "file" for e in sp["files"]):
         raise BundleError(f"store path {key!r}: neither <name>-<version>-<hash> nor a directory holding {SPEC_FILE}")
-    what = owned.owner(key, spack)
+    what = reserved.owner(key, spack)
     if what is not None:
         raise BundleError(f"store path {key!r}: would be, lie in or hold {what}, which the deployment owns")
 

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Dict, Optional
 
-from bundle.records import Manifest
+from bundle.format.records import Manifest
 
 
 def snippet(target: Path, manifest: Manifest, digest: str, places: Optional[Dict[str, str]] = None) -> str:

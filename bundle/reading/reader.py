@@ -18,10 +18,10 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable, Dict, Iterable, Iterator, Optional, Set, Tuple, Type, cast
 
-from bundle import tarstream
 from bundle.errors import BundleError
-from bundle.manifest import CHUNK, MANIFEST_NAME, check, check_digest, link_escapes
-from bundle.records import Entry, Manifest, StorePath
+from bundle.format.manifest import CHUNK, MANIFEST_NAME, check, check_digest, link_escapes
+from bundle.format.records import Entry, Manifest, StorePath
+from bundle.reading import tarstream
 
 HASH_IN_NAME = re.compile(r"([0-9a-f]{32,64})")
 # The manifest is read into memory (and parsed): 128 MiB is ~800,000 files, several times a large Spack store.

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Optional, Tuple
 
 from bundle.errors import BundleError
-from bundle.owned import META
+from bundle.format.reserved import META
 
 __all__ = ["META", "check_existing", "choose", "system_dir"]
 SYSTEM = frozenset({"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media",

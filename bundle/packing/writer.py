@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from bundle.errors import BundleError
-from bundle.manifest import CHUNK, MANIFEST_NAME, canonical, manifest_hash
-from bundle.records import Manifest
+from bundle.format.manifest import CHUNK, MANIFEST_NAME, canonical, manifest_hash
+from bundle.format.records import Manifest
 
 DEFAULT_EPOCH = 315532800  # 1980-01-01, what reproducible-builds tools use when SOURCE_DATE_EPOCH is unset
 SUFFIX = {"zstd": ".tar.zst", "gzip": ".tar.gz"}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bundle import spackdb
+from bundle.deploying.plan import plan
 from bundle.errors import BundleError
-from bundle.placement import layout
-from bundle.plan import plan
+from bundle.relocation.layout import layout
+from bundle.spack import database as spackdb
 
 # What Spack 1.0.2's spack.util.path.add_padding(root, 128) returns (computed with the real Spack).
 SPACK_PADDED = {

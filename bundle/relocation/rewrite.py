@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Dict, Optional, Pattern, Sequence, Tuple, Union
 
 from bundle.errors import BundleError
-from bundle.records import StorePath
+from bundle.format.records import StorePath
 
 SHEBANG_MAX = 127  # the kernel's limit (BINPRM_BUF_SIZE - 1) before Linux 5.1
 PADDING_HINT = "rebuild with room to relocate (Spack's config:install_tree:padded_length)"

@@ -1,6 +1,6 @@
 """Ship a bundle to another machine over ssh, sending only the store paths the target lacks.
 
-One ssh session: `python3 -c <loader>` on the target reads this package's sources from stdin (loaded
+One ssh session: `python3 -c <loader>` on the target reads the bundle package's sources from stdin (loaded
 from memory, nothing installed; remote.py says what the target does), then the manifest. The target
 takes its lock, plans against its own .bundle/state.json and answers with the store paths it needs;
 only those are read out of the bundle here and sent, as a gzip'd tar stream, into the same checks,
@@ -25,14 +25,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
-from bundle import deploy, reader, remote, tarstream, writer
-from bundle.closure import closure
+from bundle.deploying.plan import Plan
+from bundle.deploying.source import Source
 from bundle.errors import BundleError
-from bundle.manifest import canonical
-from bundle.plan import Plan
-from bundle.records import Manifest, StorePath
+from bundle.format.manifest import canonical
+from bundle.format.records import Manifest, StorePath
+from bundle.packing import writer
+from bundle.reading import reader, tarstream
+from bundle.shipping import remote
+from bundle.shipping.closure import closure
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parent.parent  # bundle/: what the closure is read from
 # The bootstrap and the loader's first lines parse and run on Python 2 too, so that an old python3 (or a
 # python that is 2) is refused by the version check below, not by a traceback.
 BOOTSTRAP = "import sys;i=getattr(sys.stdin,\"buffer\",sys.stdin);exec(i.read(int(i.readline())))"
@@ -43,19 +46,20 @@ if sys.version_info < @MIN@:
     sys.exit(@TOO_OLD@)
 import importlib.abc, importlib.util, json, zlib
 SRC = json.loads(zlib.decompress(sys.stdin.buffer.read(@SIZE@)))
+PACKAGES = {m.rpartition(".")[0] for m in SRC}
 class Loader(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, name, path, target=None):
         if name in SRC:
-            return importlib.util.spec_from_loader(name, self, is_package=name == "bundle")
+            return importlib.util.spec_from_loader(name, self, is_package=name in PACKAGES)
     def create_module(self, spec):
         return None
     def exec_module(self, module):
         exec(compile(SRC[module.__name__], "<shipped>/" + module.__name__, "exec"), module.__dict__)
 sys.meta_path.insert(0, Loader())
-from bundle import remote
+from bundle.shipping import remote
 sys.exit(remote.main())
 """
-ENTRY = "bundle.remote"  # the target runs remote.main(): what it imports, and nothing else, is shipped
+ENTRY = "bundle.shipping.remote"  # the target runs remote.main(): what it imports, and nothing else, is shipped
 _TOO_OLD = re.compile(r"^bundle-ship: Python (\d+\.\d+\.\d+)$", re.M)
 _TYPES = {tarstream.REG: tarfile.REGTYPE, tarstream.DIR: tarfile.DIRTYPE, tarstream.SYM: tarfile.SYMTYPE}
 _DEST = re.compile(r"^(?:([^@/:\s]+)@)?([^@/:\s]+):(/.*)$")
@@ -268,7 +272,7 @@ def ship(bundle: Path, dest: str, *, ssh: str | None = None, relocate: bool = Fa
     return report(result, host, out.sent, control, todo)
 
 
-class PullSource(deploy.Source):
+class PullSource(Source):
     """A bundle on another host, read once as a stream (`ssh HOST cat PATH`): the manifest, then the members."""
 
     def __init__(self, spec: str, ssh: str | None = None) -> None:

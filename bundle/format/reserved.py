@@ -3,15 +3,15 @@
 Its state directory (.bundle), the staging directories of a run (beside each store path's place),
 Spack's own parts (bin, etc/spack, lib/spack, share/spack: kind "spack", kept where the target has
 its own), sbang's `<unpadded install root>/bin` and Spack's install database `<install root>/.spack-db`.
-Each is named here once and the code that makes it takes the name from here (deployment.meta_dir,
-deploy's staging and database merge, spackstore's parts), so that the store-path check (validate)
+Each is named here once and the code that makes it takes the name from here (deploying/state.meta_dir,
+deploying's stage and record steps, spack/store's parts), so that the store-path check (validate)
 refuses exactly the names a deployment would make or keeps for itself. Pure.
 """
 
 import posixpath
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from bundle.spackdb import DB_DIR
+from bundle.spack.database import DB_DIR
 
 META = ".bundle"  # the tool's state: manifest, state, records, places, snippet, lock
 STAGING_PREFIX = ".bundle-staging-"  # a run's staging directories, beside each store path's place

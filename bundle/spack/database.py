@@ -13,7 +13,7 @@ import posixpath
 from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
 from bundle.errors import BundleError
-from bundle.records import of_type
+from bundle.format.records import of_type
 
 DB_DIR = ".spack-db"
 INDEX = "index.json"

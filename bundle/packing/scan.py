@@ -1,43 +1,26 @@
-"""The manifest: which store paths a tree holds, their dependencies, and every file's digest.
+"""A manifest built from an installed tree: which store paths it holds, their dependencies, and every
+file's digest (pack's first step).
 
-Pure apart from reading the tree. The sha256 of the manifest's canonical JSON names the bundle,
-so two trees with the same contents give the same name, whatever their mtimes or owners.
+Reads the tree (in threads for the digests); the manifest's own rules are format/.
 """
+
+from __future__ import annotations
 
 import hashlib
 import json
 import os
 import stat
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple, Union
 
-from bundle import spackstore
 from bundle.errors import BundleError
-from bundle.records import Entry, Manifest, StorePath
-from bundle.validate import FORMAT, STORE_NAME, check, link_escapes
-
-__all__ = ["FORMAT", "STORE_NAME", "check", "link_escapes"]
-
-CHUNK = 1 << 20
-MANIFEST_NAME = "MANIFEST.json"  # a bundle's first member
+from bundle.format.manifest import CHUNK, FORMAT, STORE_NAME, check
+from bundle.format.records import Entry, Manifest, StorePath
+from bundle.spack import store as spackstore
 
 
-def canonical(obj: Any) -> bytes:
-    """The one byte form of a JSON value that hashes are taken over."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def manifest_hash(manifest: Mapping[str, Any]) -> str:
-    return hashlib.sha256(canonical(manifest)).hexdigest()
-
-
-def path_digest(store_path: Mapping[str, Any]) -> str:
-    """Identity of one store path's contents: what incremental redeploys compare."""
-    return hashlib.sha256(canonical(store_path)).hexdigest()
-
-
-def store_dir(root: Path, store: Optional[Path] = None) -> Path:
+def store_dir(root: Path, store: Path | None = None) -> Path:
     """The store to walk: --store, else ROOT/opt/spack when ROOT is a Spack root, else ROOT itself."""
     if store is not None:
         return store
@@ -49,9 +32,9 @@ def is_store_path(path: Path) -> bool:
     return (path / ".spack" / "spec.json").is_file() or bool(STORE_NAME.match(path.name))
 
 
-def find_store_paths(store: Path) -> List[Path]:
+def find_store_paths(store: Path) -> list[Path]:
     """Every install prefix under the store, not descending into prefixes or dot-directories."""
-    found: List[Path] = []
+    found: list[Path] = []
 
     def walk(directory: Path) -> None:
         try:
@@ -91,15 +74,7 @@ def spec_info(prefix: Path) -> dict:
     return info
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def sha256_and_find(path: Path, needle: bytes) -> Tuple[str, bool]:
+def sha256_and_find(path: Path, needle: bytes) -> tuple[str, bool]:
     """(sha256 of the file, whether it holds NEEDLE): the one read of every byte at pack time also says
     which files name the build root, so relocation later reads only those."""
     digest, found, keep, tail = hashlib.sha256(), False, max(0, len(needle) - 1), b""
@@ -112,15 +87,6 @@ def sha256_and_find(path: Path, needle: bytes) -> Tuple[str, bool]:
     return digest.hexdigest(), found
 
 
-def check_digest(name: str, data: Iterable[Union[bytes, memoryview]], expected: str) -> None:
-    """Hash DATA (a file's bytes in pieces); a mismatch with the manifest's sha256 is a refusal."""
-    digest = hashlib.sha256()
-    for piece in data:
-        digest.update(piece)
-    if digest.hexdigest() != expected:
-        raise BundleError(f"member {name}: sha256 mismatch")
-
-
 def _utf8_name(text: str, full: str, what: str = "file name") -> None:
     """Names travel as UTF-8 JSON: one that is not (os.walk hands it over surrogate-escaped) is refused."""
     try:
@@ -129,10 +95,10 @@ def _utf8_name(text: str, full: str, what: str = "file name") -> None:
         raise BundleError(f"{os.fsencode(full)!r}: {what} is not UTF-8 (a bundle names files in UTF-8)") from None
 
 
-def scan_prefix(prefix: Path, skip: FrozenSet[str] = frozenset()) -> Tuple[int, List[Entry]]:
+def scan_prefix(prefix: Path, skip: frozenset[str] = frozenset()) -> tuple[int, list[Entry]]:
     """(mode of the prefix, entries without sha256 yet): dirs, files and symlinks, sorted by path;
     directories named in SKIP (caches) left out."""
-    entries: List[Entry] = []
+    entries: list[Entry] = []
     for dirpath, dirnames, filenames in os.walk(prefix):
         dirnames[:] = sorted(d for d in dirnames if d not in skip)
         rel_dir = os.path.relpath(dirpath, prefix)
@@ -156,10 +122,10 @@ def scan_prefix(prefix: Path, skip: FrozenSet[str] = frozenset()) -> Tuple[int, 
     return stat.S_IMODE(os.lstat(prefix).st_mode) & 0o777, entries
 
 
-def _digest_all(paths: List[StorePath], pending: List[Tuple[Path, Entry, int]], needle: bytes,
-                on_file: Optional[Callable[[int], None]]) -> None:
+def _digest_all(paths: list[StorePath], pending: list[tuple[Path, Entry, int]], needle: bytes,
+                on_file: Callable[[int], None] | None) -> None:
     """Every file's sha256 (in threads), and per store path the files that hold NEEDLE (the build root)."""
-    def digest(item: Tuple[Path, Entry, int]) -> bool:
+    def digest(item: tuple[Path, Entry, int]) -> bool:
         item[1]["sha256"], found = sha256_and_find(item[0], needle)
         if on_file:
             on_file(item[1]["size"])
@@ -169,13 +135,13 @@ def _digest_all(paths: List[StorePath], pending: List[Tuple[Path, Entry, int]], 
         holds_root = list(pool.map(digest, pending))
     for sp in paths:
         sp["prefixed"] = []
-    for (_, entry, index), found in zip(pending, holds_root):
+    for (_, entry, index), found in zip(pending, holds_root):  # noqa: B905 - one result per item; 3.9 has no strict
         if found:  # the files relocation rewrites (in manifest order: pending follows it)
             paths[index]["prefixed"].append(entry["path"])
 
 
-def build(root: Path, store: Optional[Path] = None, lock: Optional[Path] = None,
-          on_file: Optional[Callable[[int], None]] = None, with_spack: bool = False) -> Manifest:
+def build(root: Path, store: Path | None = None, lock: Path | None = None,
+          on_file: Callable[[int], None] | None = None, with_spack: bool = False) -> Manifest:
     """The manifest of every store path under ROOT (or --store), with every file's sha256; with the
     records of Spack's install database and sbang when the store has them, and Spack itself (WITH_SPACK)."""
     root = Path(os.path.abspath(root))
@@ -189,8 +155,8 @@ def build(root: Path, store: Optional[Path] = None, lock: Optional[Path] = None,
     prefixes = find_store_paths(store)
     if not prefixes:
         raise BundleError(f"{store}: no store paths (<name>-<version>-<hash> or .spack/spec.json) found")
-    paths: List[StorePath] = []
-    pending: List[Tuple[Path, Entry, int]] = []
+    paths: list[StorePath] = []
+    pending: list[tuple[Path, Entry, int]] = []
     for prefix in prefixes:
         mode, entries = scan_prefix(prefix)
         key = prefix.relative_to(root).as_posix()
@@ -220,31 +186,3 @@ def build(root: Path, store: Optional[Path] = None, lock: Optional[Path] = None,
         manifest["spack"] = spack
     check(manifest)
     return manifest
-
-
-def by_key(manifest: Manifest) -> Dict[str, StorePath]:
-    return {sp["key"]: sp for sp in manifest["paths"]}
-
-
-def path_bytes(store_path: StorePath) -> int:
-    return sum(e.get("size", 0) for e in store_path["files"])
-
-
-def totals(paths: Iterable[StorePath]) -> Tuple[int, int]:
-    """(files, bytes) over store paths, for progress and summaries."""
-    files = nbytes = 0
-    for sp in paths:
-        files += len(sp["files"])
-        nbytes += path_bytes(sp)
-    return files, nbytes
-
-
-def diff(a: Manifest, b: Manifest) -> Dict[str, List[Dict[str, Any]]]:
-    """Store paths added, removed and changed from manifest A to B, with their bytes."""
-    ka, kb = by_key(a), by_key(b)
-    return {
-        "added": [{"key": k, "bytes": path_bytes(kb[k])} for k in sorted(kb.keys() - ka.keys())],
-        "removed": [{"key": k, "bytes": path_bytes(ka[k])} for k in sorted(ka.keys() - kb.keys())],
-        "changed": [{"key": k, "bytes_before": path_bytes(ka[k]), "bytes_after": path_bytes(kb[k])}
-                    for k in sorted(ka.keys() & kb.keys()) if path_digest(ka[k]) != path_digest(kb[k])],
-    }

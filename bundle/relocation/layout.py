@@ -9,8 +9,8 @@ length, so the store paths move below it and the padded prefix is rewritten in p
 import posixpath
 from typing import NamedTuple, Optional, Tuple
 
-from bundle import spackdb
-from bundle.records import Manifest
+from bundle.format.records import Manifest
+from bundle.spack import database as spackdb
 
 
 class Layout(NamedTuple):  # not a dataclass: a ship's target plans on Python 3.6

@@ -2,16 +2,16 @@
 
 ship.py starts `python3 -c ...` over ssh and feeds it, on stdin, this package's sources (loaded from
 memory: nothing is installed on the target), then a header line and the bundle's manifest. The target
-redeploys exactly as a local redeploy does (deploy.redeploy: its lock, refusals, staging and atomic
+redeploys exactly as a local redeploy does (deploying/redeploy.py: its lock, refusals, staging and atomic
 swap), with this Source: once it holds the lock and has planned against its own .bundle/state.json,
 it answers with the store paths it needs, and reads them as a gzip'd tar stream from stdin, every
 member checked against the manifest and every sha256 matched. A sender that stops mid-stream ends
 the stream early: the read fails, staging is dropped, and the deployment is as it was.
 Replies are JSON lines on stdout: {"todo": [...]}, then {"result": {...}} or {"error": "..."}.
 
-This module and all it imports (bundle/closure.py finds them) are written for Python 3.6, RHEL 8's system
-python3: typing's List and Optional, NamedTuples, no dataclasses or walrus (tests/bundle/test_closure.py
-compiles and runs them there).
+This module and all it imports, with the __init__ of every package on the way (shipping/closure.py finds
+them), are written for Python 3.6, RHEL 8's system python3: typing's List and Optional, NamedTuples, no
+dataclasses or walrus (tests/bundle/test_closure.py compiles and runs them there).
 """
 
 import hashlib
@@ -22,11 +22,13 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, List, Optional, Tuple
 
-from bundle import deploy, reader, tarstream
+from bundle.deploying.plan import Plan
+from bundle.deploying.redeploy import redeploy
+from bundle.deploying.source import Source
 from bundle.errors import BundleError
-from bundle.manifest import check
-from bundle.plan import Plan
-from bundle.records import Manifest, StorePath, of_type
+from bundle.format.manifest import check
+from bundle.format.records import Manifest, StorePath, of_type
+from bundle.reading import reader, tarstream
 
 MIN_PYTHON = (3, 6)  # what ship.py's loader asks of the target's python3
 BLOCK = 1 << 20
@@ -49,7 +51,7 @@ def gunzip(inp: BinaryIO) -> Iterator[bytes]:
             chunk = d.unconsumed_tail
 
 
-class ShipSource(deploy.Source):
+class ShipSource(Source):
     def __init__(self, name: str, manifest: bytes, digest: str, inp: BinaryIO, out: BinaryIO) -> None:
         self.name, self.data, self.digest, self.inp, self.out = name, manifest, digest, inp, out
         self.parsed: Optional[Manifest] = None
@@ -99,7 +101,7 @@ def main() -> int:
         header = check_header(json.loads(inp.readline()))
         manifest = zlib.decompress(inp.read(header["manifest_size"]))
         source = ShipSource(header["name"], manifest, header["digest"], inp, out)
-        result = deploy.redeploy(source, Path(header["prefix"]), relocate=header["relocate"], wait=header["wait"],
+        result = redeploy(source, Path(header["prefix"]), relocate=header["relocate"], wait=header["wait"],
                                  prune=header["prune"])
     except BundleError as err:
         send(out, {"error": str(err)})

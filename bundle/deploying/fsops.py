@@ -1,18 +1,14 @@
 """The few filesystem moves a redeploy makes, each safe on its own: an atomic exchange, an atomic
 write that leaves no temporary file behind, a removal that copes with read-only directories,
-directories made with a list of what was made (so a refused run can take them back), and the lock."""
+directories made with a list of what was made (so a refused run can take them back)."""
 
 import ctypes
 import errno
-import fcntl
 import os
 import shutil
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, List
-
-from bundle.errors import BundleError
+from typing import Callable, List
 
 RENAME_EXCHANGE = 2
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -101,17 +97,3 @@ def undo(made: List[Path]) -> None:
             os.rmdir(d)
         except OSError:
             continue
-
-
-@contextmanager
-def locked(lock: Path, wait: bool, what: str) -> Iterator[None]:
-    """One holder of LOCK at a time: the second waits (WAIT) or is refused."""
-    with open(lock, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            raise BundleError(f"{what}: another redeploy holds the lock (use --wait to queue)") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
