@@ -10,19 +10,15 @@ and the next run finishes the job; staging lies beside the final places, so a st
 filesystems (ROOT/opt on its own mount) is renamed within each one.
 """
 
-from __future__ import annotations
-
 import errno
 import fcntl
 import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Set, Tuple, Union
 
 from bundle import reader, spackdb
 from bundle import target as targets
@@ -37,8 +33,8 @@ from bundle.deployment import (
     verify_deployment,
 )
 from bundle.errors import BundleError
+from bundle.fsops import discard, locked, make_dirs, rmtree, undo, write_if_changed
 from bundle.fsops import exchange as _exchange
-from bundle.fsops import locked, make_dirs, rmtree, undo, write_if_changed
 from bundle.fsops import write_atomic as _write_atomic
 from bundle.manifest import canonical, path_digest
 from bundle.owned import STAGING_PREFIX, db_dir
@@ -55,39 +51,38 @@ SNIPPET = "env.sh"
 STAGING_LIST = "staging.json"  # staging directories in use, so the next run finds those a kill left
 
 
-@dataclass
-class Result:
-    """What a redeploy did, for the CLI's text and --json."""
+class Result(NamedTuple):
+    """What a redeploy did, for the CLI's text and --json (not a dataclass: a ship's target runs on Python 3.6)."""
 
     bundle: str
     manifest: str
     target: str
     store_paths: int
     snippet: str
-    read: bool = False  # the bundle's members were read (not a no-op)
-    written_paths: list[str] = field(default_factory=list)
-    written_files: int = 0
-    written_bytes: int = 0
+    read: bool  # the bundle's members were read (not a no-op)
+    written_paths: List[str]
+    written_files: int
+    written_bytes: int
+    kept_paths: List[str]
+    stale_paths: List[str]
+    pruned_paths: List[str]
+    metadata_written: bool
+    spack_db_written: bool
+    profile: bool
     relocated_files: int = 0
-    kept_paths: list[str] = field(default_factory=list)
-    stale_paths: list[str] = field(default_factory=list)
-    pruned_paths: list[str] = field(default_factory=list)
-    metadata_written: bool = False
-    spack_db_written: bool = False
-    profile: bool = False
     seconds: float = 0.0
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def as_dict(self) -> Dict[str, Any]:
+        return dict(self._asdict())
 
 
-def _staging_dirs(target: Path, keys: list[str]) -> dict[str, Path]:
+def _staging_dirs(target: Path, keys: List[str]) -> Dict[str, Path]:
     """One staging directory beside the final place of each store path (per parent directory)."""
     token = f"{STAGING_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
     return {key: target / os.path.dirname(key) / token for key in keys}
 
 
-def _clean_leftovers(target: Path, places: list[str]) -> None:
+def _clean_leftovers(target: Path, places: List[str]) -> None:
     """Staging directories and temporary files a killed run left: those it recorded, and any in the
     directories that hold this bundle's store paths."""
     meta = meta_dir(target)
@@ -102,11 +97,11 @@ def _clean_leftovers(target: Path, places: list[str]) -> None:
         if p.name.startswith(STAGING_PREFIX) and str(p).startswith(str(target) + "/"):
             rmtree(p)
     for tmp in meta.glob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
-    (meta / STAGING_LIST).unlink(missing_ok=True)
+        discard(tmp)
+    discard(meta / STAGING_LIST)
 
 
-def _record_staging(meta: Path, dirs: set[Path]) -> None:
+def _record_staging(meta: Path, dirs: Set[Path]) -> None:
     _write_atomic(meta / STAGING_LIST, canonical({"dirs": sorted(str(d) for d in dirs)}))
 
 
@@ -117,22 +112,22 @@ class Source:
     def __init__(self, bundle: Path) -> None:
         self.bundle = Path(bundle)
         self.name = self.bundle.name
-        self._read: tuple[Manifest, str] | None = None
+        self._read: Optional[Tuple[Manifest, str]] = None
 
-    def manifest(self) -> tuple[Manifest, str]:
+    def manifest(self) -> Tuple[Manifest, str]:
         self._read = reader.read(self.bundle, manifest_only=True)
         return self._read
 
     def planned(self, steps: Plan, target: Path) -> None:
         """Called under the target's lock once the plan is made (a ship's target tells the sender here)."""
 
-    def stage(self, todo: list[StorePath], sink: reader.Sink, on_file: Callable[[int], None] | None) -> None:
+    def stage(self, todo: List[StorePath], sink: reader.Sink, on_file: Optional[Callable[[int], None]]) -> None:
         """Every member of the store paths in TODO checked and handed to SINK (others may be read and skipped)."""
         reader.read(self.bundle, sink, on_file=on_file, known=self._read)
 
 
-def _stage(source: Source, target: Path, todo: list[StorePath],
-           places: dict[str, str], on_file: Callable[[int], None] | None, made: list[Path]) -> dict[str, Path]:
+def _stage(source: Source, target: Path, todo: List[StorePath],
+           places: Dict[str, str], on_file: Optional[Callable[[int], None]], made: List[Path]) -> Dict[str, Path]:
     """Read the bundle into staging beside each store path's final place; returns where each one is staged.
     Every staged byte is checked on its way in (type, mode, size, link target, sha256) and every
     manifest entry seen, so the staged tree is not walked again."""
@@ -151,7 +146,7 @@ def _stage(source: Source, target: Path, todo: list[StorePath],
     return staged
 
 
-def _relocate(todo: list[StorePath], staged: dict[str, Path], lay: Layout) -> dict[str, dict[str, dict]]:
+def _relocate(todo: List[StorePath], staged: Dict[str, Path], lay: Layout) -> Dict[str, Dict[str, dict]]:
     """Rewrite the staged store paths for the target (lay.pairs); what was rewritten, per store path.
     Relocation rewrites files after they were verified, so each relocated store path is checked
     against the manifest and the record of its rewrites."""
@@ -165,8 +160,8 @@ def _relocate(todo: list[StorePath], staged: dict[str, Path], lay: Layout) -> di
     return records
 
 
-def _swap(target: Path, todo: list[StorePath], places: dict[str, str], staged: dict[str, Path],
-          rewritten: dict[str, dict[str, dict]], state: dict[str, str], records: dict) -> None:
+def _swap(target: Path, todo: List[StorePath], places: Dict[str, str], staged: Dict[str, Path],
+          rewritten: Dict[str, Dict[str, dict]], state: Dict[str, str], records: dict) -> None:
     """Rename each staged store path into place. The store paths about to change are marked "" in the
     state first (still ours, no longer trusted): a kill among the renames leaves them to be written
     again by the next run, whichever bundle it deploys."""
@@ -185,7 +180,7 @@ def _swap(target: Path, todo: list[StorePath], places: dict[str, str], staged: d
     _write_atomic(meta / "state.json", canonical(state))
 
 
-def _prune(target: Path, stale: list[str], state: dict[str, str], records: dict) -> None:
+def _prune(target: Path, stale: List[str], state: Dict[str, str], records: dict) -> None:
     """Remove store paths the tool deployed that the bundle no longer has: out of the state first,
     then renamed into a recorded staging directory and removed (a kill leaves that to the next run)."""
     meta = meta_dir(target)
@@ -205,7 +200,7 @@ def _prune(target: Path, stale: list[str], state: dict[str, str], records: dict)
         rmtree(d)
 
 
-def _update_spack_db(target: Path, manifest: Manifest, places: dict[str, str], lay: Layout, dropped: list[str]) -> bool:
+def _update_spack_db(target: Path, manifest: Manifest, places: Dict[str, str], lay: Layout, dropped: List[str]) -> bool:
     """Merge the bundle's install records into the target's Spack database (under Spack's own lock),
     their paths moved to where the store paths now are; True when the database changed."""
     spack = manifest.get("spack")
@@ -246,11 +241,11 @@ def _os_error(target: Path, err: OSError, during: str) -> BundleError:
 
 
 @contextmanager
-def _claimed(target: Path, wait: bool) -> Iterator[list[Path]]:
+def _claimed(target: Path, wait: bool) -> Iterator[List[Path]]:
     """The target locked for this run; yields the list of directories the run makes, so that a run
     that fails takes back what it made (a refused relocation leaves no target, no .bundle/lock)."""
     meta = meta_dir(target)
-    made: list[Path] = []
+    made: List[Path] = []
     done = False
     try:
         made += make_dirs(meta)
@@ -260,7 +255,7 @@ def _claimed(target: Path, wait: bool) -> Iterator[list[Path]]:
                 done = True
             finally:
                 if not done and meta in made:
-                    (meta / "lock").unlink(missing_ok=True)
+                    discard(meta / "lock")
     except OSError as err:
         raise _os_error(target, err, "deploying") from None
     finally:
@@ -268,10 +263,10 @@ def _claimed(target: Path, wait: bool) -> Iterator[list[Path]]:
             undo(made)
 
 
-def redeploy(bundle: Path | Source, prefix: Path | None = None, *, relocate: bool = False, wait: bool = False,
-             prune: bool = False, profile: Path | None = None, on_file: Callable[[int], None] | None = None,
-             on_plan: Callable[[int, int], None] | None = None,
-             on_target: Callable[[Path], None] | None = None) -> Result:
+def redeploy(bundle: Union[Path, Source], prefix: Optional[Path] = None, *, relocate: bool = False, wait: bool = False,
+             prune: bool = False, profile: Optional[Path] = None, on_file: Optional[Callable[[int], None]] = None,
+             on_plan: Optional[Callable[[int, int], None]] = None,
+             on_target: Optional[Callable[[Path], None]] = None) -> Result:
     """Deploy BUNDLE at PREFIX (default: where it was built): plan, stage, relocate, swap, record."""
     start = time.monotonic()
     source = bundle if isinstance(bundle, Source) else Source(Path(bundle))
@@ -305,15 +300,14 @@ def redeploy(bundle: Path | Source, prefix: Path | None = None, *, relocate: boo
         finally:
             for d in _staging_dirs_recorded(meta):
                 rmtree(d)
-            (meta / STAGING_LIST).unlink(missing_ok=True)
+            discard(meta / STAGING_LIST)
         result = _record(target, manifest, digest, source.name, steps, lay, prune, profile)
-    result.relocated_files = sum(len(r) for r in records.values())
-    result.seconds = round(time.monotonic() - start, 3)
-    return result
+    return result._replace(relocated_files=sum(len(r) for r in records.values()),
+                           seconds=round(time.monotonic() - start, 3))
 
 
 def _record(target: Path, manifest: Manifest, digest: str, name: str, steps: Plan, lay: Layout, prune: bool,
-            profile: Path | None) -> Result:
+            profile: Optional[Path]) -> Result:
     """Spack's database, the manifest, the places and the snippet, each written only when it changed."""
     meta = meta_dir(target)
     db_written = _update_spack_db(target, manifest, steps.places, lay, steps.stale if prune else [])
@@ -328,5 +322,5 @@ def _record(target: Path, manifest: Manifest, digest: str, name: str, steps: Pla
                   spack_db_written=db_written, profile=add_to_profile(env, profile) if profile else False)
 
 
-def _staging_dirs_recorded(meta: Path) -> list[Path]:
+def _staging_dirs_recorded(meta: Path) -> List[Path]:
     return [Path(str(d)) for d in load_json(meta / STAGING_LIST).get("dirs", [])]

@@ -3,14 +3,11 @@ the state (store paths this tool deployed, with their digests), the files reloca
 store paths were placed, and verify, which compares every deployed file with the recorded manifest.
 """
 
-from __future__ import annotations
-
 import json
 import os
 import stat
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Dict, List, Optional
 
 from bundle.errors import BundleError
 from bundle.manifest import check, manifest_hash, sha256_file
@@ -27,7 +24,7 @@ def meta_dir(target: Path) -> Path:
     return target / META
 
 
-def load_json(path: Path) -> dict[str, Any]:
+def load_json(path: Path) -> Dict[str, Any]:
     """A recorded JSON object, or {} when it is missing or unreadable (the next run writes it again)."""
     try:
         data = json.loads(path.read_text())
@@ -36,18 +33,18 @@ def load_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def load_state(target: Path) -> dict[str, str]:
+def load_state(target: Path) -> Dict[str, str]:
     """Store path -> digest of what was deployed and verified there ("" while it is being replaced):
     every key is a store path this tool put there."""
     return {k: v for k, v in load_json(meta_dir(target) / "state.json").items() if isinstance(v, str)}
 
 
-def load_records(target: Path) -> dict[str, dict[str, dict]]:
+def load_records(target: Path) -> Dict[str, Dict[str, dict]]:
     """Store path -> {file: sha256/size/target} of the files relocation rewrote."""
     return load_json(meta_dir(target) / "relocated.json")
 
 
-def load_places(target: Path) -> dict[str, str]:
+def load_places(target: Path) -> Dict[str, str]:
     return load_json(meta_dir(target) / PLACES)
 
 
@@ -67,9 +64,9 @@ def probe(target: Path) -> Callable[[str, StorePath], str]:
     return probe
 
 
-def check_tree(base: Path, sp: StorePath, hashes: bool) -> list[str]:
+def check_tree(base: Path, sp: StorePath, hashes: bool) -> List[str]:
     """Problems of one deployed (or staged) store path against its manifest entry."""
-    problems: list[str] = []
+    problems: List[str] = []
     key = sp["key"]
     if not base.is_dir() or base.is_symlink():
         return [f"{key}: missing"]
@@ -102,7 +99,7 @@ def check_tree(base: Path, sp: StorePath, hashes: bool) -> list[str]:
     return problems
 
 
-def verify_deployment(target: Path, *, hashes: bool = True, on_file: Callable[[int], None] | None = None) -> dict:
+def verify_deployment(target: Path, *, hashes: bool = True, on_file: Optional[Callable[[int], None]] = None) -> dict:
     """Check every file of a deployment against the manifest it recorded (and that manifest itself)."""
     target = Path(os.path.abspath(target))
     try:
@@ -112,7 +109,7 @@ def verify_deployment(target: Path, *, hashes: bool = True, on_file: Callable[[i
     except (ValueError, UnicodeDecodeError) as err:
         raise BundleError(f"{target}: recorded manifest is not JSON ({err})") from None
     check(manifest)
-    problems: list[str] = []
+    problems: List[str] = []
     records, owned, places = load_records(target), load_state(target), load_json(meta_dir(target) / PLACES)
     for sp in manifest["paths"]:
         key = places.get(sp["key"], sp["key"])

@@ -2,17 +2,15 @@
 write that leaves no temporary file behind, a removal that copes with read-only directories,
 directories made with a list of what was made (so a refused run can take them back), and the lock."""
 
-from __future__ import annotations
-
 import ctypes
 import errno
 import fcntl
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator, List
 
 from bundle.errors import BundleError
 
@@ -51,6 +49,14 @@ def rmtree(path: Path) -> None:
 TMP_SUFFIX = ".tmp"
 
 
+def discard(path: Path) -> None:
+    """Remove the file PATH when it is there (Path.unlink's missing_ok is 3.8+; a ship's target may run 3.6)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """PATH holds DATA or its old contents, never a part; the temporary file goes on any failure."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
@@ -61,7 +67,7 @@ def write_atomic(path: Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise
 
 
@@ -76,9 +82,9 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     return True
 
 
-def make_dirs(path: Path) -> list[Path]:
+def make_dirs(path: Path) -> List[Path]:
     """mkdir -p PATH; returns the directories it made, outermost first (for undo())."""
-    missing: list[Path] = []
+    missing: List[Path] = []
     p = path
     while not os.path.lexists(p):
         missing.append(p)
@@ -88,7 +94,7 @@ def make_dirs(path: Path) -> list[Path]:
     return list(reversed(missing))
 
 
-def undo(made: list[Path]) -> None:
+def undo(made: List[Path]) -> None:
     """Remove directories MADE by make_dirs, innermost first, as long as they are empty."""
     for d in reversed(made):
         try:

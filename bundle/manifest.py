@@ -4,16 +4,13 @@ Pure apart from reading the tree. The sha256 of the manifest's canonical JSON na
 so two trees with the same contents give the same name, whatever their mtimes or owners.
 """
 
-from __future__ import annotations
-
 import hashlib
 import json
 import os
 import stat
-from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple, Union
 
 from bundle import spackstore
 from bundle.errors import BundleError
@@ -23,6 +20,7 @@ from bundle.validate import FORMAT, STORE_NAME, check, link_escapes
 __all__ = ["FORMAT", "STORE_NAME", "check", "link_escapes"]
 
 CHUNK = 1 << 20
+MANIFEST_NAME = "MANIFEST.json"  # a bundle's first member
 
 
 def canonical(obj: Any) -> bytes:
@@ -39,7 +37,7 @@ def path_digest(store_path: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical(store_path)).hexdigest()
 
 
-def store_dir(root: Path, store: Path | None = None) -> Path:
+def store_dir(root: Path, store: Optional[Path] = None) -> Path:
     """The store to walk: --store, else ROOT/opt/spack when ROOT is a Spack root, else ROOT itself."""
     if store is not None:
         return store
@@ -51,9 +49,9 @@ def is_store_path(path: Path) -> bool:
     return (path / ".spack" / "spec.json").is_file() or bool(STORE_NAME.match(path.name))
 
 
-def find_store_paths(store: Path) -> list[Path]:
+def find_store_paths(store: Path) -> List[Path]:
     """Every install prefix under the store, not descending into prefixes or dot-directories."""
-    found: list[Path] = []
+    found: List[Path] = []
 
     def walk(directory: Path) -> None:
         try:
@@ -96,17 +94,17 @@ def spec_info(prefix: Path) -> dict:
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
+        for chunk in iter(lambda: f.read(CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def sha256_and_find(path: Path, needle: bytes) -> tuple[str, bool]:
+def sha256_and_find(path: Path, needle: bytes) -> Tuple[str, bool]:
     """(sha256 of the file, whether it holds NEEDLE): the one read of every byte at pack time also says
     which files name the build root, so relocation later reads only those."""
     digest, found, keep, tail = hashlib.sha256(), False, max(0, len(needle) - 1), b""
     with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
+        for chunk in iter(lambda: f.read(CHUNK), b""):
             digest.update(chunk)
             if not found:
                 found = needle in chunk or (keep > 0 and needle in tail + chunk[:keep])
@@ -114,7 +112,7 @@ def sha256_and_find(path: Path, needle: bytes) -> tuple[str, bool]:
     return digest.hexdigest(), found
 
 
-def check_digest(name: str, data: Iterable[bytes | memoryview], expected: str) -> None:
+def check_digest(name: str, data: Iterable[Union[bytes, memoryview]], expected: str) -> None:
     """Hash DATA (a file's bytes in pieces); a mismatch with the manifest's sha256 is a refusal."""
     digest = hashlib.sha256()
     for piece in data:
@@ -131,10 +129,10 @@ def _utf8_name(text: str, full: str, what: str = "file name") -> None:
         raise BundleError(f"{os.fsencode(full)!r}: {what} is not UTF-8 (a bundle names files in UTF-8)") from None
 
 
-def scan_prefix(prefix: Path, skip: frozenset[str] = frozenset()) -> tuple[int, list[Entry]]:
+def scan_prefix(prefix: Path, skip: FrozenSet[str] = frozenset()) -> Tuple[int, List[Entry]]:
     """(mode of the prefix, entries without sha256 yet): dirs, files and symlinks, sorted by path;
     directories named in SKIP (caches) left out."""
-    entries: list[Entry] = []
+    entries: List[Entry] = []
     for dirpath, dirnames, filenames in os.walk(prefix):
         dirnames[:] = sorted(d for d in dirnames if d not in skip)
         rel_dir = os.path.relpath(dirpath, prefix)
@@ -158,10 +156,10 @@ def scan_prefix(prefix: Path, skip: frozenset[str] = frozenset()) -> tuple[int, 
     return stat.S_IMODE(os.lstat(prefix).st_mode) & 0o777, entries
 
 
-def _digest_all(paths: list[StorePath], pending: list[tuple[Path, Entry, int]], needle: bytes,
-                on_file: Callable[[int], None] | None) -> None:
+def _digest_all(paths: List[StorePath], pending: List[Tuple[Path, Entry, int]], needle: bytes,
+                on_file: Optional[Callable[[int], None]]) -> None:
     """Every file's sha256 (in threads), and per store path the files that hold NEEDLE (the build root)."""
-    def digest(item: tuple[Path, Entry, int]) -> bool:
+    def digest(item: Tuple[Path, Entry, int]) -> bool:
         item[1]["sha256"], found = sha256_and_find(item[0], needle)
         if on_file:
             on_file(item[1]["size"])
@@ -171,13 +169,13 @@ def _digest_all(paths: list[StorePath], pending: list[tuple[Path, Entry, int]], 
         holds_root = list(pool.map(digest, pending))
     for sp in paths:
         sp["prefixed"] = []
-    for (_, entry, index), found in zip(pending, holds_root, strict=True):
+    for (_, entry, index), found in zip(pending, holds_root):
         if found:  # the files relocation rewrites (in manifest order: pending follows it)
             paths[index]["prefixed"].append(entry["path"])
 
 
-def build(root: Path, store: Path | None = None, lock: Path | None = None,
-          on_file: Callable[[int], None] | None = None, with_spack: bool = False) -> Manifest:
+def build(root: Path, store: Optional[Path] = None, lock: Optional[Path] = None,
+          on_file: Optional[Callable[[int], None]] = None, with_spack: bool = False) -> Manifest:
     """The manifest of every store path under ROOT (or --store), with every file's sha256; with the
     records of Spack's install database and sbang when the store has them, and Spack itself (WITH_SPACK)."""
     root = Path(os.path.abspath(root))
@@ -191,8 +189,8 @@ def build(root: Path, store: Path | None = None, lock: Path | None = None,
     prefixes = find_store_paths(store)
     if not prefixes:
         raise BundleError(f"{store}: no store paths (<name>-<version>-<hash> or .spack/spec.json) found")
-    paths: list[StorePath] = []
-    pending: list[tuple[Path, Entry, int]] = []
+    paths: List[StorePath] = []
+    pending: List[Tuple[Path, Entry, int]] = []
     for prefix in prefixes:
         mode, entries = scan_prefix(prefix)
         key = prefix.relative_to(root).as_posix()
@@ -224,7 +222,7 @@ def build(root: Path, store: Path | None = None, lock: Path | None = None,
     return manifest
 
 
-def by_key(manifest: Manifest) -> dict[str, StorePath]:
+def by_key(manifest: Manifest) -> Dict[str, StorePath]:
     return {sp["key"]: sp for sp in manifest["paths"]}
 
 
@@ -232,7 +230,7 @@ def path_bytes(store_path: StorePath) -> int:
     return sum(e.get("size", 0) for e in store_path["files"])
 
 
-def totals(paths: Iterable[StorePath]) -> tuple[int, int]:
+def totals(paths: Iterable[StorePath]) -> Tuple[int, int]:
     """(files, bytes) over store paths, for progress and summaries."""
     files = nbytes = 0
     for sp in paths:
@@ -241,7 +239,7 @@ def totals(paths: Iterable[StorePath]) -> tuple[int, int]:
     return files, nbytes
 
 
-def diff(a: Manifest, b: Manifest) -> dict[str, list[dict[str, Any]]]:
+def diff(a: Manifest, b: Manifest) -> Dict[str, List[Dict[str, Any]]]:
     """Store paths added, removed and changed from manifest A to B, with their bytes."""
     ka, kb = by_key(a), by_key(b)
     return {

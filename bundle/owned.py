@@ -8,11 +8,8 @@ deploy's staging and database merge, spackstore's parts), so that the store-path
 refuses exactly the names a deployment would make or keeps for itself. Pure.
 """
 
-from __future__ import annotations
-
 import posixpath
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from bundle.spackdb import DB_DIR
 
@@ -31,7 +28,7 @@ def db_dir(install_root: str) -> str:
     return posixpath.join(install_root, DB_DIR) if install_root else DB_DIR
 
 
-def spack_parts(spack: Mapping[str, Any] | None) -> tuple[str, ...]:
+def spack_parts(spack: Optional[Mapping[str, Any]]) -> Tuple[str, ...]:
     """The keys a store path of kind "spack" may have: Spack's parts, and sbang's directory when the
     manifest has a "spack" section."""
     if spack is None:
@@ -39,7 +36,7 @@ def spack_parts(spack: Mapping[str, Any] | None) -> tuple[str, ...]:
     return SPACK_PARTS + (sbang_dir(spack["unpadded_root"]),)
 
 
-def owned(spack: Mapping[str, Any] | None) -> dict[str, str]:
+def owned(spack: Optional[Mapping[str, Any]]) -> Dict[str, str]:
     """Path below the root -> what it is, for everything a deployment of a manifest with this "spack"
     section owns or makes there other than its store paths."""
     paths = {META: "the tool's state directory"}
@@ -60,7 +57,7 @@ def _overlaps(key: str, path: str) -> bool:
     return key == path or key.startswith(path + "/") or path.startswith(key + "/")
 
 
-def owner(key: str, spack: Mapping[str, Any] | None) -> str | None:
+def owner(key: str, spack: Optional[Mapping[str, Any]]) -> Optional[str]:
     """What of the deployment's own KEY would be, lie in, or hold (None: nothing, KEY may be a store path)."""
     if any(part.startswith(STAGING_PREFIX) for part in key.split("/")):
         return "a staging directory of a run"

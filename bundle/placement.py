@@ -6,18 +6,15 @@ the padded root is rebuilt at the target the way the Spack there will compute it
 length, so the store paths move below it and the padded prefix is rewritten in place, byte for byte.
 """
 
-from __future__ import annotations
-
 import posixpath
-from dataclasses import dataclass
+from typing import NamedTuple, Optional, Tuple
 
 from bundle import spackdb
 from bundle.records import Manifest
 
 
-@dataclass(frozen=True)
-class Layout:
-    pairs: tuple[tuple[str, str], ...] = ()  # (old prefix, new prefix), the longest old one first
+class Layout(NamedTuple):  # not a dataclass: a ship's target plans on Python 3.6
+    pairs: Tuple[Tuple[str, str], ...] = ()  # (old prefix, new prefix), the longest old one first
     old_install: str = ""  # the padded install root below the build root, when it moves
     new_install: str = ""
 
@@ -28,7 +25,7 @@ class Layout:
         return key
 
 
-def layout(manifest: Manifest, relocation: tuple[str, str] | None) -> Layout:
+def layout(manifest: Manifest, relocation: Optional[Tuple[str, str]]) -> Layout:
     """The Layout of MANIFEST deployed with RELOCATION (old root, new root), or at its own root (None)."""
     if relocation is None:
         return Layout()

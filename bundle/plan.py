@@ -5,10 +5,7 @@ with another digest. Its place holding anything else is refused (nothing the too
 replaced), except the target's own Spack and its own installs of the same spec, which are kept.
 """
 
-from __future__ import annotations
-
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import Callable, Dict, List, NamedTuple
 
 from bundle.errors import BundleError
 from bundle.manifest import path_digest
@@ -18,12 +15,11 @@ from bundle.records import Manifest, StorePath
 ABSENT, SAME, OTHER = "absent", "same", "other"  # what is at a store path's place at the target
 
 
-@dataclass
-class Plan:
-    todo: list[StorePath] = field(default_factory=list)  # to stage and swap in
-    kept: list[str] = field(default_factory=list)  # places the target already fills with its own
-    stale: list[str] = field(default_factory=list)  # deployed earlier, no longer in the bundle
-    places: dict[str, str] = field(default_factory=dict)  # manifest key -> place below the target
+class Plan(NamedTuple):  # not a dataclass: a ship's target plans on Python 3.6
+    todo: List[StorePath]  # to stage and swap in
+    kept: List[str]  # places the target already fills with its own
+    stale: List[str]  # deployed earlier, no longer in the bundle
+    places: Dict[str, str]  # manifest key -> place below the target
 
     @property
     def files(self) -> int:
@@ -35,7 +31,7 @@ class Plan:
         return sum(e.get("size", 0) for sp in self.todo for e in sp["files"])
 
 
-def plan(manifest: Manifest, state: dict[str, str], probe: Callable[[str, StorePath], str],
+def plan(manifest: Manifest, state: Dict[str, str], probe: Callable[[str, StorePath], str],
          place: Callable[[str], str] = str) -> Plan:
     """What to write, skip, keep and prune (pure apart from PROBE, which says what is at a place of the
     target: ABSENT, SAME (a Spack install of the same hash) or OTHER). Refuses a store path whose place
@@ -44,8 +40,8 @@ def plan(manifest: Manifest, state: dict[str, str], probe: Callable[[str, StoreP
     same spec, is kept as it is."""
     owned = set(state)
     places = {sp["key"]: place(sp["key"]) for sp in manifest["paths"]}
-    todo: list[StorePath] = []
-    kept: list[str] = []
+    todo: List[StorePath] = []
+    kept: List[str] = []
     for sp in manifest["paths"]:
         key = places[sp["key"]]
         cut = key.rfind("/")

@@ -6,8 +6,6 @@ read_members), a ship's stream on the target (read_members), and the ship's send
 store paths out of a bundle (decompressed_blocks, in_background, KeyFinder, stream_errors).
 """
 
-from __future__ import annotations
-
 import gzip
 import hashlib
 import io
@@ -17,15 +15,13 @@ import re
 import tarfile
 import threading
 import zlib
-from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO, Protocol, cast
+from typing import TYPE_CHECKING, BinaryIO, Callable, Dict, Iterable, Iterator, Optional, Set, Tuple, Type, cast
 
 from bundle import tarstream
 from bundle.errors import BundleError
-from bundle.manifest import CHUNK, check, check_digest, link_escapes
+from bundle.manifest import CHUNK, MANIFEST_NAME, check, check_digest, link_escapes
 from bundle.records import Entry, Manifest, StorePath
-from bundle.writer import MANIFEST_NAME
 
 HASH_IN_NAME = re.compile(r"([0-9a-f]{32,64})")
 # The manifest is read into memory (and parsed): 128 MiB is ~800,000 files, several times a large Spack store.
@@ -35,10 +31,10 @@ MANIFEST_MAX = 128 << 20
 READ_BLOCK = 4 << 20  # decompressed bytes per block handed from the decompressing thread to the reader
 
 
-def stream_errors() -> tuple[type[BaseException], ...]:
+def stream_errors() -> Tuple[Type[BaseException], ...]:
     """What a truncated or corrupted stream raises (zstandard's error when it is installed: the target of a
     ship runs this code on a bare python3, where only gzip streams arrive)."""
-    found: tuple[type[BaseException], ...] = (tarstream.TarError, EOFError, zlib.error, gzip.BadGzipFile)
+    found: Tuple[Type[BaseException], ...] = (tarstream.TarError, EOFError, zlib.error, gzip.BadGzipFile)
     try:
         import zstandard
     except ImportError:
@@ -81,8 +77,7 @@ def decompressed_blocks(raw: BinaryIO, bundle: Path) -> Iterator[bytes]:
         stream = cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb"))
     else:
         raise BundleError(f"{bundle}: not a bundle (neither zstd nor gzip)")
-    while block := stream.read(READ_BLOCK):
-        yield block
+    yield from iter(lambda: stream.read(READ_BLOCK), b"")
 
 
 _END = object()
@@ -116,7 +111,7 @@ def in_background(chunks: Iterator[bytes], depth: int = 8) -> Iterator[bytes]:
     thread = threading.Thread(target=produce, name="bundle-decompress", daemon=True)
     thread.start()
     try:
-        while (item := handoff.get()) is not _END:
+        for item in iter(handoff.get, _END):
             if isinstance(item, BaseException):
                 raise item
             yield item
@@ -133,6 +128,12 @@ def _check_name(bundle: Path, digest: str) -> None:
         raise BundleError(f"{bundle.name}: manifest hash {digest[:32]} does not match the bundle's name")
 
 
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    Protocol = object  # typing.Protocol is 3.8+; a ship's target may run 3.6, where Sink is a plain class
+
+
 class Sink(Protocol):
     """Where checked members go (deploy's staging); reading without a sink only verifies.
 
@@ -145,7 +146,7 @@ class Sink(Protocol):
     def wants(self, sp: StorePath) -> bool: ...
     def directory(self, sp: StorePath, rel: str, mode: int) -> None: ...
     def symlink(self, sp: StorePath, rel: str, target: str) -> None: ...
-    def file(self, sp: StorePath | None, rel: str, entry: Entry, name: str, tar: tarstream.Reader) -> None:
+    def file(self, sp: Optional[StorePath], rel: str, entry: Entry, name: str, tar: tarstream.Reader) -> None:
         """Read the file's entry["size"] bytes from TAR (views, valid until the sink lets them go);
         SP None: verify only, write nothing."""
     def done(self, sp: StorePath) -> None: ...
@@ -165,7 +166,7 @@ class KeyFinder:
         self.keys = set(keys)
         self.current, self.prefix = "", "\0"
 
-    def find(self, name: str) -> tuple[str, str] | None:
+    def find(self, name: str) -> Optional[Tuple[str, str]]:
         if name.startswith(self.prefix):
             return self.current, name[len(self.prefix):]
         if name in self.keys:
@@ -211,16 +212,16 @@ class Checker:
     and link target, once, and whole store paths one after the other, each starting with its directory.
     check() returns the manifest entry a member matched; end() refuses what never came."""
 
-    def __init__(self, manifest: Manifest, sink: Sink | None) -> None:
+    def __init__(self, manifest: Manifest, sink: Optional[Sink]) -> None:
         self.root, self.sink = manifest["root"], sink
         self.paths = {sp["key"]: sp for sp in manifest["paths"]}
         self.keys = KeyFinder(self.paths)
         self.expected = {sp["key"]: {e["path"]: e for e in sp["files"]} for sp in manifest["paths"]}
-        self.seen: dict[str, set[str]] = {k: set() for k in self.paths}
-        self.current: str | None = None
-        self.sp: StorePath | None = None
-        self.entries: dict[str, Entry] = {}
-        self.done: set[str] = set()
+        self.seen: Dict[str, Set[str]] = {k: set() for k in self.paths}
+        self.current: Optional[str] = None
+        self.sp: Optional[StorePath] = None
+        self.entries: Dict[str, Entry] = {}
+        self.done: Set[str] = set()
         self.writing = False  # the sink writes the current store path
 
     def _start(self, member: tarstream.Member, key: str, rel: str) -> None:
@@ -244,7 +245,7 @@ class Checker:
         if self.sink and self.writing:
             self.sink.done(self.paths[key])
 
-    def check(self, member: tarstream.Member) -> tuple[str, str, Entry]:
+    def check(self, member: tarstream.Member) -> Tuple[str, str, Entry]:
         """(kind, path in the store path, manifest entry) of MEMBER, or a refusal."""
         _refuse_unsafe(member, self.root, self.keys)
         where = self.keys.find(member.name)
@@ -253,7 +254,7 @@ class Checker:
         key, rel = where
         if key != self.current:
             self._start(member, key, rel)
-        entry: Entry | None = self.entries.get(rel) if rel else {"path": "", "type": "dir",
+        entry: Optional[Entry] = self.entries.get(rel) if rel else {"path": "", "type": "dir",
                                                                   "mode": self.paths[key]["mode"]}
         if entry is None:
             raise BundleError(f"member {member.name}: not in the manifest")
@@ -280,9 +281,9 @@ class Checker:
                 raise BundleError(f"{key}: in the manifest, missing from the archive")
 
 
-def read(bundle: Path, sink: Sink | None = None, *, manifest_only: bool = False,
-         on_file: Callable[[int], None] | None = None,
-         known: tuple[Manifest, str] | None = None) -> tuple[Manifest, str]:
+def read(bundle: Path, sink: Optional[Sink] = None, *, manifest_only: bool = False,
+         on_file: Optional[Callable[[int], None]] = None,
+         known: Optional[Tuple[Manifest, str]] = None) -> Tuple[Manifest, str]:
     """Read BUNDLE, checking name, manifest and every member; returns (manifest, manifest hash).
 
     Members go to SINK only after their path, type, mode, size and link target are checked against
@@ -299,9 +300,9 @@ def read(bundle: Path, sink: Sink | None = None, *, manifest_only: bool = False,
     return read_from(raw, bundle, sink, manifest_only=manifest_only, on_file=on_file, known=known)
 
 
-def read_from(raw: BinaryIO, bundle: Path, sink: Sink | None = None, *, manifest_only: bool = False,
-              on_file: Callable[[int], None] | None = None,
-              known: tuple[Manifest, str] | None = None) -> tuple[Manifest, str]:
+def read_from(raw: BinaryIO, bundle: Path, sink: Optional[Sink] = None, *, manifest_only: bool = False,
+              on_file: Optional[Callable[[int], None]] = None,
+              known: Optional[Tuple[Manifest, str]] = None) -> Tuple[Manifest, str]:
     """read() of the bundle named BUNDLE from RAW, a file or a pipe (read once, front to back), closed after."""
     blocks = in_background(decompressed_blocks(raw, bundle)) if not manifest_only else decompressed_blocks(raw, bundle)
     try:
@@ -318,8 +319,8 @@ def read_from(raw: BinaryIO, bundle: Path, sink: Sink | None = None, *, manifest
         raise
 
 
-def read_manifest(bundle: Path, tar: tarstream.Reader, first: tarstream.Member | None,
-              known: tuple[Manifest, str] | None) -> tuple[Manifest, str]:
+def read_manifest(bundle: Path, tar: tarstream.Reader, first: Optional[tarstream.Member],
+              known: Optional[Tuple[Manifest, str]]) -> Tuple[Manifest, str]:
     """The first member, the manifest: its size bounded before it is read, its hash the bundle's name."""
     if first is None or first.name != MANIFEST_NAME or first.type != tarstream.REG:
         raise BundleError(f"{bundle.name}: first member is not {MANIFEST_NAME}")
@@ -339,8 +340,8 @@ def read_manifest(bundle: Path, tar: tarstream.Reader, first: tarstream.Member |
     return manifest, digest
 
 
-def _read(bundle: Path, tar: tarstream.Reader, sink: Sink | None, manifest_only: bool,
-          on_file: Callable[[int], None] | None, known: tuple[Manifest, str] | None) -> tuple[Manifest, str]:
+def _read(bundle: Path, tar: tarstream.Reader, sink: Optional[Sink], manifest_only: bool,
+          on_file: Optional[Callable[[int], None]], known: Optional[Tuple[Manifest, str]]) -> Tuple[Manifest, str]:
     members = iter(tar)
     manifest, digest = read_manifest(bundle, tar, next(members, None), known)
     if manifest_only:
@@ -349,8 +350,8 @@ def _read(bundle: Path, tar: tarstream.Reader, sink: Sink | None, manifest_only:
     return manifest, digest
 
 
-def read_members(tar: tarstream.Reader, manifest: Manifest, sink: Sink | None,
-                 on_file: Callable[[int], None] | None = None) -> None:
+def read_members(tar: tarstream.Reader, manifest: Manifest, sink: Optional[Sink],
+                 on_file: Optional[Callable[[int], None]] = None) -> None:
     """The members of TAR (after the manifest, or a ship's stream of only some store paths: MANIFEST
     then lists just those), each checked against MANIFEST and handed to SINK; see read()."""
     checker = Checker(manifest, sink)

@@ -9,8 +9,6 @@ files: padded the same way. Absolute symlinks into an old prefix are rewritten. 
 rewritten, so verify can check it later.
 """
 
-from __future__ import annotations
-
 import hashlib
 import os
 import re
@@ -18,15 +16,15 @@ import shutil
 import stat
 import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
+from typing import Dict, Optional, Pattern, Sequence, Tuple, Union
 
 from bundle.errors import BundleError
 from bundle.records import StorePath
 
 SHEBANG_MAX = 127  # the kernel's limit (BINPRM_BUF_SIZE - 1) before Linux 5.1
 PADDING_HINT = "rebuild with room to relocate (Spack's config:install_tree:padded_length)"
-Pairs = Sequence[tuple[str, str]]
+Pairs = Sequence[Tuple[str, str]]
 
 
 def patchelf_command() -> str:
@@ -38,7 +36,7 @@ def patchelf_command() -> str:
     return found
 
 
-def prefix_pattern(olds: str | Sequence[str]) -> re.Pattern[bytes]:
+def prefix_pattern(olds: Union[str, Sequence[str]]) -> Pattern[bytes]:
     """Each old prefix as a whole path component (/a/root matches /a/root and /a/root/x, not /a/root2),
     the longest first."""
     olds = [olds] if isinstance(olds, str) else sorted(olds, key=len, reverse=True)
@@ -57,7 +55,7 @@ def grows(old: str, new: str) -> bool:
     return len(new.encode()) > len(old.encode())
 
 
-def replace(pattern: re.Pattern[bytes], new: bytes | dict[bytes, bytes], data: bytes) -> bytes:
+def replace(pattern: Pattern[bytes], new: Union[bytes, Dict[bytes, bytes]], data: bytes) -> bytes:
     """Every match of PATTERN replaced by NEW (or NEW[match]) taken literally (re.sub would read
     backslashes in a replacement string)."""
     if isinstance(new, bytes):
@@ -84,7 +82,7 @@ class Rewrite:
                 old, new = grown[match.group(0)]
                 raise BundleError(f"{rel}: {what} {old} cannot grow to {new}; {PADDING_HINT}")
 
-    def link(self, target: str) -> str | None:
+    def link(self, target: str) -> Optional[str]:
         for old, new in self.pairs:
             if target == old or target.startswith(old + "/"):
                 return new + target[len(old):]
@@ -92,7 +90,8 @@ class Rewrite:
 
 
 def _patchelf(tool: str, path: Path, *args: str) -> str:
-    proc = subprocess.run([tool, *args, str(path)], capture_output=True, text=True)
+    pipe = subprocess.PIPE  # not capture_output=True, text=True: they are 3.7+, and a ship's target may run 3.6
+    proc = subprocess.run([tool, *args, str(path)], stdout=pipe, stderr=pipe, universal_newlines=True)  # noqa: UP021
     if proc.returncode != 0:
         if args and args[0].startswith("--print"):
             return ""
@@ -128,12 +127,12 @@ def rewrite_bytes(data: bytes, rw: Rewrite, rel: str) -> bytes:
     return result
 
 
-def relocate_store_path(base: Path, sp: StorePath, pairs: Pairs, tool: str | None) -> dict[str, dict]:
+def relocate_store_path(base: Path, sp: StorePath, pairs: Pairs, tool: Optional[str]) -> Dict[str, dict]:
     """Rewrite the staged store path at BASE; returns {path: new sha256/size or link target}. Only the
     files the manifest lists as holding the build root (found at pack time) are read; a manifest
     without that list (older bundles) has every file read."""
     rw = Rewrite(pairs)
-    changed: dict[str, dict] = {}
+    changed: Dict[str, dict] = {}
     for e in sp["files"]:
         if e["type"] == "link" and e["target"].startswith("/"):
             new_target = rw.link(e["target"])
@@ -158,7 +157,7 @@ def relocate_store_path(base: Path, sp: StorePath, pairs: Pairs, tool: str | Non
     return changed
 
 
-def apply_record(sp: StorePath, record: dict[str, dict]) -> StorePath:
+def apply_record(sp: StorePath, record: Dict[str, dict]) -> StorePath:
     """SP with the rewritten files' digests, sizes and targets: what a relocated deployment should hold."""
     if not record:
         return sp

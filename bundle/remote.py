@@ -1,4 +1,4 @@
-"""The target's side of a ship (ship.py), run by a bare python3 (3.10 or newer, standard library only).
+"""The target's side of a ship (ship.py), run by a bare python3 (3.6 or newer, standard library only).
 
 ship.py starts `python3 -c ...` over ssh and feeds it, on stdin, this package's sources (loaded from
 memory: nothing is installed on the target), then a header line and the bundle's manifest. The target
@@ -8,18 +8,19 @@ it answers with the store paths it needs, and reads them as a gzip'd tar stream 
 member checked against the manifest and every sha256 matched. A sender that stops mid-stream ends
 the stream early: the read fails, staging is dropped, and the deployment is as it was.
 Replies are JSON lines on stdout: {"todo": [...]}, then {"result": {...}} or {"error": "..."}.
-"""
 
-from __future__ import annotations
+This module and all it imports (bundle/closure.py finds them) are written for Python 3.6, RHEL 8's system
+python3: typing's List and Optional, NamedTuples, no dataclasses or walrus (tests/bundle/test_closure.py
+compiles and runs them there).
+"""
 
 import hashlib
 import json
 import os
 import sys
 import zlib
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable, Iterator, List, Optional, Tuple
 
 from bundle import deploy, reader, tarstream
 from bundle.errors import BundleError
@@ -27,7 +28,7 @@ from bundle.manifest import check
 from bundle.plan import Plan
 from bundle.records import Manifest, StorePath, of_type
 
-MIN_PYTHON = (3, 10)
+MIN_PYTHON = (3, 6)  # what ship.py's loader asks of the target's python3
 BLOCK = 1 << 20
 
 
@@ -39,7 +40,10 @@ def send(out: BinaryIO, message: dict) -> None:
 def gunzip(inp: BinaryIO) -> Iterator[bytes]:
     """The decompressed blocks of the gzip stream on INP (ends with the gzip member, or early at EOF)."""
     d = zlib.decompressobj(31)
-    while not d.eof and (chunk := inp.read1(BLOCK)):  # type: ignore[attr-defined]
+    while not d.eof:
+        chunk = inp.read1(BLOCK)  # type: ignore[attr-defined]
+        if not chunk:
+            return
         while chunk:
             yield d.decompress(chunk, 4 * BLOCK)
             chunk = d.unconsumed_tail
@@ -48,9 +52,9 @@ def gunzip(inp: BinaryIO) -> Iterator[bytes]:
 class ShipSource(deploy.Source):
     def __init__(self, name: str, manifest: bytes, digest: str, inp: BinaryIO, out: BinaryIO) -> None:
         self.name, self.data, self.digest, self.inp, self.out = name, manifest, digest, inp, out
-        self.parsed: Manifest | None = None
+        self.parsed: Optional[Manifest] = None
 
-    def manifest(self) -> tuple[Manifest, str]:
+    def manifest(self) -> Tuple[Manifest, str]:
         if hashlib.sha256(self.data).hexdigest() != self.digest:
             raise BundleError(f"{self.name}: the manifest sent does not hash to {self.digest[:32]}")
         try:
@@ -63,7 +67,7 @@ class ShipSource(deploy.Source):
     def planned(self, steps: Plan, target: Path) -> None:
         send(self.out, {"todo": [sp["key"] for sp in steps.todo], "target": str(target)})
 
-    def stage(self, todo: list[StorePath], sink: reader.Sink, on_file: Callable[[int], None] | None) -> None:
+    def stage(self, todo: List[StorePath], sink: reader.Sink, on_file: Optional[Callable[[int], None]]) -> None:
         assert self.parsed is not None
         try:
             reader.read_members(tarstream.Reader(gunzip(self.inp)), {**self.parsed, "paths": todo}, sink, on_file)

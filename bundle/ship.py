@@ -4,7 +4,8 @@ One ssh session: `python3 -c <loader>` on the target reads this package's source
 from memory, nothing installed; remote.py says what the target does), then the manifest. The target
 takes its lock, plans against its own .bundle/state.json and answers with the store paths it needs;
 only those are read out of the bundle here and sent, as a gzip'd tar stream, into the same checks,
-staging and atomic swap as a local redeploy. The target needs ssh and python3 (3.10 or newer).
+staging and atomic swap as a local redeploy. The target needs ssh and python3 (3.6 or newer: RHEL 8's;
+--remote-python names another); an older Python there is refused in one line naming its version.
 The ssh command is `ssh`, or BUNDLE_SSH, or --ssh (split like a shell would, as rsync's RSYNC_RSH).
 Pulling, the other direction: `ssh HOST cat PATH` read once as the bundle's stream (PullSource).
 """
@@ -24,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
-from bundle import deploy, reader, tarstream, writer
+from bundle import deploy, reader, remote, tarstream, writer
 from bundle.closure import closure
 from bundle.errors import BundleError
 from bundle.manifest import canonical
@@ -32,11 +33,14 @@ from bundle.plan import Plan
 from bundle.records import Manifest, StorePath
 
 PACKAGE = Path(__file__).resolve().parent
-REMOTE = "python3 -c 'import sys;exec(sys.stdin.buffer.read(int(sys.stdin.buffer.readline())))'"
+# The bootstrap and the loader's first lines parse and run on Python 2 too, so that an old python3 (or a
+# python that is 2) is refused by the version check below, not by a traceback.
+BOOTSTRAP = "import sys;i=getattr(sys.stdin,\"buffer\",sys.stdin);exec(i.read(int(i.readline())))"
+TOO_OLD = 3  # the loader's exit status when the target's Python is older than remote.MIN_PYTHON
 LOADER = """import sys
-if sys.version_info < (3, 10):
-    sys.stderr.write("python3 there is %d.%d; a ship's target needs 3.10 or newer\\n" % sys.version_info[:2])
-    sys.exit(3)
+if sys.version_info < @MIN@:
+    sys.stderr.write("bundle-ship: Python %d.%d.%d\\n" % tuple(sys.version_info[:3]))
+    sys.exit(@TOO_OLD@)
 import importlib.abc, importlib.util, json, zlib
 SRC = json.loads(zlib.decompress(sys.stdin.buffer.read(@SIZE@)))
 class Loader(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -52,6 +56,7 @@ from bundle import remote
 sys.exit(remote.main())
 """
 ENTRY = "bundle.remote"  # the target runs remote.main(): what it imports, and nothing else, is shipped
+_TOO_OLD = re.compile(r"^bundle-ship: Python (\d+\.\d+\.\d+)$", re.M)
 _TYPES = {tarstream.REG: tarfile.REGTYPE, tarstream.DIR: tarfile.DIRTYPE, tarstream.SYM: tarfile.SYMTYPE}
 _DEST = re.compile(r"^(?:([^@/:\s]+)@)?([^@/:\s]+):(/.*)$")
 
@@ -72,21 +77,34 @@ def ssh_command(ssh: str | None) -> list[str]:
     return words
 
 
+def remote_command(python: str = "python3") -> str:
+    """The command ssh runs on the target: PYTHON reading the loader from stdin."""
+    return f"{shlex.quote(python)} -c '{BOOTSTRAP}'"
+
+
+def loader(size: int) -> str:
+    """The loader's text, for sources SIZE bytes long."""
+    return (LOADER.replace("@MIN@", repr(remote.MIN_PYTHON)).replace("@TOO_OLD@", str(TOO_OLD))
+            .replace("@SIZE@", str(size)))
+
+
 def code() -> bytes:
     """The loader, then the sources it loads (zlib'd JSON: remote.py's import closure), as the target reads
     them on stdin."""
     blob = zlib.compress(json.dumps(closure(PACKAGE, ENTRY)).encode(), 9)
-    loader = LOADER.replace("@SIZE@", str(len(blob))).encode()
-    return str(len(loader)).encode() + b"\n" + loader + blob
+    text = loader(len(blob)).encode()
+    return str(len(text)).encode() + b"\n" + text + blob
 
 
-def ssh_error(host: str, returncode: int, stderr: str) -> str:
+def ssh_error(host: str, returncode: int, stderr: str, python: str = "python3") -> str:
     """One line for what went wrong before the target's program answered."""
     last = (stderr.strip().splitlines() or [""])[-1]
-    if returncode == 127 or "python3: command not found" in stderr or "python3: not found" in stderr:
-        return f"{host}: no python3 there (the target needs ssh and python3 3.10 or newer)"
-    if returncode == 3 and "python3 there is" in stderr:
-        return f"{host}: {last}"
+    need = ".".join(map(str, remote.MIN_PYTHON))
+    old = _TOO_OLD.search(stderr)
+    if returncode == TOO_OLD and old:
+        return f"{host}: {python} there is Python {old[1]}; a ship's target needs Python {need} or newer"
+    if returncode == 127 or f"{python}: command not found" in stderr or f"{python}: not found" in stderr:
+        return f"{host}: no {python} there (the target needs ssh and Python {need} or newer; see --remote-python)"
     if "Permission denied" in stderr or "Too many authentication failures" in stderr:
         return f"{host}: authentication refused ({last})"
     if returncode == 255:
@@ -160,12 +178,12 @@ def send_store_paths(bundle: Path, todo: set[str], out: _Sender, on_file: Callab
         raw.close()
 
 
-def _reply(proc: subprocess.Popen, host: str, errors: list[str]) -> dict[str, Any]:
+def _reply(proc: subprocess.Popen, host: str, errors: list[str], python: str) -> dict[str, Any]:
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line:
         proc.wait()
-        raise BundleError(ssh_error(host, proc.returncode, "".join(errors)))
+        raise BundleError(ssh_error(host, proc.returncode, "".join(errors), python))
     message = json.loads(line)
     if "error" in message:
         raise BundleError(f"{host}: {message['error']}")
@@ -189,11 +207,11 @@ def report(result: dict[str, Any], host: str, sent: int, control: int, paths: li
 
 
 @contextmanager
-def _session(ssh: str | None, host: str) -> Iterator[tuple[subprocess.Popen, list[str]]]:
+def _session(ssh: str | None, host: str, python: str) -> Iterator[tuple[subprocess.Popen, list[str]]]:
     """`ssh HOST python3 -c <reader>`, its stderr collected (for the one line when it fails); waited for on
     the way out, killed when it has not ended 30 s later."""
-    proc = subprocess.Popen([*ssh_command(ssh), host, REMOTE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen([*ssh_command(ssh), host, remote_command(python)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     errors: list[str] = []
     drain = threading.Thread(target=lambda: errors.extend(line.decode(errors="replace")
                                                           for line in proc.stderr or []), daemon=True)
@@ -219,15 +237,16 @@ def _unless_gone(write: Callable[[], None]) -> None:
 
 
 def ship(bundle: Path, dest: str, *, ssh: str | None = None, relocate: bool = False, wait: bool = False,
-         prune: bool = False, on_sent: Callable[[int], None] | None = None,
+         prune: bool = False, python: str = "python3", on_sent: Callable[[int], None] | None = None,
          on_plan: Callable[[int, int], None] | None = None,
          on_file: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Ship BUNDLE to DEST ([USER@]HOST:PREFIX); the target's redeploy result, with what was sent."""
+    """Ship BUNDLE to DEST ([USER@]HOST:PREFIX), run there by PYTHON; the target's redeploy result, with what
+    was sent."""
     host, prefix = parse_dest(dest)
     bundle = Path(bundle)
     manifest, digest = reader.read(bundle, manifest_only=True)
     by_key = {sp["key"]: sp for sp in manifest["paths"]}
-    with _session(ssh, host) as (proc, errors):
+    with _session(ssh, host, python) as (proc, errors):
         assert proc.stdin is not None
         stdin, out = proc.stdin, _Sender(proc.stdin, on_sent)
         first = request(bundle.name, digest, manifest, prefix, relocate=relocate, wait=wait, prune=prune)
@@ -237,15 +256,15 @@ def ship(bundle: Path, dest: str, *, ssh: str | None = None, relocate: bool = Fa
             stdin.flush()
 
         _unless_gone(send_request)
-        todo = [by_key[k] for k in _reply(proc, host, errors)["todo"] if k in by_key]
+        todo = [by_key[k] for k in _reply(proc, host, errors, python)["todo"] if k in by_key]
         control = out.sent
         if on_plan:
-            steps = Plan(todo=todo)
+            steps = Plan(todo, [], [], {})
             on_plan(steps.files, steps.bytes)
         if todo:
             _unless_gone(lambda: send_store_paths(bundle, {sp["key"] for sp in todo}, out, on_file))
         _unless_gone(stdin.close)
-        result = _reply(proc, host, errors)["result"]
+        result = _reply(proc, host, errors, python)["result"]
     return report(result, host, out.sent, control, todo)
 
 

@@ -1,13 +1,12 @@
 """The shell snippet a deployment writes (.bundle/env.sh) and the one profile line that sources it."""
 
-from __future__ import annotations
-
 from pathlib import Path
+from typing import Dict, Optional
 
 from bundle.records import Manifest
 
 
-def snippet(target: Path, manifest: Manifest, digest: str, places: dict[str, str] | None = None) -> str:
+def snippet(target: Path, manifest: Manifest, digest: str, places: Optional[Dict[str, str]] = None) -> str:
     """The shell lines users source: SPACK_ROOT and Spack's setup-env.sh, else the store paths' bin/."""
     places = places or {}
     lines = [f"# written by python -m bundle redeploy; bundle manifest {digest[:32]}"]

@@ -8,12 +8,9 @@ with the same hash; reference counts are computed again the way Spack does (one 
 whatever the dependency type, plus one per record deprecated in its favour).
 """
 
-from __future__ import annotations
-
 import copy
 import posixpath
-from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
 from bundle.errors import BundleError
 from bundle.records import of_type
@@ -65,7 +62,7 @@ def new_install_root(old_root: str, old_install: str, new_root: str) -> str:
     return padded_root(new_unpadded, len(old_install))
 
 
-def check_db(db: Any, what: str) -> dict[str, dict]:
+def check_db(db: Any, what: str) -> Dict[str, dict]:
     """The installs of a database document, each field this module reads checked for type."""
     if not isinstance(db, dict) or not isinstance(db.get("database"), dict):
         raise BundleError(f"{what}: not a Spack database (no 'database' object)")
@@ -86,7 +83,7 @@ def check_db(db: Any, what: str) -> dict[str, dict]:
     return inner["installs"]
 
 
-RECORD_TYPES: dict[str, tuple[type, ...]] = {"installed": (bool,), "explicit": (bool,), "ref_count": (int,),
+RECORD_TYPES: Dict[str, Tuple[type, ...]] = {"installed": (bool,), "explicit": (bool,), "ref_count": (int,),
                                              "installation_time": (int, float)}
 
 
@@ -100,7 +97,7 @@ def _check_record_fields(rec: dict, what: str) -> None:
                 raise BundleError(f"{what} has a malformed {field} ({str(value)[:40]})")
 
 
-def ref_counts(installs: Mapping[str, dict]) -> dict[str, int]:
+def ref_counts(installs: Mapping[str, dict]) -> Dict[str, int]:
     """Reference counts as Spack's reindex computes them."""
     counts = dict.fromkeys(installs, 0)
     for rec in installs.values():
@@ -112,7 +109,7 @@ def ref_counts(installs: Mapping[str, dict]) -> dict[str, int]:
     return counts
 
 
-def select(installs: Mapping[str, dict], root: str, store_paths: Iterable[str]) -> dict[str, dict]:
+def select(installs: Mapping[str, dict], root: str, store_paths: Iterable[str]) -> Dict[str, dict]:
     """The records a bundle carries: those of its store paths (absolute, under ROOT) and those outside
     ROOT (externals such as the system's gcc); records of prefixes under ROOT that were not packed go."""
     packed = set(store_paths)
@@ -121,7 +118,7 @@ def select(installs: Mapping[str, dict], root: str, store_paths: Iterable[str]) 
             if rec.get("path") in packed or not str(rec.get("path") or "").startswith(inside)}
 
 
-def rewrite_paths(installs: Mapping[str, dict], moved: Mapping[str, str]) -> dict[str, dict]:
+def rewrite_paths(installs: Mapping[str, dict], moved: Mapping[str, str]) -> Dict[str, dict]:
     """INSTALLS with each record's path looked up in MOVED (old absolute path -> new); others as they were."""
     out = {}
     for h, rec in installs.items():
@@ -130,8 +127,8 @@ def rewrite_paths(installs: Mapping[str, dict], moved: Mapping[str, str]) -> dic
     return out
 
 
-def merge(existing: Mapping[str, Any] | None, version: str, ours: Mapping[str, dict],
-          dropped_paths: Iterable[str] = ()) -> dict[str, Any]:
+def merge(existing: Optional[Mapping[str, Any]], version: str, ours: Mapping[str, dict],
+          dropped_paths: Iterable[str] = ()) -> Dict[str, Any]:
     """The target's database with OURS added (a record with the same hash is replaced: it describes the
     same install) and the records at DROPPED_PATHS (store paths pruned) removed; reference counts
     computed again over the result. EXISTING None: the target has no database yet."""

@@ -6,12 +6,10 @@ Each extra directory is a store path of kind "spack": read, staged and swapped i
 but kept as it is where the target already has its own.
 """
 
-from __future__ import annotations
-
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
+from typing import Callable, List, Optional
 
 from bundle import spackdb
 from bundle.errors import BundleError
@@ -21,9 +19,9 @@ from bundle.records import SpackSection
 SKIP_DIRS = frozenset({"__pycache__"})  # caches are not packed
 
 
-def find_database(store: Path, is_store_path: Callable[[Path], bool]) -> Path | None:
+def find_database(store: Path, is_store_path: Callable[[Path], bool]) -> Optional[Path]:
     """The `.spack-db` directory under STORE (outside any store path), or None."""
-    found: list[Path] = []
+    found: List[Path] = []
 
     def walk(directory: Path) -> None:
         try:
@@ -45,7 +43,7 @@ def find_database(store: Path, is_store_path: Callable[[Path], bool]) -> Path | 
     return found[0] if found else None
 
 
-def section(root: Path, db_dir: Path, store_paths: list[str]) -> SpackSection:
+def section(root: Path, db_dir: Path, store_paths: List[str]) -> SpackSection:
     """The manifest's "spack" part: where the store and sbang lie below ROOT, and the database records
     of STORE_PATHS (absolute) and of externals."""
     try:
@@ -60,7 +58,7 @@ def section(root: Path, db_dir: Path, store_paths: list[str]) -> SpackSection:
             "installs": spackdb.select(installs, root.as_posix(), store_paths)}
 
 
-def extra_parts(root: Path, spack: SpackSection | None, with_spack: bool) -> list[str]:
+def extra_parts(root: Path, spack: Optional[SpackSection], with_spack: bool) -> List[str]:
     """Keys (below ROOT) of the directories packed as kind "spack": sbang's bin/, and Spack's own parts."""
     keys = []
     if spack is not None:

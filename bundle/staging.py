@@ -13,15 +13,13 @@ path's files and symlinks are handed over only once its directories exist. The f
 (mismatch, disk full) is raised in the reading thread by the next hand-over or by finish().
 """
 
-from __future__ import annotations
-
 import hashlib
 import os
 import queue
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from bundle.errors import BundleError
 from bundle.manifest import check_digest
@@ -29,6 +27,7 @@ from bundle.records import Entry, StorePath
 from bundle.tarstream import Reader
 
 WRITERS = 2  # one per core on the 2-core machines this is measured on; more only adds lock contention
+_FIFO: Any = getattr(queue, "SimpleQueue", queue.Queue)  # SimpleQueue is 3.7+ (and faster); a ship's target may run 3.6
 BUDGET = 64 << 20  # bytes queued for the writers at most: memory stays flat whatever the bundle's size
 SMALL = 1 << 20  # a file up to this size is handed over whole (in a batch); a larger one streams
 BATCH = 256 << 10  # small files are handed to a writer in batches of about this many bytes (or BATCH_FILES)
@@ -70,9 +69,9 @@ class Writers:
     def __init__(self, threads: int = WRITERS, budget: int = BUDGET) -> None:
         self.mask = umask()
         self.budget = budget
-        self.error: BaseException | None = None
+        self.error: Optional[BaseException] = None
         self.stopping = False
-        self.queues: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in range(threads)]
+        self.queues: List[queue.SimpleQueue] = [_FIFO() for _ in range(threads)]
         self.queued = [0] * threads  # weight handed to each writer (written by the reading thread only)
         self.done = [0] * threads  # weight each writer finished (written by that writer only)
         self.threads = [threading.Thread(target=self._run, args=(i,), name=f"bundle-writer-{i}", daemon=True)
@@ -82,8 +81,8 @@ class Writers:
 
     def _run(self, i: int) -> None:
         jobs: queue.SimpleQueue = self.queues[i]
-        streams: dict[int, tuple[int | None, hashlib._Hash]] = {}
-        while (job := jobs.get()) is not None:
+        streams: Dict[int, Tuple[Optional[int], hashlib._Hash]] = {}
+        for job in iter(jobs.get, None):
             if self.error is None and not self.stopping:
                 try:
                     self._do(job, streams)
@@ -94,7 +93,7 @@ class Writers:
             if fd is not None:
                 os.close(fd)
 
-    def _do(self, job: tuple, streams: dict[int, tuple[int | None, hashlib._Hash]]) -> None:
+    def _do(self, job: tuple, streams: Dict[int, Tuple[Optional[int], "hashlib._Hash"]]) -> None:
         op = job[0]
         if op == "batch":  # the hot loop: once per small file, so written out in full
             mask, sha256, write = self.mask, hashlib.sha256, os.write
@@ -186,14 +185,14 @@ class Staging:
     read-only mode is in the way.
     """
 
-    def __init__(self, staged: dict[str, Path], todo: list[StorePath]) -> None:
+    def __init__(self, staged: Dict[str, Path], todo: List[StorePath]) -> None:
         self.todo = {sp["key"]: sp for sp in todo}
         self.staged = staged  # store path -> where it is staged (its parent directory exists)
         self.bases = {key: str(path) for key, path in self.staged.items()}
         self.writers = Writers()
-        self.dirs_ready: dict[str, tuple[int, int]] = {}  # store path -> (writer, weight done when its dirs exist)
-        self.chmods: list[tuple[str, int]] = []
-        self.batch: list[tuple] = []
+        self.dirs_ready: Dict[str, Tuple[int, int]] = {}  # store path -> (writer, weight done when its dirs exist)
+        self.chmods: List[Tuple[str, int]] = []
+        self.batch: List[tuple] = []
         self.batch_weight = 0
         self.streams = 0
 
@@ -226,7 +225,7 @@ class Staging:
     def symlink(self, sp: StorePath, rel: str, target: str) -> None:
         self._add((self._path(sp, rel), target), 1)
 
-    def file(self, sp: StorePath | None, rel: str, entry: Entry, name: str, tar: Reader) -> None:
+    def file(self, sp: Optional[StorePath], rel: str, entry: Entry, name: str, tar: Reader) -> None:
         path = self._path(sp, rel) if sp is not None else None
         if entry["size"] <= SMALL:
             self._add((path, entry["mode"], entry["sha256"], name, tar.pieces(entry["size"])), entry["size"] + 1)

@@ -6,10 +6,9 @@ something must be a deployment of this tool or a Spack root (else --prefix has t
 of it is decided before anything is created.
 """
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
+from typing import Optional, Tuple
 
 from bundle.errors import BundleError
 from bundle.owned import META
@@ -42,7 +41,7 @@ def check_prefix_text(prefix: str) -> None:
         raise BundleError(f"--prefix {os.fsencode(prefix)!r} is not valid UTF-8") from None
 
 
-def choose(built: str, prefix: str | None, relocate: bool) -> tuple[Path, tuple[str, str] | None]:
+def choose(built: str, prefix: Optional[str], relocate: bool) -> Tuple[Path, Optional[Tuple[str, str]]]:
     """(target, (old, new) when relocating): pure, raises when the target is refused by name alone."""
     if prefix is not None:
         check_prefix_text(prefix)

@@ -9,12 +9,9 @@ keys are listed, so GNU sparse files can be refused); every other type comes out
 so the caller refuses devices, fifos, hard links, global PAX headers or GNU long names by name.
 """
 
-from __future__ import annotations
-
 import struct
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import Dict, FrozenSet, Iterator, List, NamedTuple
 
 BLOCK = 512
 REG, AREG, LNK, SYM, DIR, PAX = b"0", b"\0", b"1", b"2", b"5", b"x"
@@ -24,21 +21,20 @@ PAX_MAX = 1 << 20  # a PAX header is read into memory: a long path takes a few h
 _HEADER = struct.Struct("100s8s8s8s12s12s8sc100s8s32s32s8s8s155s12x")
 _ZERO = bytes(BLOCK)
 _NO_DATA = (LNK, SYM, b"3", b"4", DIR, b"6")
-_NO_KEYS: frozenset[str] = frozenset()
+_NO_KEYS: FrozenSet[str] = frozenset()
 
 
 class TarError(Exception):
     """The stream is not a readable tar (truncated, corrupted header, malformed PAX record)."""
 
 
-@dataclass(slots=True)
-class Member:
+class Member(NamedTuple):  # not a dataclass: a ship's target reads the stream on Python 3.6
     name: str
     type: bytes  # the raw type byte; REG for both b"0" and b"\0"
     mode: int  # permission bits as stored, setuid/setgid/sticky included
     size: int
     linkname: str
-    pax_keys: frozenset[str]  # keys of the PAX header that applied, so callers can refuse e.g. GNU.sparse.*
+    pax_keys: FrozenSet[str]  # keys of the PAX header that applied, so callers can refuse e.g. GNU.sparse.*
 
 
 def _number(field: bytes, what: str) -> int:
@@ -67,9 +63,9 @@ def _text(field: bytes) -> str:
     return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
-def _pax_records(data: bytes) -> dict[str, str]:
+def _pax_records(data: bytes) -> Dict[str, str]:
     """PAX extended header records: '<length> <key>=<value>\\n', length counting the whole record."""
-    out: dict[str, str] = {}
+    out: Dict[str, str] = {}
     pos = 0
     while pos < len(data):
         if data[pos:].strip(b"\0") == b"":
@@ -146,7 +142,7 @@ class Reader:
             size -= step
             yield view
 
-    def pieces(self, size: int) -> list[memoryview]:
+    def pieces(self, size: int) -> List[memoryview]:
         """data(SIZE) as a list; one view without a generator when the bytes lie in the current block."""
         pos = self._pos
         if 0 < size <= self._unread and pos + size <= len(self._buf):
@@ -155,7 +151,7 @@ class Reader:
         return list(self.data(size))
 
     def __iter__(self) -> Iterator[Member]:
-        pax: dict[str, str] = {}
+        pax: Dict[str, str] = {}
         while True:
             self._skip(self._unread)
             self._unread = 0

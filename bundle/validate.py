@@ -7,11 +7,9 @@ link that is lexically inside its store path but really leaves it (`up -> ../..`
 `esc -> up/../../x`) is refused, in pack as in redeploy.
 """
 
-from __future__ import annotations
-
 import posixpath
 import re
-from typing import Any
+from typing import Any, Dict, FrozenSet, List, Optional, Set, Tuple, Union
 
 from bundle import owned, spackdb
 from bundle.errors import BundleError
@@ -22,6 +20,7 @@ FORMAT = "bundle/1"
 STORE_NAME = re.compile(r"^(?P<name>.+)-(?P<version>[^-]+)-(?P<hash>[a-z2-7]{32})$")
 SPEC_FILE = ".spack/spec.json"
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_ASCII = re.compile(r"[\x01-\x7f]*\Z")  # ASCII without NUL (str.isascii is 3.7+; a ship's target may run 3.6)
 SPEC_HASH = re.compile(r"^[a-z2-7]{32}$")  # a spec's hash, as Spack writes it (store path names, dependencies)
 # The fields each record may have: a field nothing reads is refused too, so no code can read one unchecked.
 FIELDS = frozenset({"format", "root", "spack_root", "lock", "paths", "spack"})
@@ -56,7 +55,7 @@ def _utf8_everywhere(obj: Any, what: str) -> None:
             todo += item
 
 
-def _typed(obj: dict, field: str, kind: type | tuple[type, ...], what: str, optional: bool = False) -> Any:
+def _typed(obj: dict, field: str, kind: Union[type, Tuple[type, ...]], what: str, optional: bool = False) -> Any:
     """OBJ[FIELD] when it has type KIND (bool is never an int here); a one-line refusal otherwise."""
     value = obj.get(field)
     if value is None and optional:
@@ -70,7 +69,7 @@ def _typed(obj: dict, field: str, kind: type | tuple[type, ...], what: str, opti
     return value
 
 
-def _only(obj: dict, fields: frozenset[str], what: str) -> None:
+def _only(obj: dict, fields: FrozenSet[str], what: str) -> None:
     """Refuse a field OBJ should not have (a size on a directory, a typo, an addition)."""
     extra = sorted(k for k in obj if k not in fields)
     if extra:
@@ -133,7 +132,7 @@ def _entry_ok(e: Any) -> bool:
 
 
 def _encodes(text: str) -> bool:
-    return text.isascii() and "\0" not in text or _utf8_ok(text)
+    return _ASCII.match(text) is not None or _utf8_ok(text)
 
 
 def _utf8_ok(text: str) -> bool:
@@ -196,7 +195,7 @@ def check_spack(manifest: dict) -> None:
     _utf8_everywhere(spack["installs"], "manifest spack installs")
 
 
-def check_key(sp: dict, spack: dict | None = None) -> None:
+def check_key(sp: dict, spack: Optional[dict] = None) -> None:
     """A store path is named the way Spack names one: `<name>-<version>-<hash>`, or a directory that
     holds .spack/spec.json; no component is hidden (so never '.', '..' or the tool's own .bundle),
     and it is not, does not lie in and does not hold anything the deployment owns (owned.py: Spack's
@@ -221,11 +220,11 @@ def check_key(sp: dict, spack: dict | None = None) -> None:
         raise BundleError(f"store path {key!r}: would be, lie in or hold {what}, which the deployment owns")
 
 
-def _parts(path: str) -> list[str]:
+def _parts(path: str) -> List[str]:
     return [p for p in path.split("/") if p and p != "."]
 
 
-def link_escapes(rel: str, target: str, key: str, root: str, tree: dict[str, dict] | None = None) -> bool:
+def link_escapes(rel: str, target: str, key: str, root: str, tree: Optional[Dict[str, dict]] = None) -> bool:
     """True when the symlink REL of store path KEY (built under ROOT), pointing at TARGET, leads outside
     KEY once every symlink met on the way is followed through TREE (path -> entry of the store path;
     none: lexically). Components missing from TREE are taken as plain directories, which is stricter
@@ -272,14 +271,14 @@ def check(manifest: Any) -> None:
     if not root.startswith("/") or posixpath.normpath(root) != root:
         raise BundleError(f"manifest root {root!r} is not an absolute, normalised path")
     check_spack(manifest)
-    keys: set[str] = set()
+    keys: Set[str] = set()
     for sp in manifest["paths"]:
         check_key(sp, manifest.get("spack"))
         key = sp["key"]
         if key in keys:
             raise BundleError(f"store path {key} listed twice")
         keys.add(key)
-        tree: dict[str, dict] = {}
+        tree: Dict[str, dict] = {}
         for e in sp["files"]:
             _safe_rel(e["path"], f"{key}")
             if e["path"] in tree:

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from bundle.errors import BundleError
-from bundle.manifest import CHUNK, canonical, manifest_hash
+from bundle.manifest import CHUNK, MANIFEST_NAME, canonical, manifest_hash
 from bundle.records import Manifest
 
-MANIFEST_NAME = "MANIFEST.json"
 DEFAULT_EPOCH = 315532800  # 1980-01-01, what reproducible-builds tools use when SOURCE_DATE_EPOCH is unset
 SUFFIX = {"zstd": ".tar.zst", "gzip": ".tar.gz"}
 

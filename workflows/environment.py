@@ -5,14 +5,21 @@ Spack's Python first on PATH and its site-packages on PYTHONPATH, and conda's
 Python (the one with Parsl in it) then imports the wrong packages and breaks.
 The scripts (build-env.sh, demo.sh) print their loads through this module too,
 so the order lives in exactly one place.
-"""
 
-from __future__ import annotations
+python -m workflows.environment runs on the cluster's system python3 (build-env.sh, before conda
+exists): this module parses on old Pythons (no annotations future) so that one older than 3.9 is
+refused in one line, and its annotations are 3.9's (Optional, not X | None).
+"""
 
 import argparse
 import shlex
 import sys
 from collections.abc import Sequence
+from typing import Optional
+
+from upstream.pythons import require_login_python
+
+require_login_python()
 
 CONDA = "miniconda3"
 DEFAULT_LOADS: tuple[str, ...] = ("openmpi", "flux-sched", CONDA)
@@ -46,7 +53,7 @@ def check_order(loads: Sequence[str]) -> tuple[str, ...]:
     return loads
 
 
-def shell_lines(loads: Sequence[str], *, spack: bool = True, venv: str | None = None) -> list[str]:
+def shell_lines(loads: Sequence[str], *, spack: bool = True, venv: Optional[str] = None) -> list[str]:
     """The shell commands that set up a worker's or task's environment, in order.
 
     With spack=False (tools already on PATH, as on the local cluster) no load is
@@ -60,12 +67,12 @@ def shell_lines(loads: Sequence[str], *, spack: bool = True, venv: str | None = 
     return lines
 
 
-def render(loads: Sequence[str], *, spack: bool = True, venv: str | None = None) -> str:
+def render(loads: Sequence[str], *, spack: bool = True, venv: Optional[str] = None) -> str:
     """shell_lines() joined for Parsl's worker_init or a task preamble."""
     return "\n".join(shell_lines(loads, spack=spack, venv=venv))
 
 
-def current_venv() -> str | None:
+def current_venv() -> Optional[str]:
     """The virtualenv this interpreter runs in, if any (workers must use the same one)."""
     return sys.prefix if sys.prefix != getattr(sys, "base_prefix", sys.prefix) else None
 
@@ -82,7 +89,7 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser().parse_args(argv)
     try:
         print(render(args.load or DEFAULT_LOADS, spack=not args.no_spack, venv=args.venv))

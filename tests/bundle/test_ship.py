@@ -1,6 +1,7 @@
 """Ship over ssh to a node of the local cluster (a real sshd; the node's /tmp is private, so it stands in
 for a new cluster): the program runs there, a change sends only its package, a killed ship leaves the
-target working and the next ship finishes; pull reads a bundle from a host as one stream."""
+target working and the next ship finishes; pull reads a bundle from a host as one stream; a target whose
+python3 is RHEL 8's 3.6 or RHEL 9's 3.9 deploys, an older one is refused in one line."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.bundle.conftest import PROJECT, build_tree, key, pack
+from tests.pythons import OLDEST_LOGIN, OLDEST_TARGET, TOO_OLD_TARGET, interpreter
 
 pytestmark = pytest.mark.cluster
 
@@ -164,3 +166,29 @@ def test_errors_are_one_line(slurm_cluster, tree, tmp_path):
                                                          "(use --wait to queue)\n"
     bad = bundle_cli(env, "redeploy", str(bundle), "--to", "n1:relative/path")
     assert bad.returncode == 1 and "expected [USER@]HOST:/ABSOLUTE/PREFIX" in bad.stderr
+
+
+@pytest.mark.parametrize("version", [OLDEST_TARGET, OLDEST_LOGIN])
+def test_a_target_with_an_old_python_deploys_a_tree_that_verifies(slurm_cluster, tree, tmp_path, version):
+    env = slurm_cluster.env
+    python = str(interpreter(version))
+    bundle = pack(tree, tmp_path / "a/")
+    out = bundle_cli(env, "redeploy", str(bundle), "--to", f"n2:{tree}", "--remote-python", python, "--json")
+    assert out.returncode == 0, out.stderr
+    assert len(json.loads(out.stdout)["sent_paths"]) == 4
+    ran = on_node(env, "n2", f"{tree / key('hello')}/bin/hello; {python} -c 'import sys; print(sys.version_info[:2])'")
+    assert ran.stdout.splitlines() == ["hello from libgreet", str(tuple(int(x) for x in version.split(".")[:2]))]
+    verified = on_node(env, "n2", f"cd {PROJECT} && {sys.executable} -m bundle verify {tree} --json")
+    assert verified.returncode == 0 and json.loads(verified.stdout)["problems"] == [], verified.stderr
+    again = bundle_cli(env, "redeploy", str(bundle), "--to", f"n2:{tree}", "--remote-python", python, "-q")
+    assert again.returncode == 0, again.stderr
+
+
+def test_a_target_python_older_than_3_6_is_refused_in_one_line(slurm_cluster, tree, tmp_path):
+    env = slurm_cluster.env
+    python = str(interpreter(TOO_OLD_TARGET))
+    bundle = pack(tree, tmp_path / "a/")
+    out = bundle_cli(env, "redeploy", str(bundle), "--to", f"n3:{tree}", "--remote-python", python, "-q")
+    assert out.returncode == 1 and out.stderr == (f"bundle: n3: {python} there is Python {TOO_OLD_TARGET}; a ship's "
+                                                  "target needs Python 3.6 or newer\n")
+    assert on_node(env, "n3", f"test -e {tree}").returncode == 1  # nothing was made there

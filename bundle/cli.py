@@ -1,0 +1,251 @@
+"""python -m bundle pack | redeploy | verify | diff (bundle/__main__.py runs it): a thin shell over manifest, writer,
+reader, deploy and ship."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from bundle import deploy, manifest, reader, ship, writer
+from bundle.errors import BundleError
+from bundle.records import Manifest
+
+
+class Progress:
+    """Files and bytes done, on one stderr line (redrawn on a terminal, a final line otherwise)."""
+
+    def __init__(self, label: str, quiet: bool, stream: TextIO = sys.stderr) -> None:
+        self.label, self.quiet, self.stream = label, quiet, stream
+        self.files = self.bytes = self.total_files = self.total_bytes = 0
+        self.tty, self.last = stream.isatty(), 0.0
+        self.sent_bytes: int | None = None
+
+    def plan(self, files: int, nbytes: int) -> None:
+        self.total_files, self.total_bytes = files, nbytes
+
+    def add(self, nbytes: int) -> None:
+        self.files += 1
+        self.bytes += nbytes
+        if self.tty and not self.quiet and (now := time.monotonic()) - self.last > 0.2:
+            self.last = now
+            self._draw("\r")
+
+    def sent(self, nbytes: int) -> None:
+        """Bytes sent so far (a ship): shown beside the files and bytes read."""
+        self.sent_bytes = nbytes
+        if self.tty and not self.quiet and (now := time.monotonic()) - self.last > 0.2:
+            self.last = now
+            self._draw("\r")
+
+    def _draw(self, start: str, end: str = "") -> None:
+        total = f"/{self.total_files}" if self.total_files else ""
+        total_b = f"/{self.total_bytes / 1e6:.1f}" if self.total_bytes else ""
+        sent = f", {self.sent_bytes / 1e6:.1f} MB sent" if self.sent_bytes is not None else ""
+        self.stream.write(f"{start}{self.label}: {self.files}{total} files, {self.bytes / 1e6:.1f}{total_b} MB"
+                          f"{sent}{end}")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if not self.quiet and (self.files or self.tty):
+            self._draw("\r" if self.tty else "", "\n")
+
+
+def _is_bundle(path: Path) -> bool:
+    return path.is_file()
+
+
+def _load(path: Path) -> Manifest:
+    """A manifest from a bundle file or a deployment directory."""
+    if _is_bundle(path):
+        return reader.read(path, manifest_only=True)[0]
+    recorded = path / deploy.META / "manifest.json"
+    if not recorded.is_file():
+        raise BundleError(f"{path}: neither a bundle nor a deployment")
+    try:
+        m = json.loads(recorded.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BundleError(f"{recorded}: not JSON ({err})") from None
+    manifest.check(m)
+    return m
+
+
+def cmd_pack(args: argparse.Namespace) -> dict:
+    hashing = Progress("hash", args.quiet)
+    m = manifest.build(Path(args.root), Path(args.store) if args.store else None,
+                       Path(args.lock) if args.lock else None, on_file=hashing.add, with_spack=args.with_spack)
+    hashing.finish()
+    files, nbytes = manifest.totals(m["paths"])
+    packing = Progress("pack", args.quiet)
+    packing.plan(files, nbytes)
+    out = writer.write(m, args.output, compression=args.compression, level=args.level, on_file=packing.add)
+    packing.finish()
+    return {"bundle": str(out), "manifest": manifest.manifest_hash(m), "store_paths": len(m["paths"]),
+            "files": files, "bytes": nbytes, "compressed_bytes": out.stat().st_size,
+            "text": str(out)}
+
+
+def redeploy_text(result: deploy.Result) -> str:
+    """The summary users read: what was written, or that nothing was read; what was kept or pruned."""
+    if result.read:
+        lines = [f"deployed {result.target}: {len(result.written_paths)} of {result.store_paths} "
+                 f"store paths written ({result.written_bytes / 1e6:.1f} MB) in {result.seconds} s"]
+    else:
+        lines = [f"deployed {result.target}: nothing to write, all {result.store_paths} store paths are "
+                 f"deployed with the same digest; the bundle's files were not read (verify checks them)"]
+    if result.kept_paths:
+        lines.append(f"kept {len(result.kept_paths)} store paths the target already had (its own Spack, or its "
+                     f"own installs of the same specs): {' '.join(result.kept_paths[:3])}"
+                     f"{' ...' if len(result.kept_paths) > 3 else ''}")
+    if result.stale_paths:
+        lines.append(f"{len(result.stale_paths)} store paths no longer in the bundle are still deployed "
+                     f"(--prune removes them): {' '.join(result.stale_paths)}")
+    if result.pruned_paths:
+        lines.append(f"pruned {len(result.pruned_paths)} store paths: {' '.join(result.pruned_paths)}")
+    if result.spack_db_written:
+        lines.append("merged the bundle's records into Spack's install database")
+    return "\n".join(lines + [f"source {result.snippet}"])
+
+
+def cmd_ship(args: argparse.Namespace) -> dict:
+    """redeploy --to [USER@]HOST:PREFIX: the target redeploys what this side sends it."""
+    if args.profile or args.prefix:
+        raise BundleError("--to HOST:PREFIX names the target; --prefix and --profile are not available with it")
+    progress = Progress("ship", args.quiet)
+    if not args.quiet:
+        print(f"ship to {args.to}", file=sys.stderr, flush=True)
+    out = ship.ship(Path(args.bundle), args.to, ssh=args.ssh, python=args.remote_python, relocate=args.relocate,
+                    wait=args.wait, prune=args.prune, on_sent=progress.sent, on_plan=progress.plan,
+                    on_file=progress.add)
+    progress.finish()
+    fields = {k: out[k] for k in deploy.Result._fields}
+    sent = (f"sent {len(out['sent_paths'])} store paths to {out['host']}: {out['sent_bytes'] / 1e6:.1f} MB "
+            f"over ssh ({out['sent_store_bytes'] / 1e6:.1f} MB of files, gzip'd; "
+            f"{out['sent_control_bytes'] / 1e3:.0f} kB code and manifest)")
+    return {**out, "text": redeploy_text(deploy.Result(**fields)) + "\n" + sent}
+
+
+def cmd_redeploy(args: argparse.Namespace) -> dict:
+    if args.to:
+        return cmd_ship(args)
+    progress = Progress("redeploy", args.quiet)
+    profile = Path(args.profile_file or Path.home() / ".bashrc") if args.profile else None
+
+    def announce(target: Path) -> None:
+        if not args.quiet:
+            print(f"redeploy to {target}", file=sys.stderr, flush=True)
+
+    source: Path | deploy.Source = Path(args.bundle)
+    if ship.is_remote(args.bundle):
+        source = ship.PullSource(args.bundle, args.ssh)
+    try:
+        result = deploy.redeploy(source, Path(args.prefix) if args.prefix else None, relocate=args.relocate,
+                                 wait=args.wait, prune=args.prune, profile=profile, on_file=progress.add,
+                                 on_plan=progress.plan, on_target=announce)
+    finally:
+        if isinstance(source, ship.PullSource):
+            source.close()
+    progress.finish()
+    return {**result.as_dict(), "text": redeploy_text(result)}
+
+
+def cmd_verify(args: argparse.Namespace) -> dict:
+    path = Path(args.path)
+    progress = Progress("verify", args.quiet)
+    if _is_bundle(path):
+        m, digest = reader.read(path, on_file=progress.add)
+        progress.finish()
+        return {"bundle": str(path), "manifest": digest, "store_paths": len(m["paths"]), "problems": [],
+                "text": f"{path.name}: OK, {len(m['paths'])} store paths, every sha256 matches"}
+    if not path.is_dir():
+        raise BundleError(f"{path}: no such bundle or deployment")
+    result = deploy.verify_deployment(path, on_file=progress.add)
+    progress.finish()
+    if result["problems"]:
+        raise BundleError(f"{path}: {len(result['problems'])} problems, first: {result['problems'][0]}")
+    result["text"] = f"{path}: OK, {result['store_paths']} store paths, every sha256 matches"
+    return result
+
+
+def cmd_diff(args: argparse.Namespace) -> dict:
+    d = manifest.diff(_load(Path(args.a)), _load(Path(args.b)))
+    lines = [f"+ {e['key']}  {e['bytes']} bytes" for e in d["added"]]
+    lines += [f"- {e['key']}  {e['bytes']} bytes" for e in d["removed"]]
+    lines += [f"~ {e['key']}  {e['bytes_before']} -> {e['bytes_after']} bytes" for e in d["changed"]]
+    return {**d, "text": "\n".join(lines) if lines else "no differences"}
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    common.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+    p = argparse.ArgumentParser(prog="python -m bundle",
+                                description="Pack an installed Spack tree into a reproducible bundle; redeploy it.")
+    sub = p.add_subparsers(dest="command", required=True)
+    pk = sub.add_parser("pack", parents=[common], help="ROOT -o DIR/[NAME]: pack a Spack root (or --store DIR)")
+    pk.add_argument("root", help="SPACK_ROOT (store at opt/spack) or a store directory")
+    pk.add_argument("-o", "--output", required=True, metavar="DIR/[NAME]",
+                    help="DIR/ writes DIR/bundle-<hash>.tar.zst, DIR/NAME writes DIR/NAME-<hash>.tar.zst "
+                         "(the manifest hash is always in the name; the path written is printed)")
+    pk.add_argument("--with-spack", action="store_true",
+                    help="also pack Spack itself (bin/, lib/spack, etc/spack, share/spack; no caches)")
+    pk.add_argument("--store", help="store directory under ROOT, when not ROOT/opt/spack")
+    pk.add_argument("--lock", help="spack.lock to include (default: ROOT/spack.lock when present)")
+    pk.add_argument("--compression", choices=sorted(writer.SUFFIX), default="zstd")
+    pk.add_argument("--level", type=int, help="compression level (zstd default 3, gzip default 6)")
+    rd = sub.add_parser("redeploy", parents=[common], help="BUNDLE [--prefix DIR]: verify, stage, swap in")
+    rd.add_argument("bundle", help="a bundle file, or HOST:PATH to pull one over ssh (read once, as a stream)")
+    rd.add_argument("--to", metavar="[USER@]HOST:PREFIX",
+                    help="ship over ssh: the target (ssh and python3 >= 3.6) asks for the store paths it lacks "
+                         "and redeploys them at PREFIX (--relocate when PREFIX is not where the bundle was built)")
+    rd.add_argument("--ssh", metavar="CMD", help="the ssh command, split like a shell (default: $BUNDLE_SSH or ssh)")
+    rd.add_argument("--remote-python", metavar="PYTHON", default="python3",
+                    help="with --to: the Python (3.6 or newer) that runs the target's side (default: python3)")
+    rd.add_argument("--prefix", help="where to deploy (default: where the bundle was built)")
+    rd.add_argument("--relocate", action="store_true", help="deploy at another --prefix, rewriting paths")
+    rd.add_argument("--wait", action="store_true", help="wait for a concurrent redeploy instead of refusing")
+    rd.add_argument("--prune", action="store_true",
+                    help="remove store paths deployed earlier that the bundle no longer has (else only listed)")
+    rd.add_argument("--profile", action="store_true", help="also add a line sourcing the snippet to ~/.bashrc")
+    rd.add_argument("--profile-file", help="the profile file --profile edits (default ~/.bashrc)")
+    vf = sub.add_parser("verify", parents=[common], help="BUNDLE|DEPLOYMENT: check every file's sha256")
+    vf.add_argument("path")
+    df = sub.add_parser("diff", parents=[common], help="A B: store paths added, removed, changed")
+    df.add_argument("a")
+    df.add_argument("b")
+    return p
+
+
+COMMANDS = {"pack": cmd_pack, "redeploy": cmd_redeploy, "verify": cmd_verify, "diff": cmd_diff}
+
+
+def one_line(text: str) -> str:
+    """TEXT printable on any terminal: names that are not UTF-8 shown escaped, never a traceback."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\n", " ")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        result = COMMANDS[args.command](args)
+    except BundleError as err:
+        print(one_line(f"bundle: {err}"), file=sys.stderr)
+        return 1
+    except OSError as err:  # a filesystem failure no step turned into a sentence: still one line
+        where = f": {os.fsdecode(err.filename)}" if err.filename else ""
+        print(one_line(f"bundle: {err.strerror or err}{where}"), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bundle: interrupted", file=sys.stderr)
+        return 130
+    text = result.pop("text")
+    if args.json:
+        print(json.dumps(result, indent=1, sort_keys=True))
+    elif not args.quiet or args.command == "diff":
+        print(text)
+    return 0
+
