@@ -29,6 +29,7 @@ class Outcome:
     block_samples: list[tuple[float, int]]  # (time, block jobs in squeue), sampled while it ran
     cancelled_jobs: list[str]  # the run's Slurm jobs still there at the end, cancelled
     monitoring: dict[str, Any]  # monitoring.facts() of a monitored run, else monitoring.disabled()
+    lost_blocks: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # lost_block_facts()
 
     def problems(self, s: Settings, cpus_by_node: Mapping[str, int]) -> list[str]:
         """Each failure, then what placement finds wrong with the runs that completed (they must still hold)."""
@@ -41,7 +42,7 @@ class Outcome:
         """What result.json records of the run beside its settings and runs."""
         return {"block_samples": self.block_samples, "cancelled_jobs": self.cancelled_jobs,
                 "failed_runs": sorted(self.errors), "max_concurrent_runs": placement.max_concurrency(self.runs),
-                "monitoring": dict(self.monitoring)}
+                "monitoring": dict(self.monitoring), "lost_blocks": self.lost_blocks}
 
 
 def execute(s: Settings, source: Path = SOURCE, monitored: bool = False, name: str = "workflows") -> Outcome:
@@ -55,15 +56,37 @@ def execute(s: Settings, source: Path = SOURCE, monitored: bool = False, name: s
     shutil.rmtree(out, ignore_errors=True)  # bash apps append: a reused run directory starts clean
     out.mkdir(parents=True)
     variant.prepare(s)
-    sampler = stall.BlockSampler(s.tag, s.partition, variant.block_nodes(s))
     config = variant.config(s)
+    sampler = stall.BlockSampler(s.tag, s.partition, variant.block_nodes(s), on_lost=variant.block_watch(s, config))
     if monitored:
         config.monitoring = monitoring.hub(s)
     with lifecycle.parsl_loaded(config, s.tag, name) as session, sampler:
         errors = _run_apps(s, variant, source, out, sampler)
     runs = [_parsed(s.run_dir, out / f"run-{i}.out", i) for i in range(s.repeats)]
     facts = monitoring.facts(s.run_dir, session.workflow_id) if monitored else monitoring.disabled()
-    return Outcome(runs, errors, sampler.samples, session.cancelled_jobs, facts)
+    handler = config.retry_handler
+    lost = lost_block_facts([b.as_dict() for b in sampler.lost], getattr(handler, "lost", []),
+                            variant.lost_blocks(config), runs, s.run_dir)
+    return Outcome(runs, errors, sampler.samples, session.cancelled_jobs, facts, lost)
+
+
+def lost_block_facts(seen: list[dict[str, Any]], retried: list[tuple[float, str, str]], replaced: list[dict[str, Any]],
+                     runs: list[placement.Run], run_dir: Path) -> list[dict[str, Any]]:
+    """One record per lost block: its job, first node, when, what was done, the runs resubmitted and where
+    they ran. seen: the stall watch's (mpi); retried: tasks Parsl retried at no cost, by host; replaced: the
+    flux executor's own records (stdout paths of the jobs it resubmitted)."""
+    by_output = {str(run_dir / r.output): r for r in runs}
+
+    def record(job: str, node: str, at: float, how: str, outputs: list[str], replacement: Any) -> dict[str, Any]:
+        again = sorted({by_output[o].index for o in outputs if o in by_output})
+        return {"job": job, "node": node, "at": at, "how": how, "resubmitted": again,
+                "ran_on": {str(i): runs[i].nodes for i in again}, "replacement": replacement}
+
+    records = [record(b["job_id"], b["host"], b["at"], b["reason"], b["resubmitted"], b["replacement"])
+               for b in replaced]
+    records += [record(b["job"], b["host"], b["at"], b["action"], [o for _, h, o in retried if h == b["host"]], None)
+                for b in seen if b["job"] not in {r["job"] for r in records}]
+    return sorted(records, key=lambda r: r["at"])
 
 
 def _run_apps(s: Settings, variant: Variant, source: Path, out: Path, sampler: stall.BlockSampler) -> dict[int, str]:
