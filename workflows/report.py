@@ -51,6 +51,7 @@ def summary(data: dict[str, Any]) -> str:
         notes += [retry_note(a) for a in r.get("failed_attempts", [])]
         lines.append(f"{r['index']:>4}  {','.join(r['nodes']):<16}{len(r['ranks']):>6}  {start}  {took}  "
                      f"{'; '.join(notes)}".rstrip())
+    lines += lost_block_lines(data.get("lost_blocks", []), t0)
     lines += _monitoring_lines(data.get("monitoring") or {})
     if data["verified"]:
         lines.append("verified: every CPU of every node answered once; overlapping runs used disjoint nodes")
@@ -58,6 +59,13 @@ def summary(data: dict[str, Any]) -> str:
         lines.append("NOT verified:")
         lines += [f"  - {p}" for p in data["problems"]]
     return "\n".join(lines)
+
+
+def lost_block_lines(lost: Sequence[dict[str, Any]], t0: float) -> list[str]:
+    """A line per block lost with its first node: when, how it was replaced, the runs resubmitted."""
+    return [f"lost block job {b['job']} (first node {b['node']}) at {b['at'] - t0:.1f} s: {b['how']}; runs "
+            f"{','.join(map(str, b['resubmitted'])) or 'none'} resubmitted"
+            + (f" to block job {b['replacement']}" if b.get("replacement") else "") for b in lost]
 
 
 def _monitoring_lines(m: dict[str, Any]) -> list[str]:
@@ -111,6 +119,11 @@ def plot(data: dict[str, Any], path: Path) -> Path:
                     color=colours(r["index"] % 20), edgecolor="black", linewidth=0.5)
             ax.text(r["start"] - t0 + (r["end"] - r["start"]) / 2, y, str(r["index"]),
                     ha="center", va="center", fontsize=8)
+    for b in data.get("lost_blocks", []):  # the moment a block lost its first node, and which node
+        ax.axvline(b["at"] - t0, color="red", linestyle="--", linewidth=1)
+        if b["node"] in nodes:
+            ax.text(b["at"] - t0, nodes.index(b["node"]), f" lost: block {b['job']}", color="red", fontsize=8,
+                    va="bottom")
     ax.set_yticks(range(len(nodes)), nodes)
     ax.set_ylim(len(nodes) - 0.5, -0.5)  # first node on top, every row whole
     ax.set_xlabel("seconds since the first MPI run started")

@@ -73,7 +73,7 @@ def execute(s: Settings, source: Path = SOURCE, monitored: bool = False, name: s
 def lost_block_facts(seen: list[dict[str, Any]], retried: list[tuple[float, str, str]], replaced: list[dict[str, Any]],
                      runs: list[placement.Run], run_dir: Path) -> list[dict[str, Any]]:
     """One record per lost block: its job, first node, when, what was done, the runs resubmitted and where
-    they ran. seen: the stall watch's (mpi); retried: tasks Parsl retried at no cost, by host; replaced: the
+    they ran. seen: the stall watch's (mpi); retried: tasks Parsl retried at no cost (when, host, stdout); replaced: the
     flux executor's own records (stdout paths of the jobs it resubmitted)."""
     by_output = {str(run_dir / r.output): r for r in runs}
 
@@ -84,8 +84,12 @@ def lost_block_facts(seen: list[dict[str, Any]], retried: list[tuple[float, str,
 
     records = [record(b["job_id"], b["host"], b["at"], b["reason"], b["resubmitted"], b["replacement"])
                for b in replaced]
-    records += [record(b["job"], b["host"], b["at"], b["action"], [o for _, h, o in retried if h == b["host"]], None)
-                for b in seen if b["job"] not in {r["job"] for r in records}]
+    seen = sorted((b for b in seen if b["job"] not in {r["job"] for r in records}), key=lambda b: b["at"])
+    # a task lost with its pool goes with the last loss seen before Parsl reported it (heartbeats come later)
+    owner = [max([i for i, b in enumerate(seen) if b["at"] <= at] or [0]) for at, _, _ in retried]
+    outputs = [[o for (_, _, o), i in zip(retried, owner, strict=True) if i == n] for n in range(len(seen))]
+    records += [record(b["job"], b["host"], b["at"], b["action"], outs, None)
+                for b, outs in zip(seen, outputs, strict=True)]
     return sorted(records, key=lambda r: r["at"])
 
 
