@@ -94,6 +94,40 @@ def slurmd_port() -> int:
     return int(m[1]) if m else 6818
 
 
+def node_address(node: str) -> str | None:
+    """The address Slurm reaches a node at (NodeAddr: a node's name may resolve only on the nodes)."""
+    try:
+        out = _run(["scontrol", "show", "node", node], timeout=10)
+    except SlurmError:
+        return None
+    m = re.search(r"\bNodeAddr=(\S+)", out)
+    return m[1] if m else None
+
+
+class SlurmdProbe:
+    """Whether a node's slurmd accepts a connection, at the address and port Slurm itself uses (both cached).
+
+    A node Slurm cannot name an address for is taken as alive: only a refused or silent slurmd is a dead node.
+    """
+
+    def __init__(self) -> None:
+        self.port: int | None = None
+        self.addresses: dict[str, str | None] = {}
+
+    def silent(self, hosts: Sequence[str], timeout: float = 2.0) -> list[str]:
+        if self.port is None:
+            self.port = slurmd_port()
+        for host in hosts:
+            if host not in self.addresses:
+                self.addresses[host] = node_address(host)
+        known = {h: a for h in hosts if (a := self.addresses[h])}
+        dead = set(unreachable(list(known.values()), self.port, timeout))
+        return [h for h, a in known.items() if a in dead]
+
+    def alive(self, host: str) -> bool:
+        return not self.silent([host])
+
+
 def unreachable(hosts: Sequence[str], port: int, timeout: float = 3.0) -> list[str]:
     """Hosts whose slurmd does not accept a connection: dead before Slurm has noticed (SlurmdTimeout)."""
     dead = []

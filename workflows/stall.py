@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from .slurm import Block, SlurmError, slurmd_port, tagged_job_states, unreachable, usable_nodes
+from .slurm import Block, SlurmdProbe, SlurmError, tagged_job_states, usable_nodes
 
 LIVE = ("R", "CG", "CF")  # states in which a block is (about to be) running
 
@@ -73,7 +73,7 @@ class BlockSampler:
         self.lost: list[LostBlock] = []
         self._stalled_since: float | None = None
         self._reason: str | None = None
-        self._port: int | None = None
+        self._probe = SlurmdProbe()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -83,9 +83,7 @@ class BlockSampler:
         running = [b for b in jobs if b.state == "R" and b.job not in seen]
         if not running:
             return []
-        if self._port is None:
-            self._port = slurmd_port()
-        silent = set(unreachable([b.host for b in running if b.host in usable], self._port, timeout=2.0))
+        silent = set(self._probe.silent([b.host for b in running if b.host in usable]))
         return [b for b in running if b.host not in usable or b.host in silent]
 
     def _watch(self, jobs: Sequence[Block], usable: Collection[str]) -> None:

@@ -31,7 +31,8 @@ def test_a_block_running_without_its_first_node_stalls_and_says_so():
     alive = {k: v for k, v in USABLE.items() if k != "n1"}
     reason = stall.stall_reason([Block("7", "R", "n1", 4)], alive, 4)
     assert reason.startswith("block job 7 lost its first node") and "only 3 of the partition" in reason
-    assert stall.stall_reason([Block("7", "R", "n1", 4), Block("9", "R", "n2", 4)], alive, 2) is None  # another block runs
+    two = [Block("7", "R", "n1", 4), Block("9", "R", "n2", 4)]
+    assert stall.stall_reason(two, alive, 2) is None  # another block runs
 
 
 def test_slurm_errors_are_one_line_naming_the_tool_once_and_the_fix():

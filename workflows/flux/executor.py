@@ -130,7 +130,8 @@ class DirectFluxExecutor(FluxExecutor):
                  flux_executor_kwargs: Mapping[str, Any] = {}, flux_path: str | None = None,  # noqa: B006 - as Parsl
                  launch_cmd: str | None = None, poll_interval: float = POLL_INTERVAL,
                  max_lost_blocks: int = MAX_LOST_BLOCKS,
-                 refit: Callable[[Any, list[reprovision.LostBlock]], None] | None = None) -> None:
+                 refit: Callable[[Any, list[reprovision.LostBlock]], None] | None = None,
+                 alive: Callable[[str], bool] | None = None) -> None:
         super().__init__(provider=provider, working_dir=working_dir, label=label,
                          flux_executor_kwargs={"poll_interval": poll_interval, **flux_executor_kwargs},
                          flux_path=flux_path, launch_cmd=launch_cmd)
@@ -138,6 +139,7 @@ class DirectFluxExecutor(FluxExecutor):
         self.poll_interval = poll_interval
         self.max_lost_blocks = max_lost_blocks
         self.refit = refit  # sizes and places the provider's block that replaces a lost one
+        self.alive = alive  # whether an instance's first node answers (default: its ssh port)
         self.tracker = reprovision.Tracker()
         self.loop: reprovision.Loop | None = None
         parsl, problems = parsl_seam.internals()
@@ -166,7 +168,7 @@ class DirectFluxExecutor(FluxExecutor):
                                     self.working_dir, self.label)
         self.loop = reprovision.Loop(launch, submission_queue, stop_event, self._dispatch, self.tracker,
                                      {"poll_interval": self.poll_interval, **self.flux_executor_kwargs},
-                                     self.max_lost_blocks, self.refit)
+                                     self.max_lost_blocks, self.refit, self.alive or reprovision.reachable)
         self.loop.serve(socket)
 
     def _dispatch(self, flux_executor: Any, job: Any) -> None:

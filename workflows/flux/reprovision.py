@@ -78,9 +78,14 @@ class Instance:
 
 
 def reachable(host: str, port: int = 22, timeout: float = PROBE_TIMEOUT) -> bool:
-    """Whether the host accepts a connection on the port its instance's URI goes through (ssh)."""
+    """Whether the host accepts a connection on the port its instance's URI goes through (ssh).
+
+    A name this side cannot resolve (ssh may know it from its config) is not a dead host: True.
+    """
     try:
         sockets.create_connection((host, port), timeout=timeout).close()
+    except sockets.gaierror:
+        return True
     except OSError:
         return False
     return True
@@ -145,12 +150,13 @@ class Tracker:
             return jobs
 
 
-def watch(instance: Instance, provider: Any, tracker: Tracker, stop: threading.Event) -> None:
+def watch(instance: Instance, provider: Any, tracker: Tracker, stop: threading.Event,
+          alive: Callable[[str], bool] = reachable) -> None:
     """Until stop: the instance is lost when its block job ends or its first node stops answering."""
     last_status = 0.0
     while not stop.is_set() and tracker.current(instance.generation):
         reason = None
-        if instance.host and not reachable(instance.host):
+        if instance.host and not alive(instance.host):
             reason = f"its first node {instance.host} does not answer"
         elif time.monotonic() - last_status > STATUS_PERIOD or tracker.suspects:
             last_status = time.monotonic()
@@ -218,6 +224,7 @@ class Loop:
     flux_executor_kwargs: dict[str, Any]
     max_lost_blocks: int
     refit: Callable[[Any, list[LostBlock]], None] | None = None  # sizes/places the provider's next block
+    alive: Callable[[str], bool] = reachable  # whether an instance's first node still answers
     lost_blocks: list[LostBlock] = dataclasses.field(default_factory=list)
     again: collections.deque = dataclasses.field(default_factory=collections.deque)
 
@@ -263,7 +270,7 @@ class Loop:
         import flux.job
 
         watching = threading.Event()
-        threading.Thread(target=watch, args=(instance, self.launch.provider, self.tracker, watching),
+        threading.Thread(target=watch, args=(instance, self.launch.provider, self.tracker, watching, self.alive),
                          name=f"flux-watch-{instance.job_id}", daemon=True).start()
         fx = flux.job.FluxExecutor(handle_args=(instance.uri,), **self.flux_executor_kwargs)
         try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING, Any
 
+from .. import slurm
 from ..flux import instance
 from ..settings import Settings
 from .base import Variant, concurrent_blocks, parsl_config, refit, slurm_provider, worker_init
@@ -53,8 +54,9 @@ class Flux(Variant):
         flux = instance.flux_command() or "flux"
         kw: dict[str, Any] = {}
         if s.flux_wrapper == "direct":
-            kw = {"max_lost_blocks": s.max_lost_blocks, "refit": lambda provider, lost: refit(
-                provider, {b.host for b in lost if b.host}, s, self.block_nodes(s))}
+            nodes = self.block_nodes(s)
+            kw = {"max_lost_blocks": s.max_lost_blocks, "alive": slurm.SlurmdProbe().alive,
+                  "refit": lambda provider, lost: refit(provider, {b.host for b in lost if b.host}, s, nodes)}
         ex = executor_class(s.flux_wrapper)(
             label=self.name, provider=provider, working_dir=str(s.run_dir / "flux"), flux_path=flux,
             launch_cmd=instance.launch_cmd(worker_init(s), flux, instance.bindings_path(flux)), **kw)
