@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -69,8 +70,8 @@ def jobspec(job: DirectJob, working_dir: str) -> Any:
     spec.environment = dict(os.environ)
     spec.stdout = os.path.abspath(os.path.join(working_dir, f"{job.task_id}_stdout.txt"))
     spec.stderr = os.path.abspath(os.path.join(working_dir, f"{job.task_id}_stderr.txt"))
-    if job.bash.walltime is not None:
-        spec.duration = job.bash.walltime
+    if job.bash.walltime is not None:  # Flux's scheduler denies a sub-second duration (unsatisfiable):
+        spec.duration = math.ceil(job.bash.walltime)  # whole seconds; the outcome checks the walltime itself
     return spec
 
 
@@ -122,8 +123,8 @@ def _complete(queued: DirectJob, runtime: Runtime, tracker: reprovision.Tracker 
 class DirectFluxExecutor(FluxExecutor):
     """Parsl's FluxExecutor; a bash app becomes `/bin/bash -c "<redirections>; <command>"` in every rank.
 
-    Python apps, bash apps it cannot resolve on the submit side, and everything when the guard finds
-    the pinned Parsl changed, go through Parsl's stock path unchanged.
+    Python apps, bash apps it cannot resolve on the submit side, and everything when the seam (parsl_seam)
+    finds the installed Parsl changed, go through Parsl's stock path unchanged.
     """
 
     def __init__(self, provider: Any = None, working_dir: str | None = None, label: str = "FluxExecutor",
@@ -142,19 +143,19 @@ class DirectFluxExecutor(FluxExecutor):
         self.alive = alive  # whether an instance's first node answers (default: its ssh port)
         self.tracker = reprovision.Tracker()
         self.loop: reprovision.Loop | None = None
-        parsl, problems = parsl_seam.internals()
-        self.guard_problems = problems + parsl_seam.executor_problems(self)
-        self.parsl = None if self.guard_problems else parsl
-        if self.parsl is None:
-            print(f"{label}: Parsl's FluxExecutor internals changed ({'; '.join(self.guard_problems)}): "
+        internals, problems = parsl_seam.internals()
+        self.seam_problems = problems + parsl_seam.executor_problems(self)
+        self.internals = None if self.seam_problems else internals
+        if self.internals is None:
+            print(f"{label}: Parsl's FluxExecutor internals changed ({'; '.join(self.seam_problems)}): "
                   "every task takes Parsl's stock path, with Python in every rank", file=sys.stderr)
         else:
-            self.parsl.install_dispatch(DirectJob, functools.partial(submit_direct, self.parsl))
-            self.parsl.install_loop(DirectFluxExecutor)
+            self.internals.install_dispatch(DirectJob, functools.partial(submit_direct, self.internals))
+            self.internals.install_loop(DirectFluxExecutor)
 
     @property
     def direct(self) -> bool:
-        return self.parsl is not None
+        return self.internals is not None
 
     @property
     def lost_blocks(self) -> list[reprovision.LostBlock]:
@@ -163,8 +164,8 @@ class DirectFluxExecutor(FluxExecutor):
 
     def serve(self, submission_queue: Any, stop_event: Any, socket: Any) -> None:
         """Parsl's submission thread, for the direct path: instances one after another (reprovision.Loop)."""
-        assert self.parsl is not None
-        launch = reprovision.Launch(self.provider, self.launch_cmd, self.flux_path, self.parsl.manager_path,
+        assert self.internals is not None
+        launch = reprovision.Launch(self.provider, self.launch_cmd, self.flux_path, self.internals.manager_path,
                                     self.working_dir, self.label)
         self.loop = reprovision.Loop(launch, submission_queue, stop_event, self._dispatch, self.tracker,
                                      {"poll_interval": self.poll_interval, **self.flux_executor_kwargs},
@@ -172,16 +173,16 @@ class DirectFluxExecutor(FluxExecutor):
         self.loop.serve(socket)
 
     def _dispatch(self, flux_executor: Any, job: Any) -> None:
-        assert self.parsl is not None
+        assert self.internals is not None
         if isinstance(job, DirectJob):
-            submit_direct(self.parsl, flux_executor, self.working_dir, job, self.tracker)
+            submit_direct(self.internals, flux_executor, self.working_dir, job, self.tracker)
         else:
-            self.parsl.submit_stock(flux_executor, self.working_dir, job)
+            self.internals.submit_stock(flux_executor, self.working_dir, job)
 
     def submit(self, func: Callable, resource_specification: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        job = bash_job(self.parsl, func, args, kwargs) if self.parsl is not None else None
-        if self.parsl is None or job is None or not open_streams(job):
+        job = bash_job(self.internals, func, args, kwargs) if self.internals is not None else None
+        if self.internals is None or job is None or not open_streams(job):
             return super().submit(func, resource_specification, *args, **kwargs)
         spec = resource_specification or {}
         logger.debug("bash app %s runs directly in Flux", job.app)
-        return self.parsl.enqueue(self, lambda future, task_id: DirectJob(future, task_id, spec, job))
+        return self.internals.enqueue(self, lambda future, task_id: DirectJob(future, task_id, spec, job))
