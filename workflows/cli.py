@@ -75,6 +75,10 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stall-timeout", type=float, default=d("stall_timeout"),
                    help="seconds with no block able to run (nodes down, blocks failed, Slurm silent) before giving up "
                         "(default %(default)s)")
+    p.add_argument("--max-lost-blocks", type=int, default=d("max_lost_blocks"),
+                   help="blocks that may be lost to a dead first node, each replaced by a new one and its "
+                        "unfinished runs submitted again (not counted as --retries), before the run gives up "
+                        "(default %(default)s)")
     p.add_argument("--strategy-period", type=float, default=d("strategy_period"), help="Parsl scaling period, seconds")
     p.add_argument("--source", type=Path, default=SOURCE,
                    help="the MPI program's C source (default: workflows/mpi_hello.c; others must print its lines)")

@@ -13,13 +13,13 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 
 from workflows.launchers import DEFAULT_RANK_LAUNCHER, MPI_FLAVOURS, RANK_LAUNCHERS
+from workflows.slurm import slurmd_port, unreachable
 
 
 def expand_counts(text: str) -> list[int]:
@@ -46,24 +46,6 @@ def placement_from_slurm(env: Mapping[str, str]) -> tuple[list[str], int]:
 def placement_from_parsl(env: Mapping[str, str]) -> tuple[list[str], int]:
     """The nodes MPIExecutor gave this task, and its ranks per node."""
     return env["PARSL_MPI_NODELIST"].split(","), int(float(env["PARSL_RANKS_PER_NODE"]))
-
-
-def slurmd_port() -> int:
-    """The port every node's slurmd listens on (a node that does not answer there is gone)."""
-    out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=20).stdout
-    m = re.search(r"^SlurmdPort\s*=\s*(\d+)", out, re.MULTILINE)
-    return int(m[1]) if m else 6818
-
-
-def unreachable(hosts: Sequence[str], port: int, timeout: float = 3.0) -> list[str]:
-    """Hosts whose slurmd does not accept a connection: dead before Slurm has noticed (SlurmdTimeout)."""
-    dead = []
-    for host in hosts:
-        try:
-            socket.create_connection((host, port), timeout=timeout).close()
-        except OSError:
-            dead.append(host)
-    return dead
 
 
 def give_back_block(hosts: Sequence[str], env: Mapping[str, str]) -> None:

@@ -81,6 +81,7 @@ def summary(data: dict[str, Any]) -> str:
         return command_summary(data)
     runs = data["runs"]
     lines = [f"{data['label']}: {len(runs)} runs, wall {data['wall_seconds']:.1f} s", *_hello_table(data, runs)]
+    lines += lost_block_lines(data.get("lost_blocks", []), _t0(runs))
     lines += _monitoring_lines(data.get("monitoring") or {})
     if data["verified"]:
         lines.append(HELLO_VERIFIED)
@@ -143,6 +144,13 @@ def command_summary(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def lost_block_lines(lost: Sequence[dict[str, Any]], t0: float) -> list[str]:
+    """A line per block lost with its first node: when, how it was replaced, the runs resubmitted."""
+    return [f"lost block job {b['job']} (first node {b['node']}) at {b['at'] - t0:.1f} s: {b['how']}; runs "
+            f"{','.join(map(str, b['resubmitted'])) or 'none'} resubmitted"
+            + (f" to block job {b['replacement']}" if b.get("replacement") else "") for b in lost]
+
+
 def _monitoring_lines(m: dict[str, Any]) -> list[str]:
     """The monitored run's workflow id, database and task states (Parsl's own record), or why it was off."""
     if m.get("unsupported"):
@@ -197,6 +205,11 @@ def plot(data: dict[str, Any], path: Path) -> Path:
                     color=colours(r["index"] % 20), edgecolor="black", linewidth=0.5)
             ax.text(r["start"] - t0 + (r["end"] - r["start"]) / 2, y, str(r["index"]),
                     ha="center", va="center", fontsize=8)
+    for b in data.get("lost_blocks", []):  # the moment a block lost its first node, and which node
+        ax.axvline(b["at"] - t0, color="red", linestyle="--", linewidth=1)
+        if b["node"] in nodes:
+            ax.text(b["at"] - t0, nodes.index(b["node"]), f" lost: block {b['job']}", color="red", fontsize=8,
+                    va="bottom")
     ax.set_yticks(range(len(nodes)), nodes)
     ax.set_ylim(len(nodes) - 0.5, -0.5)  # first node on top, every row whole
     ax.set_xlabel("seconds since the first MPI run started")

@@ -34,7 +34,8 @@ def settings_from(args: argparse.Namespace, nodes: dict[str, int], run_dir: Path
         mpi=args.mpi, rank_launcher=args.launcher or variants.get(args.variant).rank_launchers[0],
         flux_wrapper=args.flux_wrapper,
         run_timeout=args.run_timeout, retries=args.retries, stall_timeout=args.stall_timeout,
-        strategy_period=args.strategy_period, tag=f"parslmpi-{uuid.uuid4().hex[:12]}",
+        strategy_period=args.strategy_period, max_lost_blocks=args.max_lost_blocks,
+        tag=f"parslmpi-{uuid.uuid4().hex[:12]}",
         command=command.argv(args.user_command) if args.user_command is not None else (), probe=args.probe)
 
 

@@ -90,6 +90,7 @@ class Settings:
     retries: int = 1
     stall_timeout: float = 60.0  # no block able to run for this long: give up
     strategy_period: float = 0.5
+    max_lost_blocks: int = 2  # blocks lost to dead first nodes that are replaced, before the run gives up
     tag: str = "parslmpi"  # Slurm --comment on every block job, to find and cancel them
     command: tuple[str, ...] = ()  # the user's MPI program and its arguments (--command); () runs the hello world
     probe: bool = False  # with a command: the hello world's placement proof first (--probe)
@@ -116,8 +117,9 @@ class Settings:
         local = node_local_problem(self.run_dir, shared=shared_paths(os.environ))
         if local:
             raise SettingsError(local)
-        if self.run_timeout <= 0 or self.stall_timeout <= 0 or self.retries < 0:
-            raise SettingsError("--run-timeout and --stall-timeout must be positive, --retries not negative")
+        if self.run_timeout <= 0 or self.stall_timeout <= 0 or self.retries < 0 or self.max_lost_blocks < 0:
+            raise SettingsError("--run-timeout and --stall-timeout must be positive, --retries and --max-lost-blocks "
+                                "not negative")
         if self.probe and not self.command:
             raise SettingsError("--probe needs --command (without one, the hello world's placement proof is the run)")
 

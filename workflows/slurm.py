@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 
 class SlurmError(RuntimeError):
@@ -57,22 +60,83 @@ def partition_nodes(partition: str | None) -> dict[str, int]:
     return nodes
 
 
-def parse_squeue(text: str, tag: str) -> list[tuple[str, str, str]]:
-    """`squeue -h -o '%i %t %B %k'` -> (id, state, batch host) of live jobs carrying this run's comment."""
+class Block(NamedTuple):
+    """One block job of the run as squeue shows it."""
+
+    job: str
+    state: str
+    host: str  # the batch host: the block's first node ("n/a" while pending)
+    nodes: int  # nodes it holds, or asks for while pending
+
+
+def parse_squeue(text: str, tag: str) -> list[Block]:
+    """`squeue -h -o '%i %t %B %D %k'` -> the live jobs carrying this run's comment."""
     jobs = []
     for line in text.splitlines():
-        parts = line.split(None, 3)
-        if len(parts) == 4 and parts[3].strip() == tag and parts[1] not in ("CD", "F", "CA", "TO", "NF"):
-            jobs.append((parts[0], parts[1], parts[2]))
+        parts = line.split(None, 4)
+        if len(parts) == 5 and parts[4].strip() == tag and parts[1] not in ("CD", "F", "CA", "TO", "NF"):
+            jobs.append(Block(parts[0], parts[1], parts[2], int(parts[3]) if parts[3].isdigit() else 0))
     return jobs
 
 
-def tagged_job_states(tag: str) -> list[tuple[str, str, str]]:
-    return parse_squeue(_run(["squeue", "-h", "-o", "%i %t %B %k"]), tag)
+def tagged_job_states(tag: str) -> list[Block]:
+    return parse_squeue(_run(["squeue", "-h", "-o", "%i %t %B %D %k"]), tag)
 
 
 def tagged_jobs(tag: str) -> list[str]:
-    return [job for job, _, _ in tagged_job_states(tag)]
+    return [b.job for b in tagged_job_states(tag)]
+
+
+def slurmd_port() -> int:
+    """The port every node's slurmd listens on (a node that does not answer there is gone)."""
+    out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=20).stdout
+    m = re.search(r"^SlurmdPort\s*=\s*(\d+)", out, re.MULTILINE)
+    return int(m[1]) if m else 6818
+
+
+def node_address(node: str) -> str | None:
+    """The address Slurm reaches a node at (NodeAddr: a node's name may resolve only on the nodes)."""
+    try:
+        out = _run(["scontrol", "show", "node", node], timeout=10)
+    except SlurmError:
+        return None
+    m = re.search(r"\bNodeAddr=(\S+)", out)
+    return m[1] if m else None
+
+
+class SlurmdProbe:
+    """Whether a node's slurmd accepts a connection, at the address and port Slurm itself uses (both cached).
+
+    A node Slurm cannot name an address for is taken as alive: only a refused or silent slurmd is a dead node.
+    """
+
+    def __init__(self) -> None:
+        self.port: int | None = None
+        self.addresses: dict[str, str | None] = {}
+
+    def silent(self, hosts: Sequence[str], timeout: float = 2.0) -> list[str]:
+        if self.port is None:
+            self.port = slurmd_port()
+        for host in hosts:
+            if host not in self.addresses:
+                self.addresses[host] = node_address(host)
+        known = {h: a for h in hosts if (a := self.addresses[h])}
+        dead = set(unreachable(list(known.values()), self.port, timeout))
+        return [h for h, a in known.items() if a in dead]
+
+    def alive(self, host: str) -> bool:
+        return not self.silent([host])
+
+
+def unreachable(hosts: Sequence[str], port: int, timeout: float = 3.0) -> list[str]:
+    """Hosts whose slurmd does not accept a connection: dead before Slurm has noticed (SlurmdTimeout)."""
+    dead = []
+    for host in hosts:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+        except OSError:
+            dead.append(host)
+    return dead
 
 
 def cancel_tagged(tag: str, timeout: float = 120, on_wait: Callable[[list[str]], None] | None = None) -> list[str]:

@@ -2,34 +2,40 @@
 
 Parsl waits forever for a block that never starts (its nodes died) or for a block it wrongly thinks
 is pending; the sampler sees both in squeue and sinfo, and wait() gives up the runs such a stall holds.
+It also tells, within a second or two, that a running block lost its first node (its slurmd does not
+answer, before Slurm itself notices): `on_lost` hears it once per block, so a variant can replace it.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import threading
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
+from typing import Any
 
-from .slurm import SlurmError, tagged_job_states, usable_nodes
+from .slurm import Block, SlurmdProbe, SlurmError, tagged_job_states, usable_nodes
 
 LIVE = ("R", "CG", "CF")  # states in which a block is (about to be) running
 
 
-def stall_reason(jobs: Sequence[tuple[str, str, str]], usable: Collection[str], block_nodes: int) -> str | None:
+def stall_reason(jobs: Sequence[Block], usable: Collection[str], block_nodes: int) -> str | None:
     """Why none of this run's blocks can make progress right now, or None while one can.
 
     A block is running; or pending on a partition with enough usable nodes (a busy cluster: wait).
     Nothing queued at all, or blocks that need more nodes than are usable, cannot progress. Nor can
     a block whose first node (the batch host, where its worker pool or Flux's rank 0 runs) is gone:
-    with --no-kill, Slurm keeps such a job running on the other nodes.
+    with --no-kill, Slurm keeps such a job running on the other nodes. block_nodes: what a block
+    needs when none is pending (a pending one says what it asks for).
     """
-    headless = [job for job, state, host in jobs if state == "R" and host not in usable]
-    if any(state in LIVE and job not in headless for job, state, _ in jobs):
+    headless = [b.job for b in jobs if b.state == "R" and b.host not in usable]
+    if any(b.state in LIVE and b.job not in headless for b in jobs):
         return None
-    short = (f"a block needs {block_nodes} nodes but only {len(usable)} of the partition are usable "
-             "(nodes down or drained)") if len(usable) < block_nodes else None
+    needs = min((b.nodes for b in jobs if b.state == "PD" and b.nodes), default=block_nodes)
+    short = (f"a block needs {needs} nodes but only {len(usable)} of the partition are usable "
+             "(nodes down or drained)") if len(usable) < needs else None
     if headless:
         return (f"block job {' '.join(headless)} lost its first node, where the block's workers (or Flux's "
                 "rank 0) ran" + (f"; {short}" if short else ""))
@@ -38,19 +44,57 @@ def stall_reason(jobs: Sequence[tuple[str, str, str]], usable: Collection[str], 
     return short
 
 
+@dataclasses.dataclass
+class LostBlock:
+    """A running block whose first node stopped answering: when it was seen, and what was done about it."""
+
+    job: str
+    host: str
+    at: float
+    action: str = ""  # what on_lost did (e.g. "cancelled; a new block of 6 nodes")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
 class BlockSampler:
     """Samples this run's block jobs and the partition's usable nodes while the workflow runs.
 
     The samples show that static blocks stay constant; `stalled()` tells how long no block could run.
+    on_lost(job, first node) is called (in the sampler's thread) once for each running block whose
+    first node does not answer; what it returns is kept as the LostBlock's action.
     """
 
-    def __init__(self, tag: str, partition: str | None = None, block_nodes: int = 1, period: float = 1.0):
+    def __init__(self, tag: str, partition: str | None = None, block_nodes: int = 1, period: float = 1.0,
+                 on_lost: Callable[[str, str], str] | None = None):
         self.tag, self.partition, self.block_nodes, self.period = tag, partition, block_nodes, period
+        self.on_lost = on_lost
         self.samples: list[tuple[float, int]] = []
+        self.lost: list[LostBlock] = []
         self._stalled_since: float | None = None
         self._reason: str | None = None
+        self._probe = SlurmdProbe()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _headless(self, jobs: Sequence[Block], usable: Collection[str]) -> list[Block]:
+        """Running blocks whose first node is gone: down in sinfo, or its slurmd silent (seconds, not minutes)."""
+        seen = {b.job for b in self.lost}
+        running = [b for b in jobs if b.state == "R" and b.job not in seen]
+        if not running:
+            return []
+        silent = set(self._probe.silent([b.host for b in running if b.host in usable]))
+        return [b for b in running if b.host not in usable or b.host in silent]
+
+    def _watch(self, jobs: Sequence[Block], usable: Collection[str]) -> None:
+        for block in self._headless(jobs, usable) if self.on_lost is not None else []:
+            record = LostBlock(block.job, block.host, time.time())
+            self.lost.append(record)
+            assert self.on_lost is not None
+            try:
+                record.action = self.on_lost(block.job, block.host)
+            except Exception as err:  # noqa: BLE001 - the stall watch still ends a run that cannot go on
+                record.action = f"not replaced: {type(err).__name__}: {err}"
 
     def _sample(self) -> None:
         now = time.time()
@@ -61,6 +105,7 @@ class BlockSampler:
             reason: str | None = f"Slurm does not answer ({err.detail})"
         else:
             self.samples.append((now, len(jobs)))
+            self._watch(jobs, usable)
             reason = stall_reason(jobs, usable, self.block_nodes)
         if reason is None:
             self._stalled_since = None

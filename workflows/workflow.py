@@ -35,6 +35,7 @@ class Outcome:
     monitoring: dict[str, Any]  # monitoring.facts() of a monitored run, else monitoring.disabled()
     commands: list[command.CommandRun] = dataclasses.field(default_factory=list)  # the user's program's runs
     command_errors: dict[int, str] = dataclasses.field(default_factory=dict)  # why they failed, by run index
+    lost_blocks: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # lost_block_facts()
 
     def problems(self, s: Settings, cpus_by_node: Mapping[str, int]) -> list[str]:
         """The hello world's (each failure, then what placement finds wrong with the runs that completed),
@@ -56,7 +57,8 @@ class Outcome:
         timed = self.commands or self.runs
         return {"block_samples": self.block_samples, "cancelled_jobs": self.cancelled_jobs,
                 "failed_runs": sorted(self.command_errors if self.commands else self.errors),
-                "max_concurrent_runs": placement.max_concurrency(timed), "monitoring": dict(self.monitoring)}
+                "max_concurrent_runs": placement.max_concurrency(timed), "monitoring": dict(self.monitoring),
+                "lost_blocks": self.lost_blocks}
 
 
 def execute(s: Settings, source: Path = SOURCE, monitored: bool = False, name: str = "workflows") -> Outcome:
@@ -71,8 +73,8 @@ def execute(s: Settings, source: Path = SOURCE, monitored: bool = False, name: s
     shutil.rmtree(out, ignore_errors=True)  # bash apps append: a reused run directory starts clean
     out.mkdir(parents=True)
     variant.prepare(s)
-    sampler = stall.BlockSampler(s.tag, s.partition, variant.block_nodes(s))
     config = variant.config(s)
+    sampler = stall.BlockSampler(s.tag, s.partition, variant.block_nodes(s), on_lost=variant.block_watch(s, config))
     if monitored:
         config.monitoring = monitoring.hub(s)
     hello = not s.command or s.probe
@@ -82,7 +84,35 @@ def execute(s: Settings, source: Path = SOURCE, monitored: bool = False, name: s
     runs = [_parsed(s.run_dir, out / f"run-{i}.out", i) for i in range(s.repeats)] if hello else []
     commands = [_parsed_command(s.run_dir, out, i, exits.get(i)) for i in range(s.repeats)] if s.command else []
     facts = monitoring.facts(s.run_dir, session.workflow_id) if monitored else monitoring.disabled()
-    return Outcome(runs, errors, sampler.samples, session.cancelled_jobs, facts, commands, command_errors)
+    handler = config.retry_handler
+    lost = lost_block_facts([b.as_dict() for b in sampler.lost], getattr(handler, "lost", []),
+                            variant.lost_blocks(config), runs, s.run_dir)
+    return Outcome(runs, errors, sampler.samples, session.cancelled_jobs, facts, commands, command_errors, lost)
+
+
+def lost_block_facts(seen: list[dict[str, Any]], retried: list[tuple[float, str, str]], replaced: list[dict[str, Any]],
+                     runs: list[placement.Run], run_dir: Path) -> list[dict[str, Any]]:
+    """One record per lost block: its job, first node, when, what was done, the runs resubmitted and where
+    they ran. seen: the stall watch's (mpi); retried: tasks Parsl retried at no cost (when, host, stdout); replaced: the
+    flux executor's own records (stdout paths of the jobs it resubmitted)."""
+    by_output = {str(run_dir / r.output): r for r in runs}
+
+    def record(job: str, node: str, at: float, how: str, outputs: list[str], replacement: Any) -> dict[str, Any]:
+        again = sorted({by_output[o].index for o in outputs if o in by_output})
+        return {"job": job, "node": node, "at": at, "how": how, "resubmitted": again,
+                "ran_on": {str(i): runs[i].nodes for i in again}, "replacement": replacement}
+
+    records = [record(b["job_id"], b["host"], b["at"], b["reason"], b["resubmitted"], b["replacement"])
+               for b in replaced]
+    seen = sorted((b for b in seen if b["job"] not in {r["job"] for r in records}), key=lambda b: b["at"])
+    # a task lost with its pool goes with the loss of its pool's host, else the last one seen before Parsl
+    # reported it (its heartbeats stop being awaited 12 s later, maybe after a later loss)
+    owner = [next((i for i, b in enumerate(seen) if b["host"] == host),
+                  max([i for i, b in enumerate(seen) if b["at"] <= at] or [0])) for at, host, _ in retried]
+    outputs = [[o for (_, _, o), i in zip(retried, owner, strict=True) if i == n] for n in range(len(seen))]
+    records += [record(b["job"], b["host"], b["at"], b["action"], outs, None)
+                for b, outs in zip(seen, outputs, strict=True)]
+    return sorted(records, key=lambda r: r["at"])
 
 
 def scripts_on_path() -> None:

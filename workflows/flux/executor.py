@@ -13,7 +13,7 @@ from typing import Any
 
 from parsl.executors import FluxExecutor
 
-from . import parsl_seam
+from . import parsl_seam, reprovision
 from .bashjob import BashJob, bash_job, open_streams, outcome, timed_out
 
 logger = logging.getLogger(__name__)
@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 # long when idle: every submission waited up to 0.1 s. 10 ms keeps the reactor's wake-ups cheap.
 POLL_INTERVAL = 0.01
 BASH = "/bin/bash"
+MAX_LOST_BLOCKS = 2  # Flux instances lost (and replaced) before the executor gives up as Parsl's does
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,26 +75,44 @@ def jobspec(job: DirectJob, working_dir: str) -> Any:
     return spec
 
 
-def submit_direct(parsl: parsl_seam.Internals, flux_executor: Any, working_dir: str, job: DirectJob) -> None:
-    """Parsl's per-job submit for a bash app: same jobspec settings and locking, our command and outcome."""
+def submit_direct(parsl: parsl_seam.Internals, flux_executor: Any, working_dir: str, job: DirectJob,
+                  tracker: reprovision.Tracker | None = None) -> None:
+    """Parsl's per-job submit for a bash app: same jobspec settings and locking, our command and outcome.
+
+    tracker: the executor's jobs in flight, run again on a new instance if this one is lost.
+    """
     spec = jobspec(job, working_dir)
     flux_future = parsl.attach(job.future, lambda: flux_executor.submit(spec))
     if flux_future is None:
         return
+    generation = tracker.submitted(job) if tracker is not None else 0
     runtime = Runtime()
     for event in ("start", "finish"):  # both are in before the future is done (Flux sets them first)
         flux_future.add_event_callback(event, runtime.record)
-    flux_future.add_done_callback(functools.partial(_complete, job.bash, job.future, runtime))
+    flux_future.add_done_callback(functools.partial(_complete, job, runtime, tracker, generation))
 
 
-def _complete(job: BashJob, future: Any, runtime: Runtime, flux_future: Any) -> None:
+def _complete(queued: DirectJob, runtime: Runtime, tracker: reprovision.Tracker | None, generation: int,
+              flux_future: Any) -> None:
+    import flux.job
+
+    job, future = queued.bash, queued.future
     if flux_future.cancelled():
+        if tracker is not None:
+            tracker.finished(queued, generation)
         return
     try:
         returncode = flux_future.result()
     except Exception as exc:  # noqa: BLE001
+        if tracker is not None and not isinstance(exc, flux.job.JobException):
+            tracker.broken(queued, generation, exc)  # the instance's connection, not the job: the watch decides
+            return
+        if tracker is not None and not tracker.finished(queued, generation):
+            return
         timeout = getattr(exc, "type", None) == "timeout" and job.walltime is not None
         future.set_exception(timed_out(job) if timeout else exc)
+        return
+    if tracker is not None and not tracker.finished(queued, generation):
         return
     try:
         future.set_result(outcome(job, returncode, runtime.seconds))
@@ -110,12 +129,20 @@ class DirectFluxExecutor(FluxExecutor):
 
     def __init__(self, provider: Any = None, working_dir: str | None = None, label: str = "FluxExecutor",
                  flux_executor_kwargs: Mapping[str, Any] = {}, flux_path: str | None = None,  # noqa: B006 - as Parsl
-                 launch_cmd: str | None = None, poll_interval: float = POLL_INTERVAL) -> None:
+                 launch_cmd: str | None = None, poll_interval: float = POLL_INTERVAL,
+                 max_lost_blocks: int = MAX_LOST_BLOCKS,
+                 refit: Callable[[Any, list[reprovision.LostBlock]], None] | None = None,
+                 alive: Callable[[str], bool] | None = None) -> None:
         super().__init__(provider=provider, working_dir=working_dir, label=label,
                          flux_executor_kwargs={"poll_interval": poll_interval, **flux_executor_kwargs},
                          flux_path=flux_path, launch_cmd=launch_cmd)
         self.flux_executor_kwargs = flux_executor_kwargs  # as given, for Parsl's repr of the config
         self.poll_interval = poll_interval
+        self.max_lost_blocks = max_lost_blocks
+        self.refit = refit  # sizes and places the provider's block that replaces a lost one
+        self.alive = alive  # whether an instance's first node answers (default: its ssh port)
+        self.tracker = reprovision.Tracker()
+        self.loop: reprovision.Loop | None = None
         internals, problems = parsl_seam.internals()
         self.seam_problems = problems + parsl_seam.executor_problems(self)
         self.internals = None if self.seam_problems else internals
@@ -124,10 +151,33 @@ class DirectFluxExecutor(FluxExecutor):
                   "every task takes Parsl's stock path, with Python in every rank", file=sys.stderr)
         else:
             self.internals.install_dispatch(DirectJob, functools.partial(submit_direct, self.internals))
+            self.internals.install_loop(DirectFluxExecutor)
 
     @property
     def direct(self) -> bool:
         return self.internals is not None
+
+    @property
+    def lost_blocks(self) -> list[reprovision.LostBlock]:
+        """The instances lost so far, each with the jobs it cost and the block that took them."""
+        return list(self.loop.lost_blocks) if self.loop is not None else []
+
+    def serve(self, submission_queue: Any, stop_event: Any, socket: Any) -> None:
+        """Parsl's submission thread, for the direct path: instances one after another (reprovision.Loop)."""
+        assert self.internals is not None
+        launch = reprovision.Launch(self.provider, self.launch_cmd, self.flux_path, self.internals.manager_path,
+                                    self.working_dir, self.label)
+        self.loop = reprovision.Loop(launch, submission_queue, stop_event, self._dispatch, self.tracker,
+                                     {"poll_interval": self.poll_interval, **self.flux_executor_kwargs},
+                                     self.max_lost_blocks, self.refit, self.alive or reprovision.reachable)
+        self.loop.serve(socket)
+
+    def _dispatch(self, flux_executor: Any, job: Any) -> None:
+        assert self.internals is not None
+        if isinstance(job, DirectJob):
+            submit_direct(self.internals, flux_executor, self.working_dir, job, self.tracker)
+        else:
+            self.internals.submit_stock(flux_executor, self.working_dir, job)
 
     def submit(self, func: Callable, resource_specification: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         job = bash_job(self.internals, func, args, kwargs) if self.internals is not None else None

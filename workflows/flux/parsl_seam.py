@@ -22,10 +22,13 @@ from typing import Any
 STOCK = "parsl.executors.flux.executor"
 JOBINFO_FIELDS = ("future", "task_id", "infile", "outfile", "resource_spec")
 SUBMIT_SINGLE_PARAMS = ["flux_executor", "working_dir", "jobinfo"]
+SUBMIT_LOOP_PARAMS = ["submission_queue", "stop_event", "socket", "working_dir", "flux_executor_kwargs", "provider",
+                      "executor", "flux_path", "launch_cmd"]
 EXECUTOR_ATTRS = ("_submission_lock", "_stop_event", "_task_id_counter", "_submission_queue")
 FUTURE_ATTRS = ("_flux_future", "_cancellation_lock")
 # module: the names taken from it (functions and classes Parsl does not document for users)
-MODULE_NAMES = {STOCK: ("_FluxJobInfo", "_submit_single_job", "_submit_flux_jobs", "FluxFutureWrapper"),
+MODULE_NAMES = {STOCK: ("_FluxJobInfo", "_submit_single_job", "_submit_flux_jobs", "_submit_wrapper",
+                        "_MANAGER_PATH", "FluxFutureWrapper"),
                 "parsl.app.bash": ("remote_side_bash_executor",), "parsl.app.errors": ("wrap_error",),
                 "parsl.utils": ("get_std_fname_mode",)}
 # Every private Parsl name the project uses, all of them here: what the tree scan looks for elsewhere.
@@ -87,6 +90,36 @@ class Internals:
             future._flux_future = flux_future
         return flux_future
 
+    @property
+    def manager_path(self) -> str:
+        """Parsl's flux_instance_manager.py: the initial program of every instance its FluxExecutor starts."""
+        return str(self.names["_MANAGER_PATH"])
+
+    def submit_stock(self, flux_executor: Any, working_dir: str, jobinfo: Any) -> None:
+        """Parsl's own per-job submit, for a job of its stock path."""
+        self.names["_submit_single_job"](flux_executor, working_dir, jobinfo)
+
+    def install_loop(self, ours: type) -> None:
+        """Parsl's submission thread runs `executor.serve(queue, stop_event, socket)` for an executor of ours.
+
+        Parsl's thread (_submit_wrapper) calls the module's _submit_flux_jobs by name, and fails every
+        queued task if it raises: the loop is replaced there, its error handling kept.
+        """
+        original = self.names["_submit_flux_jobs"]
+        if getattr(self.stock._submit_flux_jobs, "direct_loop", False):
+            return
+
+        @functools.wraps(original)
+        def _submit_flux_jobs(submission_queue: Any, stop_event: Any, socket: Any, *args: Any) -> None:
+            executor = args[SUBMIT_LOOP_PARAMS.index("executor") - 3]
+            serve = getattr(executor, "serve", None) if isinstance(executor, ours) else None
+            if serve is not None and getattr(executor, "direct", False):
+                return serve(submission_queue, stop_event, socket)
+            return original(submission_queue, stop_event, socket, *args)
+
+        _submit_flux_jobs.direct_loop = True  # type: ignore[attr-defined]
+        setattr(self.stock, "_submit_flux_jobs", _submit_flux_jobs)  # noqa: B010 - a module's global, replaced
+
     def install_dispatch(self, ours: type, submit: Callable[[Any, str, Any], None]) -> None:
         """Route queued `ours` jobs to submit() in Parsl's submission thread; every other job to Parsl's own."""
         original = self.names["_submit_single_job"]
@@ -134,9 +167,15 @@ def _module_problems(names: dict[str, Any]) -> list[str]:
     single = names.get("_submit_single_job")
     if not callable(single) or list(inspect.signature(single).parameters) != SUBMIT_SINGLE_PARAMS:
         problems.append(f"_submit_single_job{tuple(SUBMIT_SINGLE_PARAMS)} is gone")
-    loop = names.get("_submit_flux_jobs")
+    loop = inspect.unwrap(names["_submit_flux_jobs"]) if callable(names.get("_submit_flux_jobs")) else None
     if "_submit_single_job" not in getattr(getattr(loop, "__code__", None), "co_names", ()):
         problems.append("_submit_flux_jobs no longer calls the module's _submit_single_job")
+    if loop is None or list(inspect.signature(loop).parameters) != SUBMIT_LOOP_PARAMS:
+        problems.append(f"_submit_flux_jobs{tuple(SUBMIT_LOOP_PARAMS)} changed")
+    if "_submit_flux_jobs" not in getattr(getattr(names.get("_submit_wrapper"), "__code__", None), "co_names", ()):
+        problems.append("_submit_wrapper no longer calls the module's _submit_flux_jobs")
+    if not isinstance(names.get("_MANAGER_PATH"), str):
+        problems.append("_MANAGER_PATH is not the path of Parsl's flux instance manager")
     try:
         future = names["FluxFutureWrapper"]()
     except Exception:  # noqa: BLE001 - any failure is a changed API

@@ -7,10 +7,13 @@ methods that build a Config, so listing variants (argparse, demo) stays fast.
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
+import time
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .. import environment
+from .. import environment, slurm
 from ..launchers import RANK_LAUNCHERS, RankLauncher
 from ..settings import PROJECT, Settings
 
@@ -65,6 +68,17 @@ class Variant:
         """Variant-specific checks of a finished run, beyond placement."""
         return []
 
+    def block_watch(self, s: Settings, config: Config) -> Callable[[str, str], str] | None:
+        """What to do when a running block loses its first node (job id, node): the stall watch calls it.
+
+        None: the variant needs no help (htex's blocks hold one run each; the flux executor replaces its own).
+        """
+        return None
+
+    def lost_blocks(self, config: Config) -> list[dict[str, Any]]:
+        """The blocks the executor itself found lost and replaced, for result.json."""
+        return []
+
 
 def rank_launcher(s: Settings) -> RankLauncher:
     return RANK_LAUNCHERS[s.rank_launcher]
@@ -82,17 +96,26 @@ def worker_init(s: Settings) -> str:
     return "\n".join(lines)
 
 
+STATUS_POLL = 2  # seconds: how soon Parsl's strategy sees a cancelled block gone (SlurmProvider's own: 60)
+
+
 def slurm_provider(s: Settings, *, nodes_per_block: int, blocks: tuple[int, int, int], launcher: ParslLauncher,
-                   parallelism: float = 1.0, sbatch_options: str = "") -> SlurmProvider:
+                   parallelism: float = 1.0, sbatch_options: str = "", polled: bool = False) -> SlurmProvider:
     """A SlurmProvider whose every block carries this run's --comment, so cleanup finds it.
 
-    `blocks` is (init, min, max); `sbatch_options` are the variant's own '#SBATCH' lines.
+    `blocks` is (init, min, max); `sbatch_options` are the variant's own '#SBATCH' lines. polled: the
+    block states are read every STATUS_POLL seconds, so a lost block's replacement is asked for at once.
     """
     from parsl.providers import SlurmProvider
 
+    class PolledSlurmProvider(SlurmProvider):
+        @property
+        def status_polling_interval(self) -> int:
+            return STATUS_POLL
+
     init, lo, hi = blocks
     options = f"#SBATCH --comment={s.tag}\n" + sbatch_options + s.scheduler_options
-    return SlurmProvider(
+    return (PolledSlurmProvider if polled else SlurmProvider)(
         partition=s.partition or "", account=s.account, nodes_per_block=nodes_per_block,
         init_blocks=init, min_blocks=lo, max_blocks=hi, parallelism=parallelism,
         walltime=s.walltime, scheduler_options=options,
@@ -101,11 +124,51 @@ def slurm_provider(s: Settings, *, nodes_per_block: int, blocks: tuple[int, int,
 
 
 def parsl_config(s: Settings, executor: ParslExecutor, **kw: Any) -> Config:
-    """The Config every variant uses around its one executor: run dir, retries, scaling period."""
+    """The Config every variant uses around its one executor: run dir, retries, scaling period; a block lost
+    under a run does not use up the run's retries (InfrastructureRetries)."""
     from parsl.config import Config
 
     return Config(executors=[executor], run_dir=str(s.run_dir / "runinfo"), retries=s.retries,
-                  strategy_period=s.strategy_period, **kw)
+                  strategy_period=s.strategy_period, retry_handler=InfrastructureRetries(s.retries, s.max_lost_blocks),
+                  **kw)
+
+
+@dataclasses.dataclass
+class InfrastructureRetries:
+    """Parsl's retry_handler: a task lost with its worker pool (ManagerLost, WorkerLost) costs no retry.
+
+    Up to max_lost_blocks pools may be lost so; past that the cluster keeps dying and such a task fails at
+    once. Every other failure costs 1, as without a handler. `lost` keeps (time, host, the task's stdout).
+    """
+
+    retries: int
+    max_lost_blocks: int
+    lost: list[tuple[float, str, str]] = dataclasses.field(default_factory=list)
+    managers: set[str] = dataclasses.field(default_factory=set)
+
+    def __call__(self, exc: BaseException, task_record: Any) -> float:
+        from parsl.executors.high_throughput.errors import ManagerLost, WorkerLost
+
+        if not isinstance(exc, (ManagerLost, WorkerLost)):
+            return 1.0
+        self.managers.add(str(getattr(exc, "manager_id", getattr(exc, "worker_id", ""))))
+        host = str(getattr(exc, "hostname", "?"))
+        self.lost.append((time.time(), host, str(task_record.get("kwargs", {}).get("stdout", ""))))
+        return 0.0 if len(self.managers) <= self.max_lost_blocks else float(self.retries + 1)
+
+
+def refit(provider: Any, dead: Collection[str], s: Settings, most_nodes: int) -> str:
+    """Size and place the provider's next block on the usable nodes but the dead ones: what was done, one line.
+
+    As many whole runs as still fit, at most the block's first size; the dead nodes are excluded (Slurm may
+    not have marked them down yet).
+    """
+    usable = set(slurm.usable_nodes(s.partition)) - set(dead)
+    nodes = max(s.nodes_per_run, min(most_nodes, len(usable) // s.nodes_per_run * s.nodes_per_run))
+    provider.nodes_per_block = nodes
+    base = provider.scheduler_options.split("#SBATCH --exclude=")[0]
+    provider.scheduler_options = base + (f"#SBATCH --exclude={','.join(sorted(dead))}\n" if dead else "")
+    return f"the next block: {nodes} nodes, without {','.join(sorted(dead)) or 'none'}"
 
 
 def launch_in_block(s: Settings, binary: str, source: str) -> str:

@@ -7,6 +7,8 @@ of a job, so an MPI run's command is the MPI program itself, once per rank. The 
 workflows.flux's DirectFluxExecutor (each bash app's command is the Flux job itself, no Python in the
 ranks); --flux-wrapper parsl keeps Parsl's own FluxExecutor, which runs its Python wrapper per rank.
 The job and the srun that starts Flux carry --no-kill: a lost node is drained by Flux, not fatal.
+A lost first node (Flux's rank 0) loses the instance: DirectFluxExecutor cancels its block, asks the provider
+for a new one (refit: the usable nodes but the dead ones) and submits the unfinished runs to its instance.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING, Any
 
+from .. import slurm
 from ..flux import instance
 from ..settings import Settings
-from .base import Variant, concurrent_blocks, parsl_config, slurm_provider, worker_init
+from .base import Variant, concurrent_blocks, parsl_config, refit, slurm_provider, worker_init
 
 if TYPE_CHECKING:
     from parsl.config import Config
@@ -49,10 +52,19 @@ class Flux(Variant):
                                   launcher=SrunLauncher(overrides=instance.SRUN_OPTIONS),
                                   sbatch_options=instance.SBATCH_NO_KILL)
         flux = instance.flux_command() or "flux"
+        kw: dict[str, Any] = {}
+        if s.flux_wrapper == "direct":
+            nodes = self.block_nodes(s)
+            kw = {"max_lost_blocks": s.max_lost_blocks, "alive": slurm.SlurmdProbe().alive,
+                  "refit": lambda provider, lost: refit(provider, {b.host for b in lost if b.host}, s, nodes)}
         ex = executor_class(s.flux_wrapper)(
             label=self.name, provider=provider, working_dir=str(s.run_dir / "flux"), flux_path=flux,
-            launch_cmd=instance.launch_cmd(worker_init(s), flux, instance.bindings_path(flux)))
+            launch_cmd=instance.launch_cmd(worker_init(s), flux, instance.bindings_path(flux)), **kw)
         return parsl_config(s, ex)
+
+    def lost_blocks(self, config: Config) -> list[dict[str, Any]]:
+        lost = getattr(config.executors[0], "lost_blocks", [])
+        return [b.as_dict() for b in lost]
 
     def run_command(self, s: Settings, binary: str) -> str:
         """Flux starts every rank itself (PMI from the instance, bound by the job shell): the program alone."""

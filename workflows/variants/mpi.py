@@ -9,15 +9,21 @@ builds the line with a rank launcher (workflows/launchers.py):
   and each run is `flux run -N K -n R` (workflows.flux.rank_launcher): Flux's scheduler places it and
   binds each rank to a core. The job and its srun carry --no-kill, so a node lost under the block is
   drained by Flux and the rest go on.
+A block that loses its first node (where the worker pool runs) is replaced: the stall watch sees it within
+seconds and block_watch() sizes the next block to the usable nodes and cancels the lost one, Parsl's
+strategy (which reads the block states every few seconds) asks for the new block, and the tasks lost with
+the pool (ManagerLost) are retried there at no cost to --retries (base.InfrastructureRetries).
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..flux import instance
 from ..settings import Settings
-from .base import Variant, concurrent_blocks, launch_in_block, parsl_config, rank_launcher, slurm_provider
+from .base import Variant, concurrent_blocks, launch_in_block, parsl_config, rank_launcher, refit, slurm_provider
 
 if TYPE_CHECKING:
     from parsl.config import Config
@@ -38,11 +44,24 @@ class Mpi(Variant):
         under_flux = rank_launcher(s).under_flux
         provider_launcher = instance.block_launcher() if under_flux else SimpleLauncher()
         provider = slurm_provider(s, nodes_per_block=self.block_nodes(s), blocks=(1, 0, 1), launcher=provider_launcher,
-                                  sbatch_options=instance.SBATCH_NO_KILL if under_flux else "")
+                                  sbatch_options=instance.SBATCH_NO_KILL if under_flux else "", polled=True)
         ex = MPIExecutor(label=self.name, address=s.address, provider=provider, mpi_launcher="mpiexec",
                          max_workers_per_block=concurrent_blocks(s), heartbeat_period=2,
-                         heartbeat_threshold=12, worker_logdir_root=str(s.run_dir / "workers"))
+                         heartbeat_threshold=12, worker_logdir_root=str(s.run_dir / "workers"),
+                         block_error_handler=functools.partial(failed_blocks_beyond, s.max_lost_blocks))
         return parsl_config(s, ex)
+
+    def block_watch(self, s: Settings, config: Config) -> Callable[[str, str], str] | None:
+        executor: Any = config.executors[0]
+        provider, dead = executor.provider, set()
+
+        def replace(job: str, host: str) -> str:
+            dead.add(host)
+            next_block = refit(provider, dead, s, self.block_nodes(s))
+            provider.cancel([job])  # Parsl's provider marks it cancelled: the strategy asks for the next block
+            return f"cancelled; {next_block}"
+
+        return replace
 
     def run_command(self, s: Settings, binary: str) -> str:
         return launch_in_block(s, binary, "parsl")
@@ -58,4 +77,20 @@ class Mpi(Variant):
 
     def unavailable(self, s: Settings) -> str | None:
         return instance.missing(bindings=False) if rank_launcher(s).under_flux else None
+
+
+def failed_blocks_beyond(most: int, executor: Any, status: dict[str, Any]) -> None:
+    """MPIExecutor's block_error_handler: give up (as Parsl's own handler) once more than `most` blocks failed.
+
+    Parsl's default gives up when every block failed, that is at the first block lost with its node.
+    """
+    from parsl.jobs.states import JobState
+
+    failed = [s for s in status.values() if s.state in (JobState.FAILED, JobState.MISSING)]
+    if len(failed) > most:
+        from parsl.jobs.errors import TooManyJobFailuresError
+
+        executor.set_bad_state_and_fail_all(TooManyJobFailuresError(
+            f"{len(failed)} blocks failed, more than --max-lost-blocks {most}: "
+            + "; ".join(str(s.message or s.state.name) for s in failed)))
 
