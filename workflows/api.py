@@ -43,7 +43,10 @@ def settings_for(variant: str, **fields: Any) -> Settings:
     use_spack = fields.pop("use_spack", shutil.which("spack") is not None)
     defaults = {"loads": environment.DEFAULT_LOADS if use_spack else (), "venv": environment.current_venv(),
                 "rank_launcher": variants.get(variant).rank_launchers[0], "tag": f"parslmpi-{uuid.uuid4().hex[:12]}"}
-    s = Settings(variant=variant, run_dir=run_dir, use_spack=use_spack, **{**defaults, **fields})
+    own = {o.field for o in variants.get(variant).options}  # e.g. flux_wrapper="parsl": the variant's own option
+    given = tuple((k, str(fields.pop(k))) for k in sorted(own & fields.keys()))
+    s = Settings(variant=variant, run_dir=run_dir, use_spack=use_spack, variant_options=given,
+                 **{**defaults, **fields})
     environment.check_order(s.loads)
     missing = variants.checked(s).unavailable(s)
     if missing:

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 from . import environment, lifecycle, monitoring, runner, variants
 from .launchers import MPI_FLAVOURS, RANK_LAUNCHERS
-from .settings import FLUX_WRAPPERS, Settings
+from .settings import Settings
 from .workflow import SOURCE
 
 PROG = "python -m workflows"
@@ -47,6 +47,16 @@ def _launcher_help() -> str:
             f"{per_variant})")
 
 
+def _add_variant_options(p: argparse.ArgumentParser) -> None:
+    """Each variant's own options (variants/base.py Option), in a group named after it; given to another
+    variant, one is refused in one line (variants.checked)."""
+    groups: dict[str, Any] = {}
+    for variant, o in variants.options():
+        group = groups.get(variant.name) or groups.setdefault(variant.name, p.add_argument_group(
+            f"options of the {variant.name} variant"))
+        group.add_argument(o.flag, dest=o.field, choices=o.choices, help=f"{o.help} (default {o.default})")
+
+
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     d = _default
     p.add_argument("variant", choices=variants.REGISTRY, metavar="VARIANT",
@@ -64,9 +74,6 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-spack", action="store_true", help="tools already on PATH: no spack loads")
     p.add_argument("--mpi", default=d("mpi"), help=f"MPI flavour: {' or '.join(MPI_FLAVOURS)} (default %(default)s)")
     p.add_argument("--launcher", help=_launcher_help())
-    p.add_argument("--flux-wrapper", default=d("flux_wrapper"), choices=FLUX_WRAPPERS,
-                   help="the flux variant's bash apps: direct (the command is the Flux job) or parsl (Parsl's "
-                        "execute_parsl_task.py in every rank, as stock FluxExecutor) (default %(default)s)")
     p.add_argument("--address", default=os.environ.get("LOCAL_CLUSTER_ADDRESS"),
                    help="address workers reach this machine at (default: $LOCAL_CLUSTER_ADDRESS or Parsl's guess)")
     p.add_argument("--run-timeout", type=float, default=d("run_timeout"), help="seconds before an MPI run is ended")
@@ -118,6 +125,7 @@ def parser(as_run_py: bool = False) -> argparse.ArgumentParser:
                                      "ends, however it ends.",
                          epilog=f"also: {prog} clean [--dry-run] | visualize RUN_DIR [--port N]" if as_run_py else None)
     _add_run_arguments(run)
+    _add_variant_options(run)
     clean = sub.add_parser("clean", prefix=prefix,
                            help="remove run directories and Parsl's stray runinfo, nothing else",
                            description="Remove the run directories under runs/ (those holding the marker a run "

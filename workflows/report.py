@@ -21,6 +21,7 @@ def result(s: Settings, label: str, runs: Sequence[Run], problems: Sequence[str]
     With commands (--command), "runs" are the user's program's runs and the hello world's are "probe_runs".
     """
     params = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(s).items()}
+    params["variant_options"] = dict(s.variant_options)  # {"flux_wrapper": "parsl"}: what was given
     hello = [_run_record(r) for r in sorted(runs, key=lambda r: r.index)]
     body = {"runs": hello} if commands is None else {
         "runs": [_command_record(r) for r in sorted(commands, key=lambda r: r.index)], "probe_runs": hello}

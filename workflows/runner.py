@@ -32,7 +32,7 @@ def settings_from(args: argparse.Namespace, nodes: dict[str, int], run_dir: Path
         account=args.account, walltime=args.walltime, scheduler_options=args.scheduler_options,
         loads=loads, use_spack=use_spack, venv=environment.current_venv(), address=args.address,
         mpi=args.mpi, rank_launcher=args.launcher or variants.get(args.variant).rank_launchers[0],
-        flux_wrapper=args.flux_wrapper,
+        variant_options=variants.given_options(vars(args)),
         run_timeout=args.run_timeout, retries=args.retries, stall_timeout=args.stall_timeout,
         strategy_period=args.strategy_period, max_lost_blocks=args.max_lost_blocks,
         tag=f"parslmpi-{uuid.uuid4().hex[:12]}",

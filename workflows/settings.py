@@ -16,7 +16,6 @@ SAFE_PATH = re.compile(r"[\w./+,:@%=~-]+")
 # from it. projectdir.import_root() says the same, but `python workflows/run.py` (conda's Python, the project
 # not installed) loads this package alone, without projectdir beside it.
 PROJECT = Path(__file__).resolve().parent.parent
-FLUX_WRAPPERS = ("direct", "parsl")  # the flux variant's bash apps: the command itself, or Parsl's Python wrapper
 NODE_LOCAL = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), Path("/run"))
 SHARED_ENV = "LOCAL_CLUSTER_SHARED"  # folders under NODE_LOCAL that the nodes see all the same (the local cluster's)
 RUN_DIR_PROBLEM = "the nodes could not write their outputs there; use a directory on a shared filesystem " \
@@ -85,7 +84,8 @@ class Settings:
     address: str | None = None  # where workers reach the interchange
     mpi: str = MPI_FLAVOURS[0]
     rank_launcher: str = DEFAULT_RANK_LAUNCHER  # how a run's ranks start (workflows/launchers.py; --launcher)
-    flux_wrapper: str = FLUX_WRAPPERS[0]
+    # the variant's own options (variants/base.py Option), field -> value; the variant checks and reads them
+    variant_options: tuple[tuple[str, str], ...] = ()
     run_timeout: float = 300.0
     retries: int = 1
     stall_timeout: float = 60.0  # no block able to run for this long: give up
@@ -100,8 +100,6 @@ class Settings:
         registry's check (workflows.variants.checked), which imports this module."""
         if self.rank_launcher not in RANK_LAUNCHERS:
             raise SettingsError(f"--launcher must be one of {', '.join(RANK_LAUNCHERS)}, got {self.rank_launcher!r}")
-        if self.flux_wrapper not in FLUX_WRAPPERS:
-            raise SettingsError(f"--flux-wrapper must be one of {', '.join(FLUX_WRAPPERS)}, got {self.flux_wrapper!r}")
         for name in ("repeats", "nodes_per_run", "cpus_per_node", "cluster_nodes"):
             if getattr(self, name) < 1:
                 flag = "--" + name.replace("_", "-")

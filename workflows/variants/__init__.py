@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..settings import PROJECT, Settings, SettingsError
-from .base import Variant
+from .base import Option, Variant
 from .flux import Flux
 from .htex import Htex
 from .mpi import Mpi
@@ -32,7 +32,20 @@ def checked(s: Settings) -> Variant:
         users = [v.name for v in REGISTRY.values() if s.rank_launcher in v.rank_launchers]
         raise SettingsError(f"--launcher {s.rank_launcher}: the {variant.name} variant launches with "
                             f"{', '.join(variant.rank_launchers)} only ({s.rank_launcher} is for: {', '.join(users)})")
+    problem = variant.option_problem(s)
+    if problem:
+        raise SettingsError(problem)
     return variant
+
+
+def options() -> list[tuple[Variant, Option]]:
+    """Every variant's own options, with the variant declaring each (what the CLI adds, once each)."""
+    return [(v, o) for v in REGISTRY.values() for o in v.options]
+
+
+def given_options(values: dict[str, object]) -> tuple[tuple[str, str], ...]:
+    """Settings.variant_options from parsed arguments: the declared options that were given (not None)."""
+    return tuple((o.field, str(values[o.field])) for _, o in options() if values.get(o.field) is not None)
 
 
 def label(variant: str, rank_launcher: str) -> str:

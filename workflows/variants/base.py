@@ -24,12 +24,44 @@ if TYPE_CHECKING:
     from parsl.providers import SlurmProvider
 
 
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """A command-line option of one variant (`--flag VALUE`, VALUE one of choices, the first by default), kept in
+    Settings.variant_options under `field`: declaring it here is all the CLI, Settings and result.json need."""
+
+    flag: str
+    field: str
+    choices: tuple[str, ...]
+    help: str
+
+    @property
+    def default(self) -> str:
+        return self.choices[0]
+
+
 class Variant:
     """One executor variant. Subclasses set `name` and `summary` and override the hooks they need."""
 
     name: ClassVar[str]
     summary: ClassVar[str]
     rank_launchers: ClassVar[tuple[str, ...]]  # how its runs' ranks can start (workflows/launchers.py; first: default)
+    options: ClassVar[tuple[Option, ...]] = ()  # its own command-line options
+
+    def option(self, s: Settings, field: str) -> str:
+        """The value of this variant's option `field` in these settings (its default where not given)."""
+        declared = next(o for o in self.options if o.field == field)
+        return dict(s.variant_options).get(field, declared.default)
+
+    def option_problem(self, s: Settings) -> str | None:
+        """Why these settings' variant options do not fit this variant (one line), or None."""
+        declared = {o.field: o for o in self.options}
+        for field, value in s.variant_options:
+            o = declared.get(field)
+            if o is None:
+                return f"--{field.replace('_', '-')} is not an option of the {self.name} variant"
+            if value not in o.choices:
+                return f"{o.flag} must be one of {', '.join(o.choices)}, got {value!r}"
+        return None
 
     def block_nodes(self, s: Settings) -> int:
         """Nodes per block: the stall watch compares it with the partition's usable nodes."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .. import slurm
 from ..flux import instance
 from ..settings import Settings
-from .base import Variant, concurrent_blocks, parsl_config, refit, slurm_provider, worker_init
+from .base import Option, Variant, concurrent_blocks, parsl_config, refit, slurm_provider, worker_init
 
 if TYPE_CHECKING:
     from parsl.config import Config
@@ -41,6 +41,9 @@ class Flux(Variant):
     name = "flux"
     summary = "FluxExecutor + SlurmProvider, one Flux instance per block"
     rank_launchers = ("flux",)  # FluxExecutor's jobspec: Flux starts every rank
+    options = (Option("--flux-wrapper", "flux_wrapper", ("direct", "parsl"),
+                      "the flux variant's bash apps: direct (the command is the Flux job) or parsl (Parsl's "
+                      "execute_parsl_task.py in every rank, as stock FluxExecutor)"),)
 
     def block_nodes(self, s: Settings) -> int:
         return concurrent_blocks(s) * s.nodes_per_run
@@ -52,12 +55,13 @@ class Flux(Variant):
                                   launcher=SrunLauncher(overrides=instance.SRUN_OPTIONS),
                                   sbatch_options=instance.SBATCH_NO_KILL)
         flux = instance.flux_command() or "flux"
+        wrapper = self.option(s, "flux_wrapper")
         kw: dict[str, Any] = {}
-        if s.flux_wrapper == "direct":
+        if wrapper == "direct":
             nodes = self.block_nodes(s)
             kw = {"max_lost_blocks": s.max_lost_blocks, "alive": slurm.SlurmdProbe().alive,
                   "refit": lambda provider, lost: refit(provider, {b.host for b in lost if b.host}, s, nodes)}
-        ex = executor_class(s.flux_wrapper)(
+        ex = executor_class(wrapper)(
             label=self.name, provider=provider, working_dir=str(s.run_dir / "flux"), flux_path=flux,
             launch_cmd=instance.launch_cmd(worker_init(s), flux, instance.bindings_path(flux)), **kw)
         return parsl_config(s, ex)
