@@ -39,10 +39,11 @@ class DirectJob:
 
 
 def jobspec_args(job: BashJob, spec: Mapping[str, Any]) -> dict[str, Any]:
-    """JobspecV1.from_command's arguments: the resources exactly as Parsl's own per-job submit reads them."""
+    """JobspecV1.from_command's arguments: the resources exactly as Parsl's own per-job submit reads them, and
+    `exclusive` (with num_nodes: the job's nodes are its own, as `flux run --exclusive`), which Parsl's does not."""
     return {"command": [BASH, "-c", job.script()], "num_tasks": spec.get("num_tasks", 1),
             "num_nodes": spec.get("num_nodes"), "cores_per_task": spec.get("cores_per_task", 1),
-            "gpus_per_task": spec.get("gpus_per_task")}
+            "gpus_per_task": spec.get("gpus_per_task"), "exclusive": bool(spec.get("exclusive", False))}
 
 
 @dataclasses.dataclass
