@@ -193,14 +193,20 @@ def running_block(env: dict, other_than: set[str], timeout: float = 90) -> tuple
     raise AssertionError(f"no running block but {other_than}")
 
 
-def holding_on(proc: subprocess.Popen, run_dir: Path, host: str, timeout: float = 120) -> None:
-    """Until an MPI run that is not over has answered on host (the node about to be killed)."""
+def output_sizes(run_dir: Path) -> dict[Path, int]:
+    outputs = run_dir / "outputs"
+    return {out: out.stat().st_size for out in outputs.glob("run-*.out")} if outputs.is_dir() else {}
+
+
+def holding_on(proc: subprocess.Popen, run_dir: Path, host: str, since: dict[Path, int], timeout: float = 120) -> None:
+    """Until an MPI run that is not over has answered on host (the node about to be killed), in what the
+    outputs got after `since` (their sizes then: a lost attempt never ends)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"the workflow ended before the fault: {proc.communicate()}")
         for out in sorted((run_dir / "outputs").glob("run-*.out")) if (run_dir / "outputs").is_dir() else []:
-            text = out.read_text()
+            text = out.read_bytes()[since.get(out, 0):].decode(errors="replace")
             hosts = re.findall(r"^Hello world from processor (\S+),", text, re.MULTILINE)
             if host in hosts and not re.search(r"^# end ", text.split(f"processor {host},")[-1], re.MULTILINE):
                 return
@@ -214,7 +220,7 @@ def lose_first_nodes(env: dict, spec, proc: subprocess.Popen, run_dir: Path, tim
     jobs: set[str] = set()
     for _ in range(times):
         job, host = running_block(env, jobs)
-        holding_on(proc, run_dir, host)
+        holding_on(proc, run_dir, host, output_sizes(run_dir))
         cluster.kill_node(spec, host)
         victims.append(host)
         jobs.add(job)

@@ -33,14 +33,15 @@ logger = logging.getLogger(__name__)
 WATCH_PERIOD = 1.0  # seconds between the watch's looks at the block job and its first node
 STATUS_PERIOD = 2.0  # seconds between the provider's status queries (squeue) of the block job
 CONFIRM = 5.0  # seconds a broken connection waits for the instance to be confirmed lost
+HANDSHAKE = 30.0  # seconds a running block has to start its instance (its first node may die before)
 PROBE_TIMEOUT = 2.0
 
 
 class NoInstance(RuntimeError):
     """A block whose job ended before its Flux instance answered."""
 
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"block job {job_id} ended before its Flux instance answered")
+    def __init__(self, job_id: str, why: str = "ended before its Flux instance answered") -> None:
+        super().__init__(f"block job {job_id} {why}")
         self.job_id = job_id
 
 
@@ -187,10 +188,17 @@ class Launch:
 
 
 def _wait_message(sock: Any, provider: Any, job_id: str) -> bytes:
-    """The manager's next message, unless the block job ends first (as Parsl's own handshake does)."""
+    """The manager's next message, unless the block job ends first (as Parsl's own handshake does) or runs
+    HANDSHAKE seconds without it (its first node lost while it started: with --no-kill the job runs on)."""
+    running_since = None
     while not sock.poll(1000):
-        if provider.status([job_id])[0].terminal:
+        status = provider.status([job_id])[0]
+        if status.terminal:
             raise NoInstance(job_id)
+        if status.state.name == "RUNNING":
+            running_since = running_since or time.monotonic()
+            if time.monotonic() - running_since > HANDSHAKE:
+                raise NoInstance(job_id, f"ran {HANDSHAKE:g} s without its Flux instance answering")
     data: bytes = sock.recv()
     return data
 
