@@ -62,7 +62,8 @@ def run(args: argparse.Namespace, tag: str = "workflows") -> int:
     except (SettingsError, slurm.SlurmError, environment.LoadOrderError) as err:
         print(f"{tag}: {err}", file=sys.stderr)
         return 2
-    unsupported = variants.get(s.variant).monitoring_unsupported(s.rank_launcher) if args.monitoring else None
+    unsupported = (variants.get(s.variant).monitoring_unsupported(s.rank_launcher, s.flux_wrapper)
+                   if args.monitoring else None)
     if unsupported:
         print(f"{tag}: --monitoring: {unsupported}; running without it", file=sys.stderr, flush=True)
     _prepare_process(s)

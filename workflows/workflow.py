@@ -63,6 +63,9 @@ def execute(s: Settings, source: Path = SOURCE, monitored: bool = False, name: s
     with lifecycle.parsl_loaded(config, s.tag, name) as session, sampler:
         errors = _run_apps(s, variant, source, out, sampler)
     runs = [_parsed(s.run_dir, out / f"run-{i}.out", i) for i in range(s.repeats)]
+    if monitored:  # Parsl has closed the database: our own table of the run's Flux jobs goes in now
+        jobs = variant.job_records(s, config, runs)
+        monitoring.record_jobs(monitoring.database(s.run_dir), session.workflow_id, jobs)
     facts = monitoring.facts(s.run_dir, session.workflow_id) if monitored else monitoring.disabled()
     handler = config.retry_handler
     lost = lost_block_facts([b.as_dict() for b in sampler.lost], getattr(handler, "lost", []),

@@ -7,6 +7,7 @@
   and if the installed Parsl changed one, every task takes the stock path (never an ImportError).
 - instance: the flux on PATH, its Python bindings, how a block starts an instance (shell_initrc.lua).
 - allocation: the broker config that gives an instance the CPUs Slurm allocated (run on the nodes).
+- job_events: a monitored run's Flux jobs from each instance's job journal, told to Parsl's database.
 - rank_launcher: `flux run` as the rank launcher of mpi --launcher flux.
 
 Nothing is imported here: the rank launcher is imported on compute nodes, and must not pull in Parsl.

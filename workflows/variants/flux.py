@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from parsl.config import Config
     from parsl.executors import FluxExecutor
 
+    from ..placement import Run
+
 
 def executor_class(flux_wrapper: str) -> type[FluxExecutor]:
     """DirectFluxExecutor, or Parsl's own for --flux-wrapper parsl (then nothing of the direct path is imported)."""
@@ -85,8 +87,17 @@ class Flux(Variant):
     def unavailable(self, s: Settings) -> str | None:
         return instance.missing(bindings=True)
 
-    def monitoring_unsupported(self, rank_launcher: str) -> str | None:
-        # Parsl's DFK wraps each task for monitoring only through the executor's remote_monitoring_radio;
-        # FluxExecutor has none (HTEX and MPIExecutor send through their own channel), so every task would fail.
-        return ("Parsl's monitoring does not support FluxExecutor (it has no remote_monitoring_radio: "
-                "the DFK would refuse every task with RadioRequiredError)")
+    def monitoring_unsupported(self, rank_launcher: str, flux_wrapper: str = "direct") -> str | None:
+        """DirectFluxExecutor reports its jobs from Flux's events (workflows.flux.job_events); Parsl's own cannot.
+
+        Parsl's DFK wraps each task for monitoring only through the executor's remote_monitoring_radio;
+        FluxExecutor has none (HTEX and MPIExecutor send through their own channel), so every task would fail.
+        """
+        if flux_wrapper == "direct":
+            return None
+        return ("Parsl's monitoring does not support Parsl's own FluxExecutor (--flux-wrapper parsl: it has no "
+                "remote_monitoring_radio, the DFK would refuse every task with RadioRequiredError)")
+
+    def job_records(self, s: Settings, config: Config, runs: list[Run]) -> list[dict[str, Any]]:
+        """What DirectFluxExecutor saw in its instances' job journals (workflows.flux.job_events)."""
+        return list(getattr(config.executors[0], "job_records", []))
