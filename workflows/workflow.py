@@ -88,8 +88,10 @@ def lost_block_facts(seen: list[dict[str, Any]], retried: list[tuple[float, str,
     records = [record(b["job_id"], b["host"], b["at"], b["reason"], b["resubmitted"], b["replacement"])
                for b in replaced]
     seen = sorted((b for b in seen if b["job"] not in {r["job"] for r in records}), key=lambda b: b["at"])
-    # a task lost with its pool goes with the last loss seen before Parsl reported it (heartbeats come later)
-    owner = [max([i for i, b in enumerate(seen) if b["at"] <= at] or [0]) for at, _, _ in retried]
+    # a task lost with its pool goes with the loss of its pool's host, else the last one seen before Parsl
+    # reported it (its heartbeats stop being awaited 12 s later, maybe after a later loss)
+    owner = [next((i for i, b in enumerate(seen) if b["host"] == host),
+                  max([i for i, b in enumerate(seen) if b["at"] <= at] or [0])) for at, host, _ in retried]
     outputs = [[o for (_, _, o), i in zip(retried, owner, strict=True) if i == n] for n in range(len(seen))]
     records += [record(b["job"], b["host"], b["at"], b["action"], outs, None)
                 for b, outs in zip(seen, outputs, strict=True)]
