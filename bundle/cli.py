@@ -1,5 +1,5 @@
-"""python -m bundle pack | redeploy | verify | diff (bundle/__main__.py runs it): a thin shell over manifest, writer,
-reader, deploy and ship."""
+"""python -m bundle pack | redeploy | verify | diff (bundle/__main__.py runs it): a thin shell over the API
+(bundle.pack, bundle.redeploy, bundle.verify, bundle.diff) that draws progress and prints the summary."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from bundle import deploy, manifest, reader, ship, writer
+import bundle
+from bundle.api import LEVELS
 from bundle.errors import BundleError
-from bundle.records import Manifest
 
 
 class Progress:
@@ -55,124 +56,68 @@ class Progress:
             self._draw("\r" if self.tty else "", "\n")
 
 
-def _is_bundle(path: Path) -> bool:
-    return path.is_file()
-
-
-def _load(path: Path) -> Manifest:
-    """A manifest from a bundle file or a deployment directory."""
-    if _is_bundle(path):
-        return reader.read(path, manifest_only=True)[0]
-    recorded = path / deploy.META / "manifest.json"
-    if not recorded.is_file():
-        raise BundleError(f"{path}: neither a bundle nor a deployment")
-    try:
-        m = json.loads(recorded.read_text())
-    except (ValueError, UnicodeDecodeError) as err:
-        raise BundleError(f"{recorded}: not JSON ({err})") from None
-    manifest.check(m)
-    return m
+def _steps(args: argparse.Namespace) -> Callable[[str], Progress]:
+    """The API's progress: one stderr line per step (none with --quiet)."""
+    return lambda label: Progress(label, args.quiet)
 
 
 def cmd_pack(args: argparse.Namespace) -> dict:
-    hashing = Progress("hash", args.quiet)
-    m = manifest.build(Path(args.root), Path(args.store) if args.store else None,
-                       Path(args.lock) if args.lock else None, on_file=hashing.add, with_spack=args.with_spack)
-    hashing.finish()
-    files, nbytes = manifest.totals(m["paths"])
-    packing = Progress("pack", args.quiet)
-    packing.plan(files, nbytes)
-    out = writer.write(m, args.output, compression=args.compression, level=args.level, on_file=packing.add)
-    packing.finish()
-    return {"bundle": str(out), "manifest": manifest.manifest_hash(m), "store_paths": len(m["paths"]),
-            "files": files, "bytes": nbytes, "compressed_bytes": out.stat().st_size,
-            "text": str(out)}
+    out = bundle.pack(args.root, args.output, store=args.store, lock=args.lock, with_spack=args.with_spack,
+                      compression=args.compression, level=args.level, progress=_steps(args))
+    return {**out, "text": out["bundle"]}
 
 
-def redeploy_text(result: deploy.Result) -> str:
+def redeploy_text(result: dict) -> str:
     """The summary users read: what was written, or that nothing was read; what was kept or pruned."""
-    if result.read:
-        lines = [f"deployed {result.target}: {len(result.written_paths)} of {result.store_paths} "
-                 f"store paths written ({result.written_bytes / 1e6:.1f} MB) in {result.seconds} s"]
+    if result["read"]:
+        lines = [f"deployed {result['target']}: {len(result['written_paths'])} of {result['store_paths']} "
+                 f"store paths written ({result['written_bytes'] / 1e6:.1f} MB) in {result['seconds']} s"]
     else:
-        lines = [f"deployed {result.target}: nothing to write, all {result.store_paths} store paths are "
+        lines = [f"deployed {result['target']}: nothing to write, all {result['store_paths']} store paths are "
                  f"deployed with the same digest; the bundle's files were not read (verify checks them)"]
-    if result.kept_paths:
-        lines.append(f"kept {len(result.kept_paths)} store paths the target already had (its own Spack, or its "
-                     f"own installs of the same specs): {' '.join(result.kept_paths[:3])}"
-                     f"{' ...' if len(result.kept_paths) > 3 else ''}")
-    if result.stale_paths:
-        lines.append(f"{len(result.stale_paths)} store paths no longer in the bundle are still deployed "
-                     f"(--prune removes them): {' '.join(result.stale_paths)}")
-    if result.pruned_paths:
-        lines.append(f"pruned {len(result.pruned_paths)} store paths: {' '.join(result.pruned_paths)}")
-    if result.spack_db_written:
+    kept, stale, pruned = result["kept_paths"], result["stale_paths"], result["pruned_paths"]
+    if kept:
+        lines.append(f"kept {len(kept)} store paths the target already had (its own Spack, or its "
+                     f"own installs of the same specs): {' '.join(kept[:3])}{' ...' if len(kept) > 3 else ''}")
+    if stale:
+        lines.append(f"{len(stale)} store paths no longer in the bundle are still deployed "
+                     f"(--prune removes them): {' '.join(stale)}")
+    if pruned:
+        lines.append(f"pruned {len(pruned)} store paths: {' '.join(pruned)}")
+    if result["spack_db_written"]:
         lines.append("merged the bundle's records into Spack's install database")
-    return "\n".join(lines + [f"source {result.snippet}"])
+    return "\n".join(lines + [f"source {result['snippet']}"])
 
 
-def cmd_ship(args: argparse.Namespace) -> dict:
-    """redeploy --to [USER@]HOST:PREFIX: the target redeploys what this side sends it."""
-    if args.profile or args.prefix:
-        raise BundleError("--to HOST:PREFIX names the target; --prefix and --profile are not available with it")
-    progress = Progress("ship", args.quiet)
-    if not args.quiet:
-        print(f"ship to {args.to}", file=sys.stderr, flush=True)
-    out = ship.ship(Path(args.bundle), args.to, ssh=args.ssh, python=args.remote_python, relocate=args.relocate,
-                    wait=args.wait, prune=args.prune, on_sent=progress.sent, on_plan=progress.plan,
-                    on_file=progress.add)
-    progress.finish()
-    fields = {k: out[k] for k in deploy.Result._fields}
-    sent = (f"sent {len(out['sent_paths'])} store paths to {out['host']}: {out['sent_bytes'] / 1e6:.1f} MB "
-            f"over ssh ({out['sent_store_bytes'] / 1e6:.1f} MB of files, gzip'd; "
-            f"{out['sent_control_bytes'] / 1e3:.0f} kB code and manifest)")
-    return {**out, "text": redeploy_text(deploy.Result(**fields)) + "\n" + sent}
+def ship_text(out: dict) -> str:
+    """redeploy_text, then what crossed the wire."""
+    return redeploy_text(out) + "\n" + (
+        f"sent {len(out['sent_paths'])} store paths to {out['host']}: {out['sent_bytes'] / 1e6:.1f} MB "
+        f"over ssh ({out['sent_store_bytes'] / 1e6:.1f} MB of files, gzip'd; "
+        f"{out['sent_control_bytes'] / 1e3:.0f} kB code and manifest)")
 
 
 def cmd_redeploy(args: argparse.Namespace) -> dict:
-    if args.to:
-        return cmd_ship(args)
-    progress = Progress("redeploy", args.quiet)
-    profile = Path(args.profile_file or Path.home() / ".bashrc") if args.profile else None
-
     def announce(target: Path) -> None:
         if not args.quiet:
             print(f"redeploy to {target}", file=sys.stderr, flush=True)
 
-    source: Path | deploy.Source = Path(args.bundle)
-    if ship.is_remote(args.bundle):
-        source = ship.PullSource(args.bundle, args.ssh)
-    try:
-        result = deploy.redeploy(source, Path(args.prefix) if args.prefix else None, relocate=args.relocate,
-                                 wait=args.wait, prune=args.prune, profile=profile, on_file=progress.add,
-                                 on_plan=progress.plan, on_target=announce)
-    finally:
-        if isinstance(source, ship.PullSource):
-            source.close()
-    progress.finish()
-    return {**result.as_dict(), "text": redeploy_text(result)}
+    if args.to and not args.quiet and not (args.profile or args.prefix):
+        print(f"ship to {args.to}", file=sys.stderr, flush=True)
+    out = bundle.redeploy(args.bundle, prefix=args.prefix, relocate=args.relocate, wait=args.wait, prune=args.prune,
+                          profile=args.profile, profile_file=args.profile_file, to=args.to, ssh=args.ssh,
+                          remote_python=args.remote_python, progress=_steps(args), on_target=announce)
+    return {**out, "text": ship_text(out) if args.to else redeploy_text(out)}
 
 
 def cmd_verify(args: argparse.Namespace) -> dict:
-    path = Path(args.path)
-    progress = Progress("verify", args.quiet)
-    if _is_bundle(path):
-        m, digest = reader.read(path, on_file=progress.add)
-        progress.finish()
-        return {"bundle": str(path), "manifest": digest, "store_paths": len(m["paths"]), "problems": [],
-                "text": f"{path.name}: OK, {len(m['paths'])} store paths, every sha256 matches"}
-    if not path.is_dir():
-        raise BundleError(f"{path}: no such bundle or deployment")
-    result = deploy.verify_deployment(path, on_file=progress.add)
-    progress.finish()
-    if result["problems"]:
-        raise BundleError(f"{path}: {len(result['problems'])} problems, first: {result['problems'][0]}")
-    result["text"] = f"{path}: OK, {result['store_paths']} store paths, every sha256 matches"
-    return result
+    result = bundle.verify(args.path, progress=_steps(args))
+    what = Path(args.path).name if "bundle" in result else str(Path(args.path))
+    return {**result, "text": f"{what}: OK, {result['store_paths']} store paths, every sha256 matches"}
 
 
 def cmd_diff(args: argparse.Namespace) -> dict:
-    d = manifest.diff(_load(Path(args.a)), _load(Path(args.b)))
+    d = bundle.diff(args.a, args.b)
     lines = [f"+ {e['key']}  {e['bytes']} bytes" for e in d["added"]]
     lines += [f"- {e['key']}  {e['bytes']} bytes" for e in d["removed"]]
     lines += [f"~ {e['key']}  {e['bytes_before']} -> {e['bytes_after']} bytes" for e in d["changed"]]
@@ -195,7 +140,7 @@ def parser() -> argparse.ArgumentParser:
                     help="also pack Spack itself (bin/, lib/spack, etc/spack, share/spack; no caches)")
     pk.add_argument("--store", help="store directory under ROOT, when not ROOT/opt/spack")
     pk.add_argument("--lock", help="spack.lock to include (default: ROOT/spack.lock when present)")
-    pk.add_argument("--compression", choices=sorted(writer.SUFFIX), default="zstd")
+    pk.add_argument("--compression", choices=sorted(LEVELS), default="zstd")
     pk.add_argument("--level", type=int, help="compression level (zstd default 3, gzip default 6)")
     rd = sub.add_parser("redeploy", parents=[common], help="BUNDLE [--prefix DIR]: verify, stage, swap in")
     rd.add_argument("bundle", help="a bundle file, or HOST:PATH to pull one over ssh (read once, as a stream)")

@@ -1,4 +1,5 @@
-"""Sphinx configuration: MyST pages, CLI reference generated from the argparse parsers (sphinx-argparse).
+"""Sphinx configuration: MyST pages, CLI reference generated from the argparse parsers (sphinx-argparse),
+the Python API from the docstrings (autodoc, Google style read by napoleon).
 
 Built by scripts/docs.sh (warnings are errors, nitpicky), which scripts/test.sh runs.
 """
@@ -13,7 +14,9 @@ sys.path[:0] = [str(HERE.parent)]  # the project's packages, whose parsers the C
 
 project = "parsl-mpi-stack"
 author = "parsl-mpi-stack contributors"
-extensions = ["myst_parser", "sphinxarg.ext"]
+extensions = ["myst_parser", "sphinxarg.ext", "sphinx.ext.autodoc", "sphinx.ext.napoleon"]
+autodoc_typehints = "description"  # the types beside each argument, not in one long signature
+autodoc_member_order = "bysource"
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"
 exclude_patterns = ["_build"]
@@ -24,6 +27,8 @@ templates_path: list[str] = []
 myst_heading_anchors = 3
 myst_enable_extensions = ["colon_fence"]
 nitpicky = True
+# the standard library's types in the API's signatures: no intersphinx (the docs build offline)
+nitpick_ignore_regex = [("py:class", r"(pathlib|collections\.abc|typing)\.\w+")]
 
 html_theme = "alabaster"
 html_static_path: list[str] = []

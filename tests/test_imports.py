@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
-PACKAGES = ("workflows", "bundle", "localcluster", "spackenv", "upstream")
+PACKAGES = ("workflows", "bundle", "localcluster", "spackenv", "upstream", "projectdir")
 
 
 def modules() -> dict[str, Path]:
@@ -18,11 +18,30 @@ def modules() -> dict[str, Path]:
     return out
 
 
-def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
-    """The project modules `name` imports; `from . import sub` counts as the submodule, not its package."""
+NEVER_IMPORTED = ("TYPE_CHECKING", "__name__ == '__main__'")  # blocks an import of the module never runs
+
+
+def guarded(tree: ast.Module) -> set[int]:
+    """ids of the nodes under `if TYPE_CHECKING:` (never run) or `if __name__ == "__main__":` (run only when the
+    module is the program, as `python -m`, not when it is imported)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and any(test in ast.unparse(node.test) for test in NEVER_IMPORTED):
+            found |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
+    return found
+
+
+def imports(name: str, path: Path, known: dict[str, Path], *, when_imported: bool = False) -> set[str]:
+    """The project modules `name` imports; `from . import sub` counts as the submodule, not its package.
+
+    when_imported: only what importing `name` can run (not its TYPE_CHECKING or __main__ blocks)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    skip = guarded(tree) if when_imported else set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
         if isinstance(node, ast.ImportFrom):
             base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
             target = ".".join([*base, *([node.module] if node.module else [])])

@@ -22,18 +22,18 @@ from .settings import FLUX_WRAPPERS, Settings
 from .workflow import SOURCE
 
 PROG = "python -m workflows"
-LEGACY_PROG = "python workflows/run.py"  # `run` implied: python workflows/run.py VARIANT | clean | visualize
+RUN_PY_PROG = "python workflows/run.py"  # `run` implied: python workflows/run.py VARIANT | clean | visualize
 
 
 class _Parser(argparse.ArgumentParser):
-    """A usage error is one line on stderr, after the command's name (tag), with no usage block."""
+    """A usage error is one line on stderr, after the command's name (prefix), with no usage block."""
 
-    def __init__(self, *args: Any, tag: str = "workflows", **kw: Any) -> None:
+    def __init__(self, *args: Any, prefix: str = "workflows", **kw: Any) -> None:
         super().__init__(*args, **kw)
-        self.tag = tag
+        self.prefix = prefix
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.tag}: {message}\n")
+        self.exit(2, f"{self.prefix}: {message}\n")
 
 
 def _default(name: str) -> Any:
@@ -82,6 +82,14 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strategy-period", type=float, default=d("strategy_period"), help="Parsl scaling period, seconds")
     p.add_argument("--source", type=Path, default=SOURCE,
                    help="the MPI program's C source (default: workflows/mpi_hello.c; others must print its lines)")
+    p.add_argument("--command", dest="user_command", metavar="'CMD ARGS'",
+                   help="run your own MPI program instead of the hello world: each of the --repeats runs starts CMD "
+                        "ARGS (shell quoting) with the variant's rank launcher on --nodes-per-run nodes, all their "
+                        "CPUs, in this directory; result.json says where each rank ran, each run's exit status and "
+                        "output files")
+    p.add_argument("--probe", action="store_true",
+                   help="with --command: the hello world's placement proof first (compile, runs, verification), "
+                        "then the command's runs, which are not started if a probe run fails")
     p.add_argument("--run-dir", type=Path, help="run directory (default runs/<variant>-<timestamp>)")
     p.add_argument("--json", action="store_true", help="print only the path of result.json")
     p.add_argument("--monitoring", action="store_true",
@@ -91,28 +99,31 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
                         f"as RUN_DIR/{monitoring.SCREENSHOT}")
 
 
-def _tag(legacy: bool) -> str:
+def _prefix(as_run_py: bool) -> str:
     """What a line on stderr starts with."""
-    return "run.py" if legacy else "workflows"
+    return "run.py" if as_run_py else "workflows"
 
 
-def parser(legacy: bool = False) -> argparse.ArgumentParser:
-    """The whole command line; legacy: as `python workflows/run.py` reads it (`run` implied, errors 'run.py: ...')."""
-    prog, tag = (LEGACY_PROG if legacy else PROG), _tag(legacy)
-    p = _Parser(prog=prog, tag=tag, description="The MPI hello world through one Parsl executor variant on Slurm "
+def parser(as_run_py: bool = False) -> argparse.ArgumentParser:
+    """The whole command line; as_run_py: as `python workflows/run.py` reads it (`run` implied, 'run.py: ...')."""
+    prog, prefix = (RUN_PY_PROG if as_run_py else PROG), _prefix(as_run_py)
+    p = _Parser(prog=prog, prefix=prefix, description="The MPI hello world through one Parsl executor variant on Slurm "
                 "(run), the run directories it leaves (clean), and a monitored run's record (visualize).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = sub.add_parser("run", tag=tag, prog=prog if legacy else None, help="VARIANT [options]: one workflow run",
-                         description="The MPI hello world through one Parsl executor variant: settings, the variant's "
-                                     "Config, apps on Slurm, verified placement, result.json. Every Slurm job the run "
-                                     "submitted is cancelled when it ends, however it ends.",
-                         epilog=f"also: {prog} clean [--dry-run] | visualize RUN_DIR [--port N]" if legacy else None)
+    run = sub.add_parser("run", prefix=prefix, prog=prog if as_run_py else None,
+                         help="VARIANT [options]: one workflow run",
+                         description="The MPI hello world (or your own MPI program: --command) through one Parsl "
+                                     "executor variant: settings, the variant's Config, apps on Slurm, verified "
+                                     "placement, result.json. Every Slurm job the run submitted is cancelled when it "
+                                     "ends, however it ends.",
+                         epilog=f"also: {prog} clean [--dry-run] | visualize RUN_DIR [--port N]" if as_run_py else None)
     _add_run_arguments(run)
-    clean = sub.add_parser("clean", tag=tag, help="remove run directories and Parsl's stray runinfo, nothing else",
+    clean = sub.add_parser("clean", prefix=prefix,
+                           help="remove run directories and Parsl's stray runinfo, nothing else",
                            description="Remove the run directories under runs/ (those holding the marker a run "
                                        "leaves) and Parsl's stray runinfo/, nothing else.")
     clean.add_argument("--dry-run", action="store_true", help="list what would be removed")
-    vis = sub.add_parser("visualize", tag=tag, help="RUN_DIR: parsl-visualize on a monitored run's database",
+    vis = sub.add_parser("visualize", prefix=prefix, help="RUN_DIR: parsl-visualize on a monitored run's database",
                          description="Serve a monitored run's database with parsl-visualize on 127.0.0.1 until Ctrl-C.")
     vis.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run directory of a --monitoring run")
     vis.add_argument("--port", type=int, help="port (default: a free one)")
@@ -132,7 +143,7 @@ def clean(dry_run: bool, runs_root: Path = Path("runs")) -> int:
     return 0
 
 
-def visualize(run_dir: Path, port: int | None, tag: str = "workflows") -> int:
+def visualize(run_dir: Path, port: int | None, name: str = "workflows") -> int:
     """parsl-visualize on that run's database, on 127.0.0.1, until Ctrl-C or SIGTERM."""
     run_dir = run_dir.absolute()
     db = monitoring.database(run_dir)
@@ -151,19 +162,19 @@ def visualize(run_dir: Path, port: int | None, tag: str = "workflows") -> int:
     except KeyboardInterrupt:
         return 0
     except monitoring.MonitoringError as err:
-        print(f"{tag}: {err}", file=sys.stderr)
+        print(f"{name}: {err}", file=sys.stderr)
         return 2
 
 
-def main(argv: Sequence[str] | None = None, legacy: bool = False) -> int:
-    """The console script (parsl-mpi-workflows) and python -m workflows; legacy: python workflows/run.py."""
+def main(argv: Sequence[str] | None = None, as_run_py: bool = False) -> int:
+    """The console script (parsl-mpi-workflows) and python -m workflows; as_run_py: python workflows/run.py."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if legacy and argv[:1] not in (["clean"], ["visualize"]):
+    if as_run_py and argv[:1] not in (["clean"], ["visualize"]):
         argv = ["run", *argv]
-    args = parser(legacy).parse_args(argv)
-    tag = _tag(legacy)
+    args = parser(as_run_py).parse_args(argv)
+    name = _prefix(as_run_py)
     if args.command == "clean":
         return clean(args.dry_run)
     if args.command == "visualize":
-        return visualize(args.run_dir, args.port, tag)
-    return runner.run(args, tag)
+        return visualize(args.run_dir, args.port, name)
+    return runner.run(args, name)

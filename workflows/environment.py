@@ -17,9 +17,12 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
-from upstream.pythons import require_login_python
+if __name__ == "__main__":  # python3 -m workflows.environment from the checkout: refuse a Python older than 3.9
+    # in one line. Imported by the run path (run.py loads the workflows package alone, on conda's Python,
+    # where upstream is not importable) it is not needed: Parsl needs 3.10 anyway.
+    from upstream.pythons import require_login_python
 
-require_login_python()
+    require_login_python()
 
 CONDA = "miniconda3"
 DEFAULT_LOADS: tuple[str, ...] = ("openmpi", "flux-sched", CONDA)
@@ -79,7 +82,7 @@ def current_venv() -> Optional[str]:
 
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m workflows.environment",
+        prog="python3 -m workflows.environment",
         description="Print the environment set-up lines (module loads), miniconda3 last.",
     )
     parser.add_argument("--load", action="append", metavar="SPEC",

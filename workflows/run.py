@@ -35,4 +35,4 @@ if __name__ == "__main__":  # guarded: Parsl's monitoring spawns processes that 
     load_package()
     from workflows.cli import main
 
-    sys.exit(main(legacy=True))
+    sys.exit(main(as_run_py=True))

@@ -14,7 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
-from . import environment, lifecycle, monitoring, report, slurm, variants, workflow
+from . import command, environment, lifecycle, monitoring, report, settings, slurm, variants, workflow
 from .settings import Settings, SettingsError
 
 MARKER = ".workflows-run"  # in every run directory: what `clean` removes
@@ -35,7 +35,8 @@ def settings_from(args: argparse.Namespace, nodes: dict[str, int], run_dir: Path
         flux_wrapper=args.flux_wrapper,
         run_timeout=args.run_timeout, retries=args.retries, stall_timeout=args.stall_timeout,
         strategy_period=args.strategy_period, max_lost_blocks=args.max_lost_blocks,
-        tag=f"parslmpi-{uuid.uuid4().hex[:12]}")
+        tag=f"parslmpi-{uuid.uuid4().hex[:12]}",
+        command=command.argv(args.user_command) if args.user_command is not None else (), probe=args.probe)
 
 
 def checked_settings(args: argparse.Namespace) -> tuple[Settings, dict[str, int]]:
@@ -43,11 +44,18 @@ def checked_settings(args: argparse.Namespace) -> tuple[Settings, dict[str, int]
     run_dir = (args.run_dir or Path("runs") / f"{args.variant}-{time.strftime('%Y%m%d-%H%M%S')}").absolute()
     stand_in = {f"node{i}": 1 for i in range(max(1, args.nodes_per_run))}  # any partition the run fits
     s = settings_from(args, stand_in, run_dir)
+    unseen = settings.unseen_by_nodes(s, settings.python_prefixes(s), settings.PROJECT,
+                                      settings.shared_paths(os.environ))
+    if unseen:
+        raise SettingsError(unseen)
     missing = variants.checked(s).unavailable(s)
+    missing = missing or (command.missing_program(s.command, Path.cwd()) if s.command else None)
     if missing:
         raise SettingsError(missing)
     if args.screenshot and not args.monitoring:
         raise SettingsError("--screenshot needs --monitoring (it shows the run's parsl-visualize page)")
+    if s.command and not s.probe and args.source.resolve() != workflow.SOURCE:
+        raise SettingsError("--source is the hello world's: with --command it needs --probe (or leave --source out)")
     missing = monitoring.missing() if args.monitoring else None
     if missing:
         raise SettingsError(missing)
@@ -55,34 +63,36 @@ def checked_settings(args: argparse.Namespace) -> tuple[Settings, dict[str, int]
     return dataclasses.replace(s, cpus_per_node=min(nodes.values()), cluster_nodes=len(nodes)), nodes
 
 
-def run(args: argparse.Namespace, tag: str = "workflows") -> int:
-    """The run command: 0 verified, 1 not, 2 refused before anything was submitted, 130 interrupted."""
+def run(args: argparse.Namespace, name: str = "workflows") -> int:
+    """The run command: 0 verified (with --command: every run exited 0, the probe verified), 1 not, 2 refused
+    before anything was submitted, 130 interrupted."""
     try:
         s, nodes = checked_settings(args)
-    except (SettingsError, slurm.SlurmError, environment.LoadOrderError) as err:
-        print(f"{tag}: {err}", file=sys.stderr)
+    except (SettingsError, command.CommandError, slurm.SlurmError, environment.LoadOrderError) as err:
+        print(f"{name}: {err}", file=sys.stderr)
         return 2
     unsupported = (variants.get(s.variant).monitoring_unsupported(s.rank_launcher, s.flux_wrapper)
                    if args.monitoring else None)
     if unsupported:
-        print(f"{tag}: --monitoring: {unsupported}; running without it", file=sys.stderr, flush=True)
+        print(f"{name}: --monitoring: {unsupported}; running without it", file=sys.stderr, flush=True)
     _prepare_process(s)
     started = time.time()
     try:
-        outcome = workflow.execute(s, args.source.resolve(), args.monitoring and not unsupported, tag)
+        outcome = workflow.execute(s, args.source.resolve(), args.monitoring and not unsupported, name)
     except KeyboardInterrupt:
-        print(f"{tag}: interrupted; every Slurm job of this run was cancelled ({s.run_dir})", file=sys.stderr)
+        print(f"{name}: interrupted; every Slurm job of this run was cancelled ({s.run_dir})", file=sys.stderr)
         return 130
     data = report.result(s, variants.label(s.variant, s.rank_launcher), outcome.runs,
                          outcome.problems(s, nodes) + variants.get(s.variant).problems(s, outcome.block_samples),
-                         time.time() - started, {**outcome.facts(), "partition_nodes": sorted(nodes)})
+                         time.time() - started, {**outcome.facts(), "partition_nodes": sorted(nodes)},
+                         commands=outcome.commands if s.command else None)
     if unsupported:
         data["monitoring"]["unsupported"] = unsupported
     if args.screenshot and outcome.monitoring["enabled"]:
         try:
             data["monitoring"]["screenshot"] = str(monitoring.screenshot(s.run_dir))
         except monitoring.MonitoringError as err:
-            print(f"{tag}: --screenshot: {err}", file=sys.stderr)
+            print(f"{name}: --screenshot: {err}", file=sys.stderr)
     path = report.write(s.run_dir, data)
     report.plot(data, s.run_dir / "placement.png")
     print(path if args.json else report.summary(data) + f"\nrun directory: {s.run_dir}")
@@ -93,8 +103,7 @@ def _prepare_process(s: Settings) -> None:
     """The run directory marked, Parsl's log and executor threads' tracebacks kept in it, SIGTERM as Ctrl-C."""
     s.run_dir.mkdir(parents=True, exist_ok=True)
     (s.run_dir / MARKER).touch()
-    # Parsl starts interchange.py from PATH: this interpreter's scripts must be found even unactivated.
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    workflow.scripts_on_path()
     logging.getLogger("parsl").propagate = False  # Parsl's log goes to the run directory only
     lifecycle.log_thread_errors(s.run_dir / "thread-errors.log")
     lifecycle.interrupt_on_sigterm()  # a killed run cancels its jobs too

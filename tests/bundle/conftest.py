@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bundle import manifest, reader, writer
+from bundle.packing import scan, writer
+from bundle.reading import reader
 
 ARCH = "opt/spack/linux-debian12-x86_64/gcc-12.2.0"
 HASHES = {"libgreet": "a" * 31 + "2", "hello": "b" * 31 + "3", "pytool": "c" * 31 + "4", "plain": "d" * 31 + "5"}
@@ -98,7 +99,7 @@ def tree_state(top: Path) -> dict[str, tuple]:
 
 
 def pack(root: Path, out: Path | str, **kw: object) -> Path:
-    return writer.write(manifest.build(root), out, **kw)
+    return writer.write(scan.build(root), out, **kw)
 
 
 def remove_store(root: Path) -> None:

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from bundle import manifest, reader, writer
 from bundle.errors import BundleError
-from bundle.manifest import canonical, manifest_hash
+from bundle.format.manifest import canonical, manifest_hash
+from bundle.packing import scan, writer
+from bundle.reading import reader
 from tests.bundle.conftest import Built, build_tree, key, pack
 
 
@@ -189,7 +190,7 @@ def test_output_name_carries_the_hash(tmp_path: Path) -> None:
 
 def test_pack_of_changing_tree_leaves_no_partial_bundle(tmp_path: Path) -> None:
     root = build_tree(tmp_path / "root")
-    m = manifest.build(root)
+    m = scan.build(root)
     (root / key("hello") / "share/doc/README").write_text("grew after hashing, so the tar size is wrong\n")
     with pytest.raises(BundleError, match="writing"):
         writer.write(m, tmp_path / "out" / "env")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import zlib
@@ -14,14 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from bundle import closure, deploy, ship
+from bundle.deploying.verify import verify_deployment
 from bundle.errors import BundleError
+from bundle.shipping import closure, ship
 from tests.bundle.conftest import Built, key
 from tests.pythons import OLDEST_LOGIN, OLDEST_TARGET, TOO_OLD_TARGET, interpreter
 
-REMOTE_NEEDS = {"bundle", "bundle.remote", "bundle.deploy", "bundle.reader", "bundle.tarstream", "bundle.staging",
-                "bundle.validate", "bundle.manifest", "bundle.owned", "bundle.errors"}
-STAY_HOME = {"bundle.bench", "bundle.benchship", "bundle.ship", "bundle.__main__", "bundle.closure", "bundle.writer"}
+REMOTE_NEEDS = {"bundle", "bundle.shipping.remote", "bundle.deploying.redeploy", "bundle.reading.reader",
+                "bundle.reading.tarstream", "bundle.deploying.stage", "bundle.format.validate",
+                "bundle.format.manifest", "bundle.format.reserved", "bundle.errors",
+                # the package of each, which the target runs first
+                "bundle.shipping", "bundle.deploying", "bundle.reading", "bundle.format"}
+STAY_HOME = {"bundle.bench", "bundle.benchship", "bundle.shipping.ship", "bundle.__main__", "bundle.shipping.closure",
+             "bundle.packing.writer", "bundle.packing.scan", "bundle.packing", "bundle.api", "bundle.cli",
+             "bundle.spack.store"}
 
 
 def shipped(blob: bytes) -> dict[str, str]:
@@ -36,9 +43,46 @@ def test_the_closure_holds_what_remote_needs_and_no_benchmark() -> None:
     sources = shipped(ship.code())
     assert REMOTE_NEEDS <= sources.keys() and not sources.keys() & STAY_HOME
     assert sources == closure.closure(ship.PACKAGE, ship.ENTRY)
-    every = {closure.module_name("bundle", p) for p in ship.PACKAGE.glob("*.py")}
+    every = set(closure.modules(ship.PACKAGE))
     for module, text in sources.items():  # closed: nothing a shipped module imports is left behind
         assert closure.imported(text, module, "bundle", every) <= sources.keys(), module
+
+
+def test_a_subpackage_s_init_is_shipped_and_type_checking_imports_are_not() -> None:
+    """Importing p.s.m runs p/__init__.py and p/s/__init__.py first; `if TYPE_CHECKING:` never runs."""
+    modules = {"p", "p.s", "p.s.m", "p.s.n", "p.api"}
+    text = ("from typing import TYPE_CHECKING\nfrom p.s.m import f\nfrom . import n\n"
+            "if TYPE_CHECKING:\n    import p.api\n")
+    assert closure.imported(text, "p.s.x", "p", modules) == {"p", "p.s", "p.s.m", "p.s.n"}
+    assert closure.imported("from .. import api\n", "p.s", "p", modules) == {"p", "p.api"}  # p.s is a package
+
+
+def test_the_api_is_named_lazily_so_the_target_s_import_of_bundle_stays_small() -> None:
+    """bundle/__init__.py runs on the target: it names the API (bundle.pack, ...) without importing it."""
+    sources = closure.closure(ship.PACKAGE, ship.ENTRY)
+    assert closure.imported(sources["bundle"], "bundle", "bundle", set(closure.modules(ship.PACKAGE))) == \
+        {"bundle.errors"}
+    import bundle
+
+    assert bundle.pack.__module__ == "bundle.api" and {"pack", "redeploy", "verify", "diff"} <= set(dir(bundle))
+
+
+def test_ruff_checks_what_is_shipped_for_python_3_6() -> None:
+    """pyproject.toml's py37 lines (ruff's oldest target) cover exactly the shipped files."""
+    text = (ship.PACKAGE.parent / "pyproject.toml").read_text()
+    globs = re.findall(r'^"(bundle/[^"]+)" = "py37"$', text, re.M)
+    listed = {str(p.relative_to(ship.PACKAGE.parent)) for g in globs for p in _expand(ship.PACKAGE.parent, g)}
+    shipped = {str(p.relative_to(ship.PACKAGE.parent)) for m, p in closure.modules(ship.PACKAGE).items()
+               if m in closure.closure(ship.PACKAGE, ship.ENTRY)}
+    assert listed == shipped
+
+
+def _expand(root: Path, pattern: str) -> list[Path]:
+    """A glob with one {a,b} group, as ruff reads it."""
+    group = re.search(r"\{([^}]*)\}", pattern)
+    if group is None:
+        return sorted(root.glob(pattern))
+    return [p for alt in group[1].split(",") for p in _expand(root, pattern.replace(group[0], alt, 1))]
 
 
 def test_imports_found_anywhere_in_a_module() -> None:
@@ -67,7 +111,8 @@ def test_the_shipped_closure_compiles_and_imports_on_python_3_6(tmp_path: Path) 
     sources = closure.closure(ship.PACKAGE, ship.ENTRY)
     files = []
     for module, text in sources.items():
-        path = tmp_path / (module.replace(".", "/") + ("/__init__.py" if module == "bundle" else ".py"))
+        tail = "/__init__.py" if closure.is_package(module, sources) else ".py"
+        path = tmp_path / (module.replace(".", "/") + tail)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         files.append(str(path))
@@ -91,7 +136,7 @@ def test_the_shipped_closure_redeploys_on_a_bare_python(built: Built, target: Pa
     assert report["target"] == str(target) and len(report["sent_paths"]) == 4
     hello = subprocess.run([str(target / key("hello") / "bin/hello")], capture_output=True, text=True, check=True)
     assert hello.stdout == "hello from libgreet\n"
-    assert deploy.verify_deployment(target)["problems"] == []
+    assert verify_deployment(target)["problems"] == []
     again = ship.ship(built.bundle, f"here:{target}", ssh=bare_ssh, python=remote_python)
     assert again["sent_paths"] == [] and again["written_paths"] == []
 
@@ -110,13 +155,13 @@ def test_a_target_python_older_than_3_6_is_refused_in_one_line(built: Built, tar
 
 def test_a_shipped_module_is_only_what_was_sent(bare_ssh: str) -> None:
     """On the target, a module left home cannot be imported (the loader serves only the closure)."""
-    probe = ("import importlib\nfor m in ('bundle.remote', 'bundle.bench'):\n    try:\n"
+    probe = ("import importlib\nfor m in ('bundle.shipping.remote', 'bundle.bench'):\n    try:\n"
              "        importlib.import_module(m)\n        print(m, 'ok')\n    except ImportError:\n"
              "        print(m, 'missing')\n")
     blob = zlib.compress(json.dumps(closure.closure(ship.PACKAGE, ship.ENTRY)).encode(), 9)
-    start = "from bundle import remote\nsys.exit(remote.main())\n"
+    start = "from bundle.shipping import remote\nsys.exit(remote.main())\n"
     loader = ship.loader(len(blob)).replace(start, probe).encode()
     code = str(len(loader)).encode() + b"\n" + loader + blob
     proc = subprocess.run([bare_ssh, "here", ship.remote_command()], input=code, capture_output=True, timeout=60,
                           env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
-    assert proc.stdout.decode().split("\n")[:2] == ["bundle.remote ok", "bundle.bench missing"], proc.stderr
+    assert proc.stdout.decode().split("\n")[:2] == ["bundle.shipping.remote ok", "bundle.bench missing"], proc.stderr

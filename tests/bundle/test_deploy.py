@@ -16,8 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from bundle import deploy, reader
+from bundle.deploying import swap
+from bundle.deploying.redeploy import redeploy
+from bundle.deploying.verify import verify_deployment
 from bundle.errors import BundleError
+from bundle.reading import reader
 from tests.bundle.conftest import ARCH, PROJECT, Built, build_tree, key, pack, remove_store
 from tests.bundle.test_archive import CASES, _bad, craft, members_of
 
@@ -43,14 +46,14 @@ def run(path: Path) -> str:
 
 
 def test_redeploy_then_executables_run(built: Built, target: Path) -> None:
-    result = deploy.redeploy(built.bundle)
+    result = redeploy(built.bundle)
     assert result.target == str(target) and len(result.written_paths) == 4
     hello = target / key("hello")
     assert run(hello / "bin/hello") == "hello from libgreet"  # RPATH into the sibling store path
     assert run(hello / "bin/hello-wrapper") == "hello from libgreet"  # shebang script
     assert run(target / key("pytool") / "bin/pytool") == "pytool ok"
     assert (target / key("libgreet") / "lib/libgreet.so").resolve().name == "libgreet.so.1.0"
-    assert deploy.verify_deployment(target)["problems"] == []
+    assert verify_deployment(target)["problems"] == []
     env = subprocess.run(["bash", "-c", f". {result.snippet} && echo $SPACK_ROOT $SPACK_SETUP_DONE && hello"],
                          capture_output=True, text=True)
     # Spack itself (share/spack) is not in the bundle, so setup-env.sh is sourced only where Spack is installed
@@ -58,9 +61,9 @@ def test_redeploy_then_executables_run(built: Built, target: Path) -> None:
 
 
 def test_second_redeploy_writes_nothing(built: Built, target: Path) -> None:
-    deploy.redeploy(built.bundle)
+    redeploy(built.bundle)
     before = {p: os.lstat(p).st_ino for p in target.rglob("*")}
-    again = deploy.redeploy(built.bundle)
+    again = redeploy(built.bundle)
     assert again.written_paths == [] and again.written_bytes == 0 and not again.metadata_written
     assert {p: os.lstat(p).st_ino for p in target.rglob("*")} == before
 
@@ -71,39 +74,39 @@ def test_one_changed_package_writes_only_that_package(tmp_path: Path) -> None:
     (root / key("hello") / "share/doc/README").write_text("a new release of the docs\n")
     two = pack(root, tmp_path / "b2" / "env")
     remove_store(root)
-    deploy.redeploy(one)
+    redeploy(one)
     lib_inode = os.lstat(root / key("libgreet") / "lib/libgreet.so.1.0").st_ino
-    result = deploy.redeploy(two)
+    result = redeploy(two)
     assert result.written_paths == [key("hello")]
     hello_bytes = sum(p.stat().st_size for p in (root / key("hello")).rglob("*") if p.is_file() and not p.is_symlink())
     assert result.written_bytes == hello_bytes
     assert os.lstat(root / key("libgreet") / "lib/libgreet.so.1.0").st_ino == lib_inode
     assert (root / key("hello") / "share/doc/README").read_text() == "a new release of the docs\n"
     assert run(root / key("hello") / "bin/hello") == "hello from libgreet"
-    assert deploy.verify_deployment(root)["problems"] == []
+    assert verify_deployment(root)["problems"] == []
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_bundle_leaves_target_untouched(built: Built, target: Path, tmp_path: Path, case: str) -> None:
-    deploy.redeploy(built.bundle)
+    redeploy(built.bundle)
     shutil.rmtree(target / key("hello"))  # so the bad bundle has something to write
     before = snapshot(target)
     with pytest.raises(BundleError):
-        deploy.redeploy(_bad(built, case, tmp_path))
+        redeploy(_bad(built, case, tmp_path))
     assert snapshot(target) == before
 
 
 def test_other_prefix_refused(built: Built, target: Path, tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="needs --relocate"):
-        deploy.redeploy(built.bundle, tmp_path / "elsewhere")
+        redeploy(built.bundle, tmp_path / "elsewhere")
     assert not (tmp_path / "elsewhere").exists()
 
 
 def test_tampered_deployment_fails_verify(built: Built, target: Path) -> None:
-    deploy.redeploy(built.bundle)
+    redeploy(built.bundle)
     (target / key("hello") / "share/doc/README").write_text("hello's documentatioN\n")
     (target / key("plain") / "etc/stray").write_text("x")
-    problems = deploy.verify_deployment(target)["problems"]
+    problems = verify_deployment(target)["problems"]
     assert any("README: sha256 differs" in p for p in problems) and any("stray: not in the manifest" in p
                                                                          for p in problems)
 
@@ -121,7 +124,7 @@ def test_killed_redeploy_leaves_previous_deployment_working(tmp_path: Path) -> N
         f.truncate(600 << 20)
     two = pack(root, tmp_path / "b2" / "env")
     remove_store(root)
-    deploy.redeploy(one)
+    redeploy(one)
     assert run(root / key("hello") / "bin/hello") == "old from libgreet"
     env = {**os.environ, "PYTHONPATH": str(PROJECT)}
     proc = subprocess.Popen(_redeploy_cmd(two), cwd=PROJECT, env=env)
@@ -132,10 +135,10 @@ def test_killed_redeploy_leaves_previous_deployment_working(tmp_path: Path) -> N
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert run(root / key("hello") / "bin/hello") == "old from libgreet"
-    assert deploy.verify_deployment(root)["problems"] == []
+    assert verify_deployment(root)["problems"] == []
     subprocess.run(_redeploy_cmd(two), cwd=PROJECT, env=env, check=True)
     assert not list((root / ARCH).glob(".bundle-staging-*"))
-    assert deploy.verify_deployment(root, hashes=False)["problems"] == []
+    assert verify_deployment(root, hashes=False)["problems"] == []
     assert (root / key("hello") / "share/big").stat().st_size == 600 << 20
     assert run(root / key("hello") / "bin/hello") == "new from libgreet"
 
@@ -153,7 +156,7 @@ def test_concurrent_redeploy_refused_or_waits(built: Built, target: Path) -> Non
         assert waiting.poll() is None and not (target / "opt").exists()
         fcntl.flock(held, fcntl.LOCK_UN)
     assert waiting.wait(timeout=30) == 0
-    assert deploy.verify_deployment(target)["problems"] == []
+    assert verify_deployment(target)["problems"] == []
 
 
 def test_disk_full_clean_error_target_untouched(tmp_path: Path) -> None:
@@ -168,13 +171,13 @@ def test_disk_full_clean_error_target_untouched(tmp_path: Path) -> None:
         (root / key("hello") / "share/big").write_bytes(os.urandom(4 << 20))
         two = pack(root, tmp_path / "b2" / "env")
         remove_store(root)
-        deploy.redeploy(one)
+        redeploy(one)
         filler = small / "filler"
         with open(filler, "wb") as f:
             f.write(b"\0" * (5 << 20))  # leaves less room than the 4 MB file needs
         before = snapshot(root)
         with pytest.raises(BundleError, match="disk full"):
-            deploy.redeploy(two)
+            redeploy(two)
         assert snapshot(root) == before
         assert run(root / key("hello") / "bin/hello") == "hello from libgreet"
     finally:
@@ -184,10 +187,10 @@ def test_disk_full_clean_error_target_untouched(tmp_path: Path) -> None:
 def test_profile_only_when_asked(built: Built, target: Path, tmp_path: Path) -> None:
     profile = tmp_path / "bashrc"
     profile.write_text("# mine\n")
-    deploy.redeploy(built.bundle)
+    redeploy(built.bundle)
     assert profile.read_text() == "# mine\n"
-    deploy.redeploy(built.bundle, profile=profile)
-    deploy.redeploy(built.bundle, profile=profile)
+    redeploy(built.bundle, profile=profile)
+    redeploy(built.bundle, profile=profile)
     lines = profile.read_text().splitlines()
     assert lines[0] == "# mine" and len(lines) == 2 and "env.sh" in lines[1]
 
@@ -208,23 +211,23 @@ def test_damaged_large_file_refused_after_streaming_target_untouched(tmp_path: P
     m = reader.read(good, manifest_only=True)[0]
     bad = craft(tmp_path, m, _with_data(members_of(good), name, bytes(data)))
     remove_store(root)
-    deploy.redeploy(good)
+    redeploy(good)
     shutil.rmtree(root / key("hello"))
     before = snapshot(root)
     with pytest.raises(BundleError, match="big.dat: sha256 mismatch"):
-        deploy.redeploy(bad)
+        redeploy(bad)
     assert snapshot(root) == before and not list((root / ARCH).glob(".bundle-staging-*"))
 
 
 def test_damage_in_a_store_path_not_written_is_still_refused(built: Built, target: Path, tmp_path: Path) -> None:
     """Store paths already deployed are skipped, not unchecked: every file of the bundle is verified."""
-    deploy.redeploy(built.bundle)
+    redeploy(built.bundle)
     shutil.rmtree(target / key("hello"))
     lib = f"{key('libgreet')}/include/greet.h"
     bad = craft(tmp_path, built.manifest, _with_data(members_of(built.bundle), lib, b"const char *greet(void)!\n"))
     before = snapshot(target)
     with pytest.raises(BundleError, match="greet.h: sha256 mismatch"):
-        deploy.redeploy(bad)
+        redeploy(bad)
     assert snapshot(target) == before
 
 
@@ -246,10 +249,10 @@ def test_modes_exact_whatever_the_umask(tmp_path: Path, umask: int) -> None:
     remove_store(root)
     old = os.umask(umask)
     try:
-        deploy.redeploy(bundle)
+        redeploy(bundle)
     finally:
         os.umask(old)
-    assert deploy.verify_deployment(root)["problems"] == []
+    assert verify_deployment(root)["problems"] == []
     for rel, mode in {**modes, "ro": 0o555}.items():
         assert (plain / rel).stat().st_mode & 0o7777 == mode, rel
     assert (plain / "ro/inside").read_text() == "in a read-only directory\n"
@@ -268,8 +271,8 @@ def test_killed_among_the_renames_next_run_of_either_bundle_completes(tmp_path: 
     (root / key("plain") / "etc/config").write_text("new config\n")  # a second store path changes
     two = pack(root, tmp_path / "b2" / "env")
     remove_store(root)
-    deploy.redeploy(one)
-    real_exchange, real_write, swapped = deploy._exchange, deploy._write_atomic, []
+    redeploy(one)
+    real_exchange, real_write, swapped = swap.exchange, swap.write_atomic, []
 
     def exchange(a: Path, b: Path) -> None:
         if swapped:
@@ -282,23 +285,23 @@ def test_killed_among_the_renames_next_run_of_either_bundle_completes(tmp_path: 
             raise SystemExit("killed")
         real_write(path, data)
 
-    monkeypatch.setattr(deploy, "_exchange", exchange)
-    monkeypatch.setattr(deploy, "_write_atomic", write_atomic)
+    monkeypatch.setattr(swap, "exchange", exchange)
+    monkeypatch.setattr(swap, "write_atomic", write_atomic)
     with pytest.raises(SystemExit):
-        deploy.redeploy(two)
+        redeploy(two)
     monkeypatch.undo()
     assert swapped == [root / key("libgreet")]
     assert run(root / key("hello") / "bin/hello") == "new from libgreet"
-    result = deploy.redeploy(one)  # back to the previous bundle: the swapped-in path must not be skipped
+    result = redeploy(one)  # back to the previous bundle: the swapped-in path must not be skipped
     assert key("libgreet") in result.written_paths
     assert run(root / key("hello") / "bin/hello") == "old from libgreet"
-    assert deploy.verify_deployment(root)["problems"] == []
+    assert verify_deployment(root)["problems"] == []
 
 
 def test_file_under_a_symlink_refused_before_anything_is_written(built: Built, target: Path, tmp_path: Path) -> None:
     """A symlink may point into its own store path's final place, so a file listed beneath it would be
     written through it into the live deployment while staging: the manifest is refused instead."""
-    deploy.redeploy(built.bundle)
+    redeploy(built.bundle)
     hello = key("hello")
     m = {**built.manifest, "paths": [dict(sp) for sp in built.manifest["paths"]]}
     sp = next(sp for sp in m["paths"] if sp["key"] == hello)
@@ -316,5 +319,5 @@ def test_file_under_a_symlink_refused_before_anything_is_written(built: Built, t
     (target / ".bundle" / "state.json").unlink()  # so every store path is staged again
     before = snapshot(target)
     with pytest.raises(BundleError, match="its parent bin/through is not a directory of the manifest"):
-        deploy.redeploy(bad)
+        redeploy(bad)
     assert snapshot(target) == before and not (target / hello / "share" / "evil").exists()

@@ -19,9 +19,13 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from bundle import deploy, manifest, relocate, writer
-from bundle import target as targets
+from bundle.deploying import target as targets
+from bundle.deploying.redeploy import redeploy
+from bundle.deploying.verify import verify_deployment
 from bundle.errors import BundleError
+from bundle.format import manifest
+from bundle.packing import scan, writer
+from bundle.relocation import rewrite
 from tests.bundle.conftest import ARCH, PROJECT, Built, build_tree, key, pack, remove_store, run_bundle, tree_state
 from tests.bundle.test_archive import craft, members_of
 from tests.bundle.test_deploy import run, snapshot
@@ -82,7 +86,7 @@ def with_store_path(built: Built, store_key: str, spec: bool = True, alone: bool
 def refused_untouched(bundle: Path, target: Path, match: str, **kw: object) -> None:
     before = snapshot(target) if target.exists() else None
     with pytest.raises(BundleError, match=match) as err:
-        deploy.redeploy(bundle, **kw)
+        redeploy(bundle, **kw)
     assert "\n" not in str(err.value)
     assert (snapshot(target) if target.exists() else None) == before
 
@@ -103,7 +107,7 @@ def test_link_escaping_through_links_refused_target_untouched(built: Built, targ
     m, members = with_links(built, links)
     with pytest.raises(BundleError, match="points outside its store path"):
         manifest.check(m)
-    deploy.redeploy(built.bundle)
+    redeploy(built.bundle)
     shutil.rmtree(target / HELLO)
     refused_untouched(craft(tmp_path, m, members), target, "points outside its store path")
 
@@ -126,13 +130,13 @@ def test_pack_refuses_a_tree_whose_link_escapes_through_a_link(tmp_path: Path) -
 
 def test_verify_flags_a_deployment_holding_such_a_link(built: Built, target: Path) -> None:
     """A deployment made before the check (its recorded manifest lists the link) no longer verifies."""
-    deploy.redeploy(built.bundle)
+    redeploy(built.bundle)
     m, _ = with_links(built, ESCAPES["balanced"])
     for rel, link in ESCAPES["balanced"].items():
         os.symlink(link, target / HELLO / rel)
     (target / ".bundle" / "manifest.json").write_bytes(manifest.canonical(m))
     with pytest.raises(BundleError, match="points outside its store path"):
-        deploy.verify_deployment(target)
+        verify_deployment(target)
 
 
 # --- 2. store paths with names Spack never makes (6 cases) ---
@@ -150,7 +154,7 @@ NAMES = {
 @pytest.mark.parametrize("case", sorted(NAMES))
 def test_store_path_names_spack_never_makes_refused(built: Built, target: Path, tmp_path: Path, case: str) -> None:
     store_key, spec, match = NAMES[case]
-    deploy.redeploy(built.bundle)
+    redeploy(built.bundle)
     (target / "bin").mkdir()
     (target / "bin/spack").write_text("the target's own spack\n")
     m, members = with_store_path(built, store_key, spec, alone=case in ("arch-dir", "inside-deployed"))
@@ -175,13 +179,13 @@ def test_relative_root_refused(built: Built, tmp_path: Path, monkeypatch: pytest
     cwd.mkdir()
     monkeypatch.chdir(cwd)
     with pytest.raises(BundleError, match="not an absolute"):
-        deploy.redeploy(bundle)
+        redeploy(bundle)
     assert list(cwd.iterdir()) == []
 
 
 def test_system_directory_root_refused(built: Built, tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="system directory"):
-        deploy.redeploy(_rooted(built, tmp_path, "/proc/bundle-test-root"))
+        redeploy(_rooted(built, tmp_path, "/proc/bundle-test-root"))
     for root in ("/", "/usr", "/etc/spack", "/usr/lib/x", "/var", "/home"):
         with pytest.raises(BundleError, match="system directory"):
             targets.choose(root, None, False)
@@ -192,7 +196,7 @@ def test_foreign_non_empty_root_needs_an_explicit_prefix(built: Built, target: P
     target.mkdir(parents=True)
     (target / "notes.txt").write_text("someone else's directory\n")
     refused_untouched(built.bundle, target, "neither a deployment nor a Spack root; name it with --prefix")
-    deploy.redeploy(built.bundle, target)  # named explicitly: deployed
+    redeploy(built.bundle, target)  # named explicitly: deployed
     assert run(target / HELLO / "bin/hello") == "hello from libgreet"
 
 
@@ -216,7 +220,7 @@ def test_multibyte_prefix_longer_in_bytes_refused_without_trace(tmp_path: Path) 
     assert len(str(new)) <= len(str(old)) < len(os.fsencode(new))
     bundle = _build_packed(tmp_path, old)
     with pytest.raises(BundleError, match="cannot grow"):
-        deploy.redeploy(bundle, new, relocate=True)
+        redeploy(bundle, new, relocate=True)
     assert not new.parent.exists()
 
 
@@ -224,12 +228,12 @@ def test_multibyte_prefix_that_fits_in_bytes_runs(tmp_path: Path) -> None:
     old = tmp_path / ("o" * 40) / "root"
     new = tmp_path / ("é" * 12) / "root"
     bundle = _build_packed(tmp_path, old)
-    deploy.redeploy(bundle, new, relocate=True)
+    redeploy(bundle, new, relocate=True)
     hello = new / HELLO
     assert run(hello / "bin/hello") == "hello from libgreet"
     datadir = subprocess.run([hello / "bin/hello", "x"], capture_output=True, check=True).stdout.strip()
     assert os.path.normpath(datadir) == os.fsencode(hello / "share/doc")
-    assert deploy.verify_deployment(new)["problems"] == []
+    assert verify_deployment(new)["problems"] == []
 
 
 @pytest.mark.parametrize("prefix", ["a\\tb", "sp ace", "g\\g<0>"])
@@ -237,7 +241,7 @@ def test_prefix_needing_quoting_refused_before_anything_is_created(tmp_path: Pat
     bundle = _build_packed(tmp_path, tmp_path / "o" / "root")
     new = tmp_path / prefix / "root"
     with pytest.raises(BundleError, match="would need quoting"):
-        deploy.redeploy(bundle, new, relocate=True)
+        redeploy(bundle, new, relocate=True)
     assert not (tmp_path / prefix).exists()
 
 
@@ -256,13 +260,13 @@ def test_rewrite_takes_the_new_prefix_literally(tmp_path: Path, new_tail: str) -
     """The rewrite itself (below redeploy's refusal of such prefixes): backslashes are not regex escapes."""
     old = tmp_path / ("o" * 40) / "root"
     build_tree(old)
-    m = manifest.build(old)
+    m = scan.build(old)
     new = str(tmp_path / new_tail / "root")
     hello = manifest.by_key(m)[HELLO]
-    relocate.relocate_store_path(old / HELLO, hello, [(str(old), new)], relocate.patchelf_command())
+    rewrite.relocate_store_path(old / HELLO, hello, [(str(old), new)], rewrite.patchelf_command())
     assert (old / HELLO / "bin/hello-wrapper").read_text() == f"#!/bin/sh\nexec {new}/{HELLO}/bin/hello \"$@\"\n"
     binary = (old / HELLO / "bin/hello").read_bytes()
-    assert relocate.padded(str(old), new) + f"/{HELLO}/share/doc".encode() in binary
+    assert rewrite.padded(str(old), new) + f"/{HELLO}/share/doc".encode() in binary
 
 
 # --- 5. bounded memory (2 cases) ---
@@ -340,7 +344,7 @@ def _bundle_with_manifest(tmp_path: Path, m: object) -> Path:
 def test_every_manifest_shape_is_one_line(built: Built, target: Path, tmp_path: Path, case: str) -> None:
     bundle = _bundle_with_manifest(tmp_path, _shape(copy.deepcopy(built.manifest), case))
     with pytest.raises(BundleError) as err:
-        deploy.redeploy(bundle)
+        redeploy(bundle)
     assert "\n" not in str(err.value) and not target.exists()
 
 
@@ -396,12 +400,12 @@ def test_disk_full_at_every_step_is_one_line_and_leaves_nothing_behind(tiny_fs: 
     build_tree(root, greeting="new")
     two = pack(root, tmp_path / "b2" / "env")
     remove_store(root)
-    deploy.redeploy(one)
+    redeploy(one)
     outcomes = []
     for free in range(40):
         _inodes_left(tiny_fs, free)
         try:
-            deploy.redeploy(two)
+            redeploy(two)
         except BundleError as err:
             assert "\n" not in str(err) and "disk full" in str(err), err
             outcomes.append(run(root / HELLO / "bin/hello"))
@@ -412,7 +416,7 @@ def test_disk_full_at_every_step_is_one_line_and_leaves_nothing_behind(tiny_fs: 
         pytest.fail("never had inodes enough")
     assert len(outcomes) >= 3 and outcomes[0] == "old from libgreet"
     assert run(root / HELLO / "bin/hello") == "new from libgreet"
-    assert deploy.verify_deployment(root)["problems"] == []
+    assert verify_deployment(root)["problems"] == []
 
 
 def test_disk_full_when_only_the_manifest_changes(tiny_fs: Path, tmp_path: Path) -> None:
@@ -421,10 +425,10 @@ def test_disk_full_when_only_the_manifest_changes(tiny_fs: Path, tmp_path: Path)
     (root / "spack.lock").write_text('{"_meta": {"lockfile-version": 6}}\n')
     two = pack(root, tmp_path / "b2" / "env")
     remove_store(root)
-    deploy.redeploy(one)
+    redeploy(one)
     _inodes_left(tiny_fs, 0)
     with pytest.raises(BundleError, match="disk full") as err:
-        deploy.redeploy(two)
+        redeploy(two)
     assert "\n" not in str(err.value) and not list((root / ".bundle").glob(".*.tmp"))
 
 
@@ -439,9 +443,9 @@ def test_store_behind_a_symlink_to_another_filesystem(built: Built, target: Path
     away.mkdir()
     try:
         os.symlink(away, target / "opt")
-        deploy.redeploy(built.bundle, target)
+        redeploy(built.bundle, target)
         assert run(target / HELLO / "bin/hello") == "hello from libgreet"
-        assert deploy.verify_deployment(target)["problems"] == []
+        assert verify_deployment(target)["problems"] == []
         assert not list((target / ARCH).glob(".bundle-staging-*"))
     finally:
         shutil.rmtree(away)
@@ -450,26 +454,26 @@ def test_store_behind_a_symlink_to_another_filesystem(built: Built, target: Path
 def test_store_on_its_own_mount(built: Built, target: Path, tiny_fs: Path) -> None:
     target.mkdir(parents=True)
     os.symlink(tiny_fs, target / "opt")
-    deploy.redeploy(built.bundle, target)
+    redeploy(built.bundle, target)
     assert run(target / HELLO / "bin/hello") == "hello from libgreet"
-    assert deploy.verify_deployment(target)["problems"] == []
+    assert verify_deployment(target)["problems"] == []
 
 
 # --- 8. smaller: top-directory modes, leftovers, prune, no-op (4 cases) ---
 
 def test_verify_sees_the_mode_of_a_store_path_directory(built: Built, target: Path) -> None:
-    deploy.redeploy(built.bundle)
+    redeploy(built.bundle)
     (target / HELLO).chmod(0o700)
-    assert any("mode of the store path's directory differs" in p for p in deploy.verify_deployment(target)["problems"])
+    assert any("mode of the store path's directory differs" in p for p in verify_deployment(target)["problems"])
 
 
 def test_leftovers_of_a_killed_run_are_cleaned_by_the_next(built: Built, target: Path, tmp_path: Path) -> None:
-    deploy.redeploy(built.bundle)
+    redeploy(built.bundle)
     tmp = target / ".bundle" / ".state.json.99999999.tmp"
     tmp.write_text("{}")
     staging = target / ARCH / ".bundle-staging-99999999-deadbeef"
     (staging / "0" / "bin").mkdir(parents=True)
-    deploy.redeploy(built.bundle)
+    redeploy(built.bundle)
     assert not tmp.exists() and not staging.exists()
     out = tmp_path / "out"
     out.mkdir()
@@ -485,12 +489,12 @@ def test_store_paths_the_bundle_dropped_are_listed_then_pruned(tmp_path: Path) -
     shutil.rmtree(root / key("plain"))
     two = pack(root, tmp_path / "b2" / "env")
     remove_store(root)
-    deploy.redeploy(one)
-    listed = deploy.redeploy(two)
+    redeploy(one)
+    listed = redeploy(two)
     assert listed.stale_paths == [key("plain")] and (root / key("plain")).is_dir()
     proc = run_bundle("redeploy", str(two), "--quiet", "--json", "--prune", check=True)
     assert json.loads(proc.stdout)["pruned_paths"] == [key("plain")] and not (root / key("plain")).exists()
-    assert deploy.verify_deployment(root)["problems"] == [] and deploy.redeploy(two).stale_paths == []
+    assert verify_deployment(root)["problems"] == [] and redeploy(two).stale_paths == []
 
 
 def test_noop_redeploy_says_nothing_was_read(built: Built, target: Path) -> None:
@@ -515,17 +519,17 @@ def test_store_path_where_the_deployment_owns_refused(built: Built, target: Path
                                                       store_key: str) -> None:
     """Spack's parts (bin, etc/spack, ...) are the deployment's even when this one has none of them yet:
     a store path that is one, holds one or lies in one is refused, as the issue's `bin` was not."""
-    deploy.redeploy(built.bundle)
+    redeploy(built.bundle)
     assert not (target / "bin").exists()
     m, members = with_store_path(built, store_key)
     _cli_refuses(craft(tmp_path, m, members), target, "which the deployment owns")
-    assert deploy.verify_deployment(target)["problems"] == []
+    assert verify_deployment(target)["problems"] == []
 
 
 @pytest.mark.parametrize("entry_type", ["file", "dir", "link"])
 def test_a_float_size_is_one_line_naming_the_field(built: Built, target: Path, tmp_path: Path,
                                                    entry_type: str) -> None:
-    deploy.redeploy(built.bundle)
+    redeploy(built.bundle)
     m = copy.deepcopy(built.manifest)
     entry = next(e for sp in m["paths"] for e in sp["files"] if e["type"] == entry_type)
     entry["size"] = 12.0 if entry_type != "file" else float(entry["size"])

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bundle import manifest
 from bundle.errors import BundleError
+from bundle.format import manifest
+from bundle.packing import scan
 from tests.bundle.conftest import ARCH, HASHES, build_tree, key
 
 
@@ -19,7 +20,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_store_paths_found_by_spec_json_and_by_name(tree: Path) -> None:
-    m = manifest.build(tree)
+    m = scan.build(tree)
     assert [sp["key"] for sp in m["paths"]] == sorted(key(n) for n in HASHES)
     assert m["root"] == str(tree) and m["spack_root"] is True
     assert m["lock"] == (tree / "spack.lock").read_text()
@@ -30,7 +31,7 @@ def test_store_paths_found_by_spec_json_and_by_name(tree: Path) -> None:
 
 
 def test_files_links_and_digests_match_the_tree(tree: Path) -> None:
-    lib = manifest.by_key(manifest.build(tree))[key("libgreet")]
+    lib = manifest.by_key(scan.build(tree))[key("libgreet")]
     files = {e["path"]: e for e in lib["files"]}
     so = files["lib/libgreet.so.1.0"]
     data = (tree / key("libgreet") / "lib/libgreet.so.1.0").read_bytes()
@@ -42,25 +43,25 @@ def test_files_links_and_digests_match_the_tree(tree: Path) -> None:
 
 
 def test_hash_ignores_mtimes_but_not_contents(tree: Path) -> None:
-    before = manifest.manifest_hash(manifest.build(tree))
+    before = manifest.manifest_hash(scan.build(tree))
     for dirpath, _, names in os.walk(tree):
         for n in names:
             os.utime(os.path.join(dirpath, n), (1_000_000, 1_000_000), follow_symlinks=False)
-    assert manifest.manifest_hash(manifest.build(tree)) == before
+    assert manifest.manifest_hash(scan.build(tree)) == before
     doc = tree / key("hello") / "share/doc/README"
     doc.write_text("changed\n")
     try:
-        assert manifest.manifest_hash(manifest.build(tree)) != before
+        assert manifest.manifest_hash(scan.build(tree)) != before
     finally:
         doc.write_text("hello's documentation\n")
 
 
 def test_store_option_and_diff(tree: Path) -> None:
-    whole = manifest.build(tree)
-    inside = manifest.build(tree, store=tree / ARCH)  # a store under ROOT: keys stay relative to ROOT
+    whole = scan.build(tree)
+    inside = scan.build(tree, store=tree / ARCH)  # a store under ROOT: keys stay relative to ROOT
     assert [sp["key"] for sp in inside["paths"]] == [sp["key"] for sp in whole["paths"]]
     assert inside["spack_root"] is False
-    bare = manifest.build(tree / ARCH)  # a bare store directory is its own root
+    bare = scan.build(tree / ARCH)  # a bare store directory is its own root
     assert [sp["key"] for sp in bare["paths"]] == [sp["key"][len(ARCH) + 1:] for sp in whole["paths"]]
     fewer = {**whole, "paths": whole["paths"][1:]}
     d = manifest.diff(fewer, whole)
@@ -72,17 +73,17 @@ def test_escaping_symlink_and_device_refused(tmp_path: Path) -> None:
     evil = root / key("hello") / "bin/evil"
     os.symlink("../../../../../../etc/passwd", evil)
     with pytest.raises(BundleError, match="points outside its store path"):
-        manifest.build(root)
+        scan.build(root)
     evil.unlink()
     os.symlink(str(root / key("libgreet") / "lib"), evil)  # absolute, into a sibling store path
     with pytest.raises(BundleError, match="points outside its store path"):
-        manifest.build(root)
+        scan.build(root)
     evil.unlink()
     os.mkfifo(root / key("hello") / "bin/fifo")
     with pytest.raises(BundleError, match="not a file, directory or symlink"):
-        manifest.build(root)
+        scan.build(root)
 
 
 def test_empty_store_refused(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="no store paths"):
-        manifest.build(tmp_path)
+        scan.build(tmp_path)

@@ -23,9 +23,13 @@ from typing import Any
 import pytest
 import zstandard
 
-from bundle import deploy, manifest, owned, reader, writer
+from bundle.deploying.fsops import rmtree
+from bundle.deploying.redeploy import redeploy
+from bundle.deploying.verify import verify_deployment
 from bundle.errors import BundleError
-from bundle.fsops import rmtree
+from bundle.format import manifest, reserved
+from bundle.packing import scan, writer
+from bundle.reading import reader
 from tests.bundle.conftest import ARCH, HASHES, build_tree, key, tree_state
 from tests.bundle.test_archive import members_of
 
@@ -91,12 +95,12 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Rig:
     build = tmp_path_factory.mktemp("mutation-build")
     top = tmp_path_factory.mktemp("mutation-deploy")
     root = spack_tree(top / "root")
-    bundle = writer.write(manifest.build(root, with_spack=True), build / "good/")
+    bundle = writer.write(scan.build(root, with_spack=True), build / "good/")
     m, _ = reader.read(bundle, manifest_only=True)
     assert "spack" in m and {sp.get("kind") for sp in m["paths"]} == {None, "spack"}
     shutil.rmtree(root)
-    deploy.redeploy(bundle)
-    assert deploy.verify_deployment(root)["problems"] == []
+    redeploy(bundle)
+    assert verify_deployment(root)["problems"] == []
     pristine = build / "pristine"
     shutil.copytree(root, pristine, symlinks=True)
     assert tree_state(pristine) == tree_state(root)
@@ -219,14 +223,14 @@ def attempt(rig: Rig, label: str, mutant: dict) -> str:
     changed = True
     try:
         try:
-            deploy.redeploy(bundle)
+            redeploy(bundle)
         except BundleError as err:
             text = str(err)
             assert text and "\n" not in text, f"{label}: refusal is not one line: {text!r}"
             changed = tree_state(rig.top) != rig.state
             assert not changed, f"{label}: refused ({text}) but the tree changed"
             return "refused"
-        problems = deploy.verify_deployment(rig.root)["problems"]
+        problems = verify_deployment(rig.root)["problems"]
         assert problems == [], f"{label}: deployed, but verify finds {problems[:3]}"
         return "deployed"
     finally:
@@ -274,16 +278,16 @@ def test_a_store_path_in_place_of_the_deployed_sbang_is_refused(rig: Rig) -> Non
     manifest.check(m)
     assert attempt(rig, "sbang as a store path", m) == "refused"
     with pytest.raises(BundleError, match="the deployment holds Spack's own opt/spack/bin there"):
-        deploy.redeploy(signed(rig.out, m, rig.members))
+        redeploy(signed(rig.out, m, rig.members))
 
 
 def test_everything_a_deployment_makes_at_its_root_is_named_in_owned(rig: Rig) -> None:
-    """owned.py is what the store-path check refuses: every path of a real deployment (with Spack's parts,
-    sbang and a database) is in a store path, holds store paths, or is one owned.owner() names."""
+    """format/reserved.py is what the store-path check refuses: every path of a real deployment (with Spack's parts,
+    sbang and a database) is in a store path, holds store paths, or is one reserved.owner() names."""
     keys = [sp["key"] for sp in rig.manifest["paths"] if sp.get("kind") is None]
     spack = rig.manifest["spack"]
     for rel in tree_state(rig.root):
         in_store_path = any(rel == k or rel.startswith(k + "/") for k in keys)
         holds_store_paths = any(k.startswith(rel + "/") for k in keys)
-        assert in_store_path or holds_store_paths or owned.owner(rel, spack) is not None, rel
-    assert owned.owner(".bundle-staging-123-abcd", spack) == "a staging directory of a run"
+        assert in_store_path or holds_store_paths or reserved.owner(rel, spack) is not None, rel
+    assert reserved.owner(".bundle-staging-123-abcd", spack) == "a staging directory of a run"

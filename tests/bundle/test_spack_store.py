@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bundle import deploy, manifest, writer
+from bundle.deploying.redeploy import redeploy
+from bundle.deploying.verify import verify_deployment
+from bundle.packing import scan, writer
 from tests.bundle.conftest import PROJECT, SpackStore
 
 pytestmark = pytest.mark.spack
@@ -35,7 +37,7 @@ def loaded_path(store: SpackStore, root: Path, spec: str) -> str:
 def test_spack_finds_and_loads_a_redeployed_store_same_prefix_relocated_and_merged(spack_store: SpackStore,
                                                                                   tmp_path: Path) -> None:
     root = spack_store.root
-    m = manifest.build(root, with_spack=True)
+    m = scan.build(root, with_spack=True)
     bundle = writer.write(m, tmp_path / "out" / "env")
     assert m["spack"]["install_root"].startswith("opt/spack/__spack_path_placeholder__")  # padded_length
     assert len(m["spack"]["installs"]) == len(lock_hashes())
@@ -46,7 +48,7 @@ def test_spack_finds_and_loads_a_redeployed_store_same_prefix_relocated_and_merg
     root.rename(aside)
 
     # 1. at the prefix it was built at, into an empty directory
-    deploy.redeploy(bundle)
+    redeploy(bundle)
     same = found(spack_store, root)
     assert set(same) == lock_hashes()
     assert loaded_path(spack_store, root, "openmpi").startswith(str(root / "opt/spack/__spack_path_placeholder__"))
@@ -55,7 +57,7 @@ def test_spack_finds_and_loads_a_redeployed_store_same_prefix_relocated_and_merg
     # 2. relocated to a longer prefix: the padded install root is rebuilt there, to the same length
     new = tmp_path / "relocated" / "spack"
     assert len(str(root)) < len(str(new)) and len(str(new / "opt/spack")) < 127  # longer, and still padded
-    deploy.redeploy(bundle, new, relocate=True)
+    redeploy(bundle, new, relocate=True)
     moved = found(spack_store, new)
     assert set(moved) == lock_hashes()
     inside = [p for p in moved.values() if p.startswith(str(tmp_path))]
@@ -64,11 +66,11 @@ def test_spack_finds_and_loads_a_redeployed_store_same_prefix_relocated_and_merg
     for spec in ("openmpi", "hwloc"):
         path = loaded_path(spack_store, new, spec)
         assert path.startswith(str(new)) and str(root) not in path
-    assert deploy.verify_deployment(new)["problems"] == []
+    assert verify_deployment(new)["problems"] == []
 
     # 3. merged: a bundle without hwloc, into a Spack root whose own Spack installed all but util-macros
     spack_store.spack(root, "uninstall", "-y", "-f", "hwloc")
-    m2 = manifest.build(root, with_spack=True)
+    m2 = scan.build(root, with_spack=True)
     smaller = writer.write(m2, tmp_path / "out" / "smaller")
     shutil.rmtree(root)
     aside.rename(root)
@@ -76,7 +78,7 @@ def test_spack_finds_and_loads_a_redeployed_store_same_prefix_relocated_and_merg
     ours = found(spack_store, root, "util-macros")
     spack_store.spack(root, "uninstall", "-y", "-f", "util-macros")
     assert set(found(spack_store, root)) == lock_hashes() - set(ours)
-    result = deploy.redeploy(smaller, root)
+    result = redeploy(smaller, root)
     assert result.written_paths == [next(iter(ours.values()))[len(str(root)) + 1:]]  # theirs kept, ours added
     assert result.spack_db_written and len(result.kept_paths) == len(m2["paths"]) - 1
     assert set(found(spack_store, root)) == lock_hashes()

@@ -8,7 +8,7 @@ import tarfile
 
 import pytest
 
-from bundle import tarstream
+from bundle.reading import tarstream
 
 
 def tar_bytes(members: list[tuple[tarfile.TarInfo, bytes | None]], fmt: int = tarfile.PAX_FORMAT) -> bytes:

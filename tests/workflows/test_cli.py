@@ -77,12 +77,12 @@ def test_run_py_works_from_a_python_where_the_project_is_not_installed(tmp_path,
 
 def test_run_py_and_the_package_cli_refuse_alike_each_in_its_own_name(tmp_path):
     env = {**os.environ, "SLURM_CONF": "/nonexistent/slurm.conf"}
-    legacy = subprocess.run([sys.executable, str(PROJECT / "workflows" / "run.py"), "htex", "--launcher", "flux"],
+    as_run_py = subprocess.run([sys.executable, str(PROJECT / "workflows" / "run.py"), "htex", "--launcher", "flux"],
                             cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60)
     package = subprocess.run([sys.executable, "-m", "workflows", "run", "htex", "--launcher", "flux"],
                              cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60)
     why = "--launcher flux: the htex variant launches with mpirun only (flux is for: mpi, flux)\n"
-    assert (legacy.returncode, legacy.stderr) == (2, f"run.py: {why}")
+    assert (as_run_py.returncode, as_run_py.stderr) == (2, f"run.py: {why}")
     assert (package.returncode, package.stderr) == (2, f"workflows: {why}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -72,8 +73,8 @@ def jobspec(job: DirectJob, working_dir: str) -> Any:
     spec.environment = dict(os.environ)
     spec.stdout = os.path.abspath(os.path.join(working_dir, f"{job.task_id}_stdout.txt"))
     spec.stderr = os.path.abspath(os.path.join(working_dir, f"{job.task_id}_stderr.txt"))
-    if job.bash.walltime is not None:
-        spec.duration = job.bash.walltime
+    if job.bash.walltime is not None:  # Flux's scheduler denies a sub-second duration (unsatisfiable):
+        spec.duration = math.ceil(job.bash.walltime)  # whole seconds; the outcome checks the walltime itself
     return spec
 
 
@@ -128,8 +129,8 @@ def _complete(queued: DirectJob, runtime: Runtime, tracker: reprovision.Tracker 
 class DirectFluxExecutor(FluxExecutor):
     """Parsl's FluxExecutor; a bash app becomes `/bin/bash -c "<redirections>; <command>"` in every rank.
 
-    Python apps, bash apps it cannot resolve on the submit side, and everything when the guard finds
-    the pinned Parsl changed, go through Parsl's stock path unchanged.
+    Python apps, bash apps it cannot resolve on the submit side, and everything when the seam (parsl_seam)
+    finds the installed Parsl changed, go through Parsl's stock path unchanged.
     """
 
     def __init__(self, provider: Any = None, working_dir: str | None = None, label: str = "FluxExecutor",
@@ -149,15 +150,15 @@ class DirectFluxExecutor(FluxExecutor):
         self.tracker = reprovision.Tracker()
         self.loop: reprovision.Loop | None = None
         self.job_events: JobEvents | None = None  # with Parsl's monitoring: set up at start()
-        parsl, problems = parsl_seam.internals()
-        self.guard_problems = problems + parsl_seam.executor_problems(self)
-        self.parsl = None if self.guard_problems else parsl
-        if self.parsl is None:
-            print(f"{label}: Parsl's FluxExecutor internals changed ({'; '.join(self.guard_problems)}): "
+        internals, problems = parsl_seam.internals()
+        self.seam_problems = problems + parsl_seam.executor_problems(self)
+        self.internals = None if self.seam_problems else internals
+        if self.internals is None:
+            print(f"{label}: Parsl's FluxExecutor internals changed ({'; '.join(self.seam_problems)}): "
                   "every task takes Parsl's stock path, with Python in every rank", file=sys.stderr)
         else:
-            self.parsl.install_dispatch(DirectJob, functools.partial(submit_direct, self.parsl))
-            self.parsl.install_loop(DirectFluxExecutor)
+            self.internals.install_dispatch(DirectJob, functools.partial(submit_direct, self.internals))
+            self.internals.install_loop(DirectFluxExecutor)
             # The DFK hands a monitored executor its monitoring queue through this radio (and refuses one without):
             # the executor itself sends each task's running and end, from Flux's job events (job_events).
             from parsl.monitoring.radios.multiprocessing import MultiprocessingQueueRadio
@@ -165,7 +166,7 @@ class DirectFluxExecutor(FluxExecutor):
             self.remote_monitoring_radio = MultiprocessingQueueRadio()
 
     def start(self) -> None:
-        if self.parsl is not None and self.monitoring_messages is not None:
+        if self.internals is not None and self.monitoring_messages is not None:
             self.job_events = JobEvents(self.monitoring_messages.put, str(self.run_id))
         super().start()
 
@@ -176,7 +177,7 @@ class DirectFluxExecutor(FluxExecutor):
 
     @property
     def direct(self) -> bool:
-        return self.parsl is not None
+        return self.internals is not None
 
     @property
     def lost_blocks(self) -> list[reprovision.LostBlock]:
@@ -185,8 +186,8 @@ class DirectFluxExecutor(FluxExecutor):
 
     def serve(self, submission_queue: Any, stop_event: Any, socket: Any) -> None:
         """Parsl's submission thread, for the direct path: instances one after another (reprovision.Loop)."""
-        assert self.parsl is not None
-        launch = reprovision.Launch(self.provider, self.launch_cmd, self.flux_path, self.parsl.manager_path,
+        assert self.internals is not None
+        launch = reprovision.Launch(self.provider, self.launch_cmd, self.flux_path, self.internals.manager_path,
                                     self.working_dir, self.label)
         self.loop = reprovision.Loop(launch, submission_queue, stop_event, self._dispatch, self.tracker,
                                      {"poll_interval": self.poll_interval, **self.flux_executor_kwargs},
@@ -195,23 +196,23 @@ class DirectFluxExecutor(FluxExecutor):
         self.loop.serve(socket)
 
     def _dispatch(self, flux_executor: Any, job: Any) -> None:
-        assert self.parsl is not None
+        assert self.internals is not None
         if isinstance(job, DirectJob):
-            submit_direct(self.parsl, flux_executor, self.working_dir, job, self.tracker, self.job_events)
+            submit_direct(self.internals, flux_executor, self.working_dir, job, self.tracker, self.job_events)
         else:
-            self.parsl.submit_stock(flux_executor, self.working_dir, job)
+            self.internals.submit_stock(flux_executor, self.working_dir, job)
 
     def submit(self, func: Callable, resource_specification: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         """A monitored task comes wrapped by the DFK: unwrapped here (no Python runs in the ranks to report),
         its running and end come from Flux's events; a Python app then runs unwrapped too (its tries have
         no host: no resource monitoring under Flux)."""
-        unwrapped = self.parsl.unwrap_monitoring(func, kwargs) if self.parsl is not None else None
+        unwrapped = self.internals.unwrap_monitoring(func, kwargs) if self.internals is not None else None
         monitored = None
         if unwrapped is not None:
             func, kwargs, monitored = unwrapped[0], unwrapped[1], (unwrapped[2], unwrapped[3])
-        job = bash_job(self.parsl, func, args, kwargs) if self.parsl is not None else None
-        if self.parsl is None or job is None or not open_streams(job):
+        job = bash_job(self.internals, func, args, kwargs) if self.internals is not None else None
+        if self.internals is None or job is None or not open_streams(job):
             return super().submit(func, resource_specification, *args, **kwargs)
         spec = resource_specification or {}
         logger.debug("bash app %s runs directly in Flux", job.app)
-        return self.parsl.enqueue(self, lambda future, task_id: DirectJob(future, task_id, spec, job, monitored))
+        return self.internals.enqueue(self, lambda future, task_id: DirectJob(future, task_id, spec, job, monitored))
