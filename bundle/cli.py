@@ -128,7 +128,7 @@ def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     common.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
-    p = argparse.ArgumentParser(prog="python -m bundle",
+    p = argparse.ArgumentParser(prog="python3 -m bundle",
                                 description="Pack an installed Spack tree into a reproducible bundle; redeploy it.")
     sub = p.add_subparsers(dest="command", required=True)
     pk = sub.add_parser("pack", parents=[common], help="ROOT -o DIR/[NAME]: pack a Spack root (or --store DIR)")

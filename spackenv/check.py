@@ -203,7 +203,7 @@ def default_cache(env: Path) -> Path:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m spackenv.check", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python3 -m spackenv.check", description=__doc__.split("\n")[0])
     p.add_argument("--env", type=Path, default=Path.cwd(), help="the folder of spack.yaml and spack.lock")
     p.add_argument("--spack", default="spack", help="the spack command (default: spack on PATH)")
     p.add_argument("--no-cache", action="store_true", help="always re-solve, even for inputs checked before")

@@ -101,7 +101,7 @@ def differences(old: dict, new: dict) -> list[str]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m spackenv.lock", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python3 -m spackenv.lock", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     same = sub.add_parser("same", help="exit 0 when two locks hold the same solve")
     same.add_argument("old", type=Path)

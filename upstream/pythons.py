@@ -2,7 +2,7 @@
 
 The login-node tools run on the cluster's system python3, before conda exists: python -m upstream,
 python -m spackenv.check, python -m bundle and python -m workflows.environment need 3.9 or newer (RHEL
-9's python3). A ship's target needs 3.6 or newer (RHEL 8's; bundle/remote.py). Parsl, and so the
+9's python3). A ship's target needs 3.6 or newer (RHEL 8's; bundle/shipping/remote.py). Parsl, and so the
 workflows, need 3.10 (requires-python). The tools import this module before anything newer, so it
 parses on any Python (no annotations, no f-strings): an older python3 gets one line naming its version
 and the one needed, not a SyntaxError from a module it cannot read.
