@@ -67,7 +67,9 @@ def monitored_labels(labels: Sequence[str]) -> tuple[list[str], list[str]]:
     for label in labels:
         c = choices.get(label)
         variant, launcher = (c.variant, c.rank_launcher) if c else (OPTION_ROWS[label][0], None)
-        why = variants.get(variant).monitoring_unsupported(launcher or DEFAULT_RANK_LAUNCHER)
+        row = OPTION_ROWS.get(label, [])
+        wrapper = row[row.index("--flux-wrapper") + 1] if "--flux-wrapper" in row else "direct"
+        why = variants.get(variant).monitoring_unsupported(launcher or DEFAULT_RANK_LAUNCHER, wrapper)
         names.append(label)
         if why:
             skipped.append(f"{label}: no {label}{MONITORED} row ({why})")

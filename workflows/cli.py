@@ -164,6 +164,7 @@ def visualize(run_dir: Path, port: int | None, name: str = "workflows") -> int:
         with monitoring.serving(db, port, log=run_dir / "visualize.log") as base:
             print(f"parsl-visualize serving {db}\nworkflow {workflow_id} ({len(tasks)} tasks): "
                   f"{monitoring.workflow_page(base, workflow_id)}\n(Ctrl-C to stop)", flush=True)
+            print("\n".join(monitoring.task_lines(tasks)), flush=True)
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:

@@ -1,7 +1,9 @@
 """Parsl's own monitoring for a run: MonitoringHub writing RUN_DIR/monitoring.db, read back, served, seen.
 
-Nothing here records anything itself: the database is Parsl's (its workflow, task, status and try
-tables), parsl-visualize serves it, and a headless Chromium looks at the page as a person would.
+The database is Parsl's (its workflow, task, status and try tables), parsl-visualize serves it, and a
+headless Chromium looks at the page as a person would. The one table of ours, flux_job, is written after
+Parsl closed the database: each Flux job of a run under Flux (its nodes, cores, times, exit status), which
+no table of Parsl's has a place for.
 Every process started here (parsl-visualize, Chromium) is started in its own session and ended,
 with its whole group, before the function that started it returns.
 """
@@ -71,12 +73,18 @@ def hub(s: Settings) -> MonitoringHub:
                          workflow_version=s.tag)
 
 
+FLUX_JOB = "flux_job"
+FLUX_JOB_COLUMNS = ("run_id", "task_id", "try_id", "flux_job", "block", "nodes", "cores", "submit", "alloc", "start",
+                    "finish", "status", "exit_code", "exception", "source")
+
+
 @dataclass(frozen=True)
 class Task:
     task_id: int
     app: str
     state: str  # the last status Parsl recorded (exec_done, failed, ...)
     tries: int
+    nodes: str = ""  # where its last try ran: its Flux job's nodes (flux_job), else the try's host in Parsl's table
 
 
 def read(db: Path) -> tuple[str, list[Task]]:
@@ -93,13 +101,57 @@ def read(db: Path) -> tuple[str, list[Task]]:
             "SELECT t.task_id, t.task_func_name,"
             " (SELECT s.task_status_name FROM status s WHERE s.run_id = t.run_id AND s.task_id = t.task_id"
             "  ORDER BY s.timestamp DESC, s.rowid DESC LIMIT 1),"
-            " (SELECT COUNT(*) FROM try y WHERE y.run_id = t.run_id AND y.task_id = t.task_id)"
+            " (SELECT COUNT(*) FROM try y WHERE y.run_id = t.run_id AND y.task_id = t.task_id),"
+            " (SELECT y.hostname FROM try y WHERE y.run_id = t.run_id AND y.task_id = t.task_id"
+            "  ORDER BY y.try_id DESC LIMIT 1)"
             " FROM task t WHERE t.run_id = ? ORDER BY t.task_id", (run_id,)).fetchall()
+        flux_nodes = dict(con.execute(
+            f"SELECT task_id, nodes FROM {FLUX_JOB} WHERE run_id = ? ORDER BY try_id, start", (run_id,)).fetchall()
+            if _has_table(con, FLUX_JOB) else [])
     except sqlite3.Error as err:
         raise MonitoringError(f"{db}: {err}") from err
     finally:
         con.close()
-    return run_id, [Task(int(i), str(app), str(state or "?"), int(n)) for i, app, state, n in rows]
+    return run_id, [Task(int(i), str(app), str(state or "?"), int(n), str(flux_nodes.get(i) or host or ""))
+                    for i, app, state, n, host in rows]
+
+
+def _has_table(con: sqlite3.Connection, name: str) -> bool:
+    return con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+def job_row(run_id: str, job: dict, tasks_by_stdout: dict[str, int], last_try: dict[int, int]) -> tuple | None:
+    """A flux_job row of a record (workflows.flux.job_events, or a run's output): its task found by id or stdout."""
+    task_id = job.get("task_id")
+    if task_id is None:
+        task_id = tasks_by_stdout.get(str(job.get("stdout")))
+    if task_id is None:
+        return None
+    try_id = job.get("try_id")
+    values = {**job, "run_id": run_id, "task_id": task_id, "nodes": ",".join(job.get("nodes") or []),
+              "try_id": last_try.get(task_id, 0) if try_id is None else try_id}
+    return tuple(values.get(c) for c in FLUX_JOB_COLUMNS)
+
+
+def record_jobs(db: Path, run_id: str, jobs: list[dict]) -> int:
+    """Write the run's Flux jobs into RUN_DIR/monitoring.db's flux_job table, after Parsl closed it; how many."""
+    if not jobs or not db.is_file():
+        return 0
+    con = sqlite3.connect(db)
+    try:
+        con.execute(f"CREATE TABLE IF NOT EXISTS {FLUX_JOB} ({', '.join(FLUX_JOB_COLUMNS)})")
+        by_stdout = {str(out): int(t) for t, out in con.execute(
+            "SELECT task_id, task_stdout FROM task WHERE run_id = ?", (run_id,))}
+        last_try = {int(t): int(n) for t, n in con.execute(
+            "SELECT task_id, MAX(try_id) FROM try WHERE run_id = ? GROUP BY task_id", (run_id,))}
+        rows = [r for r in (job_row(run_id, j, by_stdout, last_try) for j in jobs) if r is not None]
+        con.executemany(f"INSERT INTO {FLUX_JOB} VALUES ({', '.join('?' * len(FLUX_JOB_COLUMNS))})", rows)
+        con.commit()
+        return len(rows)
+    except sqlite3.Error as err:
+        raise MonitoringError(f"{db}: {err}") from err
+    finally:
+        con.close()
 
 
 def facts(run_dir: Path, workflow_id: str) -> dict:
@@ -113,8 +165,14 @@ def facts(run_dir: Path, workflow_id: str) -> dict:
         return {**found, "error": str(err)}
     if recorded != workflow_id:
         return {**found, "error": f"{db} holds workflow {recorded}, not this run's {workflow_id}"}
-    return {**found, "tasks": [{"task_id": t.task_id, "app": t.app, "state": t.state, "tries": t.tries}
-                               for t in tasks]}
+    return {**found, "tasks": [{"task_id": t.task_id, "app": t.app, "state": t.state, "tries": t.tries,
+                                "nodes": t.nodes} for t in tasks]}
+
+
+def task_lines(tasks: list[Task]) -> list[str]:
+    """What `visualize` prints of each task: its app, final state, tries and the node(s) its last try ran on."""
+    return [f"  task {t.task_id} {t.app}: {t.state}, {t.tries} tr{'y' if t.tries == 1 else 'ies'}"
+            + (f", on {t.nodes}" if t.nodes else "") for t in tasks]
 
 
 def disabled() -> dict:

@@ -83,6 +83,9 @@ def execute(s: Settings, source: Path = SOURCE, monitored: bool = False, name: s
         exits, command_errors = _run_command(s, variant, out, sampler, bool(errors)) if s.command else ({}, {})
     runs = [_parsed(s.run_dir, out / f"run-{i}.out", i) for i in range(s.repeats)] if hello else []
     commands = [_parsed_command(s.run_dir, out, i, exits.get(i)) for i in range(s.repeats)] if s.command else []
+    if monitored:  # Parsl has closed the database: our own table of the run's Flux jobs goes in now
+        jobs = variant.job_records(s, config, runs)
+        monitoring.record_jobs(monitoring.database(s.run_dir), session.workflow_id, jobs)
     facts = monitoring.facts(s.run_dir, session.workflow_id) if monitored else monitoring.disabled()
     handler = config.retry_handler
     lost = lost_block_facts([b.as_dict() for b in sampler.lost], getattr(handler, "lost", []),

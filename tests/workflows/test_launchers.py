@@ -22,10 +22,10 @@ def test_unknown_flavour_is_refused():
         RANK_LAUNCHERS["mpirun"].command("intel", ["n1"], 2, ["./hello"])
 
 
-def test_flux_asks_flux_for_counts_and_one_core_per_rank_and_ignores_the_hosts():
+def test_flux_asks_flux_for_counts_whole_nodes_and_one_core_per_rank_and_ignores_the_hosts():
     cmd = RANK_LAUNCHERS["flux"].command("openmpi", ["n1", "n2"], 2, ["./hello", "x y"])
-    assert cmd[:10] == ["flux", "run", "-N", "2", "-n", "4", "--cores-per-task=1", "-o", "cpu-affinity=per-task",
-                        "sh"]
-    assert cmd[10] == "-c" and "./hello 'x y'; rc=$?" in cmd[11]
-    assert cmd[11].startswith('echo "# start $(date +%s.%N) ${FLUX_JOB_ID:-$(hostname)-$$}"')
+    assert cmd[:11] == ["flux", "run", "-N", "2", "-n", "4", "--exclusive", "--cores-per-task=1", "-o",
+                        "cpu-affinity=per-task", "sh"]
+    assert cmd[11] == "-c" and "./hello 'x y'; rc=$?" in cmd[12]
+    assert cmd[12].startswith('echo "# start $(date +%s.%N) ${FLUX_JOB_ID:-$(hostname)-$$}"')
     assert RANK_LAUNCHERS["flux"].under_flux and not RANK_LAUNCHERS["mpirun"].under_flux

@@ -95,14 +95,81 @@ def final_states(db: Path) -> tuple[str, list[tuple[int, str, str]]]:
         con.close()
 
 
+def tries(db: Path, run_id: str) -> dict[int, list[tuple]]:
+    """Parsl's try rows by task: (try id, hostname, launched, running, returned)."""
+    con = sqlite3.connect(db)
+    try:
+        rows = con.execute("SELECT task_id, try_id, hostname, task_try_time_launched, task_try_time_running, "
+                           "task_try_time_returned FROM try WHERE run_id = ? ORDER BY task_id, try_id",
+                           (run_id,)).fetchall()
+    finally:
+        con.close()
+    out: dict[int, list[tuple]] = {}
+    for task_id, *rest in rows:
+        out.setdefault(task_id, []).append(tuple(rest))
+    return out
+
+
+def flux_jobs(db: Path, run_id: str) -> list[dict]:
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute("SELECT * FROM flux_job WHERE run_id = ? ORDER BY task_id", (run_id,))]
+    finally:
+        con.close()
+
+
+def statuses(db: Path, run_id: str, task_id: int) -> list[str]:
+    con = sqlite3.connect(db)
+    try:
+        return [s for (s,) in con.execute("SELECT task_status_name FROM status WHERE run_id = ? AND task_id = ? "
+                                          "ORDER BY timestamp, rowid", (run_id, task_id))]
+    finally:
+        con.close()
+
+
+def stdouts(db: Path, run_id: str) -> dict[int, str]:
+    con = sqlite3.connect(db)
+    try:
+        return dict(con.execute("SELECT task_id, task_stdout FROM task WHERE run_id = ?", (run_id,)).fetchall())
+    finally:
+        con.close()
+
+
+def check_flux_records(db: Path, run_id: str, run_dir: Path, data: dict, variant: str) -> None:
+    """Under Flux each MPI run's task names the nodes its Flux job got (its ranks' hosts); flux_job holds each job."""
+    nodes_of = {str(run_dir / r["output"]): r["nodes"] for r in data["runs"]}
+    out = stdouts(db, run_id)
+    runs = [t for t in data["monitoring"]["tasks"] if t["app"] == "mpi_run"]
+    by_task = {j["task_id"]: j for j in flux_jobs(db, run_id)}
+    assert len(runs) == 3
+    for task in runs:
+        job = by_task[task["task_id"]]
+        assert sorted(job["nodes"].split(",")) == nodes_of[out[task["task_id"]]]  # where its ranks said they ran
+        assert task["nodes"] == job["nodes"] and job["cores"] == 4 and job["try_id"] == 0
+    if variant == "flux":  # from Flux's own job journal: the job id, exit status and times, and Parsl's try rows
+        assert len(by_task) == 4  # the compile too
+        for task_id, job in by_task.items():
+            assert job["source"] == "flux job journal" and job["exit_code"] == 0 and job["flux_job"]
+            assert job["submit"] <= job["alloc"] <= job["start"] <= job["finish"]
+            ((_, hostname, launched, running, returned),) = tries(db, run_id)[task_id]
+            assert hostname == job["nodes"] and launched <= running <= returned
+            assert statuses(db, run_id, task_id)[-3:] == ["running", "running_ended", "exec_done"]
+    else:  # mpi --launcher flux: the runs' nodes from their ranks; Parsl's try names the worker's node
+        assert {j["source"] for j in by_task.values()} == {"ranks' output"}
+
+
 @pytest.mark.cluster
-@pytest.mark.parametrize("variant", ["htex", "mpi"])
-def test_a_monitored_run_records_one_task_per_app_with_its_final_state(slurm_cluster, shared_dir, variant):
-    if variant == "htex":
+@pytest.mark.parametrize("variant", ["htex", "mpi", "flux", "mpi-flux"])
+def test_a_monitored_run_records_one_task_per_app_with_its_final_state(slurm_cluster, shared_dir, request, variant):
+    if variant in ("htex", "flux"):
         need_chromium()
+    if "flux" in variant:
+        request.getfixturevalue("flux_ready")
     run_dir, left = shared_dir / "run", shared_dir / "left.json"
-    extra = ["--screenshot"] if variant == "htex" else []
-    proc = subprocess.run(reaped(left, [*RUN, variant, "--no-spack", "--repeats", "3", "--nodes-per-run", "2",
+    extra = ["--screenshot"] if variant in ("htex", "flux") else []
+    args = {"mpi-flux": ["mpi", "--launcher", "flux"]}.get(variant, [variant])
+    proc = subprocess.run(reaped(left, [*RUN, *args, "--no-spack", "--repeats", "3", "--nodes-per-run", "2",
                                         "--monitoring", *extra, "--run-dir", str(run_dir)]),
                           env=slurm_cluster.env, capture_output=True, text=True, timeout=400, cwd=PROJECT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -120,11 +187,14 @@ def test_a_monitored_run_records_one_task_per_app_with_its_final_state(slurm_clu
     assert sorted(app for _, app, _ in states) == ["compile_mpi", "mpi_run", "mpi_run", "mpi_run"]
     assert {state for _, _, state in states} == {"exec_done"}
     assert [t["state"] for t in m["tasks"]] == ["exec_done"] * 4
-    if variant == "htex":
+    if "flux" in variant:
+        check_flux_records(db, run_id, run_dir, data, variant)
+    if variant in ("htex", "flux"):
         shot = Path(m["screenshot"])
         assert shot == run_dir / "monitoring.png"
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
-        check_visualize(run_dir, run_id, shared_dir)
+        check_visualize(run_dir, run_id, shared_dir, {"htex": "htex/mpirun", "flux": "flux/flux"}[variant],
+                        {t["task_id"]: t["nodes"] for t in m["tasks"]} if variant == "flux" else None)
 
 
 BROWSE = "import sys; from workflows import monitoring; sys.stdout.write(monitoring.browse(sys.argv[1]))"
@@ -140,22 +210,29 @@ def browse(page: str, scratch: Path) -> str:
     return proc.stdout
 
 
-def check_visualize(run_dir: Path, run_id: str, scratch: Path) -> None:
-    """run.py visualize on the run: the workflow page and its task list, loaded in a real headless Chromium."""
+def check_visualize(run_dir: Path, run_id: str, scratch: Path, name: str, nodes: dict[int, str] | None) -> None:
+    """run.py visualize on the run: the workflow page and its task list, loaded in a real headless Chromium;
+    with nodes, the tasks' lines it prints name them, and each MPI run's task page shows it running."""
     port = monitoring.free_port()
     left = scratch / "left-visualize.json"
     server = subprocess.Popen(reaped(left, [*RUN, "visualize", str(run_dir), "--port", str(port)]), cwd=PROJECT,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
-        lines = [server.stdout.readline() for _ in range(3)]  # printed once parsl-visualize answers
+        lines = [server.stdout.readline() for _ in range(7)]  # printed once parsl-visualize answers
         page = f"http://127.0.0.1:{port}/workflow/{run_id}/"
         assert lines[1].startswith(f"workflow {run_id} (4 tasks): {page}"), lines
+        for task_id, on in (nodes or {}).items():
+            assert any(line.startswith(f"  task {task_id} ") and line.rstrip().endswith(f"on {on}")
+                       for line in lines[3:]), lines
+            if "," in on:  # an MPI run: its own page shows Flux's start and end of its job
+                task_page = browse(f"{page}task/{task_id}", scratch)
+                assert "running_ended" in task_page and "exec_done" in task_page
         front = browse(f"http://127.0.0.1:{port}/", scratch)
         workflow = browse(page, scratch)
         listing = browse(f"{page}task/", scratch)
-        assert run_id in front and "htex/mpirun" in front  # the workflow is listed, named after the variant
-        assert "htex/mpirun" in workflow and "compile_mpi" in workflow and "mpi_run" in workflow
+        assert run_id in front and name in front  # the workflow is listed, named after the variant
+        assert name in workflow and "compile_mpi" in workflow and "mpi_run" in workflow
         assert "Plotly.newPlot" in workflow  # the page carries its task charts (drawn where cdn.plot.ly is reached)
         assert len(re.findall(r">\s*mpi_run\s*<", listing)) == 3 and len(re.findall(r">\s*compile_mpi\s*<", listing))
     finally:
@@ -212,8 +289,16 @@ def test_which_variants_parsl_monitoring_supports_follows_from_their_executors(s
         if thread is not None and thread.ident is None:  # FluxExecutor joins it at exit, started or not
             thread._target = None
             thread.start()
-    assert [label for label, why in support.items() if why is None] == ["htex", "static", "mpi", "mpi/flux"]
-    assert "FluxExecutor" in (support["flux"] or "")
+    assert [label for label, why in support.items() if why is None] == ["htex", "static", "mpi", "mpi/flux", "flux"]
+    s = Settings(variant="flux", run_dir=shared_dir / "parsl-wrapper", rank_launcher="flux", repeats=2,
+                 flux_wrapper="parsl")
+    (executor,) = variants.get("flux").config(s).executors
+    why = variants.get("flux").monitoring_unsupported("flux", "parsl")
+    assert executor.remote_monitoring_radio is None and "--flux-wrapper parsl" in (why or "")
+    thread = getattr(executor, "_submission_thread", None)
+    if thread is not None and thread.ident is None:
+        thread._target = None
+        thread.start()
 
 
 @pytest.mark.parametrize("args, word", [

@@ -1,5 +1,6 @@
 """Each variant's Parsl Config, built without a cluster."""
 
+import sys
 import weakref
 from pathlib import Path
 
@@ -40,21 +41,28 @@ def test_mpi_shares_one_block_between_concurrent_runs():
 
 def test_flux_loads_and_bindings_reach_the_instance_before_flux_start():
     s = Settings(variant="flux", run_dir=Path("/r"), loads=("openmpi", "flux-sched", "miniconda3"), use_spack=True)
-    cmd = instance.launch_cmd(worker_init(s), "/opt/flux/bin/flux", "/opt/flux/lib/flux/python3.11")
+    cmd = instance.launch_cmd(worker_init(s), "/opt/flux/bin/flux", "/opt/flux/lib/flux/python3.11", "/r/flux")
     assert cmd.index("spack load miniconda3") < cmd.index("export PYTHONPATH=/opt/flux/lib/flux/python3.11")
     assert cmd.index("export PYTHONPATH=/opt/flux/lib/flux/python3.11") < cmd.index("{flux} start")
     assert "${{PYTHONPATH:+:$PYTHONPATH}}" in cmd  # braces doubled: FluxExecutor str.format()s the command
     assert "export WORKFLOWS_FLUX_INITRC=/opt/flux/etc/flux/shell/initrc.lua" in cmd
-    assert f"{{flux}} start -Sconf.shell_initrc={instance.INITRC} {{python}}" in cmd
+    # every broker writes the Slurm allocation's config (the same file, atomically), then starts with it
+    write = f"{sys.executable} -m workflows.flux.allocation /r/flux/resource-$SLURM_JOB_ID.toml && "
+    assert cmd.index("export PYTHONPATH=/opt/flux/lib/flux/python3.11") < cmd.index(write)
+    assert (f"{write}{{flux}} start -c /r/flux/resource-$SLURM_JOB_ID.toml -Sconf.shell_initrc={instance.INITRC} "
+            "{python}") in cmd
     assert variants.get("flux").run_command(s, "/r/mpi_hello") == "/r/mpi_hello"
-    assert variants.get("flux").run_resources(s) == {"num_tasks": 4, "num_nodes": 2, "cores_per_task": 1}
+    assert variants.get("flux").run_resources(s) == {"num_tasks": 4, "num_nodes": 2, "cores_per_task": 1,
+                                                     "exclusive": True}
 
 
 def test_mpi_with_the_flux_launcher_starts_its_block_under_flux_and_survives_a_lost_node():
     s = settings("mpi", rank_launcher="flux")
     ex = variants.get("mpi").config(s).executors[0]
     script = ex.provider.launcher("process_worker_pool.py --x", 1, 4, "/shared/run/submit")
-    assert ("srun --mpi=pmi2 --no-kill -N 4 --ntasks-per-node=1 flux start env ${SLURM_CONF:+SLURM_CONF=$SLURM_CONF} "
+    config = "/shared/run/submit/resource-$SLURM_JOB_ID.toml"
+    assert (f"{sys.executable} -m workflows.flux.allocation {config} && srun --mpi=pmi2 --no-kill -N 4 "
+            f"--ntasks-per-node=1 flux start -c {config} env ${{SLURM_CONF:+SLURM_CONF=$SLURM_CONF}} "
             "SLURM_NODELIST=$SLURM_NODELIST SLURM_JOB_ID=$SLURM_JOB_ID bash /shared/run/submit/flux_block_") in script
     assert "process_worker_pool.py --x" in script
     assert "#SBATCH --no-kill" in ex.provider.scheduler_options

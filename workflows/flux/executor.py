@@ -15,6 +15,7 @@ from parsl.executors import FluxExecutor
 
 from . import parsl_seam, reprovision
 from .bashjob import BashJob, bash_job, open_streams, outcome, timed_out
+from .job_events import JobEvents
 
 logger = logging.getLogger(__name__)
 
@@ -37,13 +38,15 @@ class DirectJob:
     task_id: str
     resource_spec: Mapping[str, Any]
     bash: BashJob
+    monitored: tuple[int, int] | None = None  # the DFK's (task id, try id) when the run is monitored
 
 
 def jobspec_args(job: BashJob, spec: Mapping[str, Any]) -> dict[str, Any]:
-    """JobspecV1.from_command's arguments: the resources exactly as Parsl's own per-job submit reads them."""
+    """JobspecV1.from_command's arguments: the resources exactly as Parsl's own per-job submit reads them, and
+    `exclusive` (with num_nodes: the job's nodes are its own, as `flux run --exclusive`), which Parsl's does not."""
     return {"command": [BASH, "-c", job.script()], "num_tasks": spec.get("num_tasks", 1),
             "num_nodes": spec.get("num_nodes"), "cores_per_task": spec.get("cores_per_task", 1),
-            "gpus_per_task": spec.get("gpus_per_task")}
+            "gpus_per_task": spec.get("gpus_per_task"), "exclusive": bool(spec.get("exclusive", False))}
 
 
 @dataclasses.dataclass
@@ -76,15 +79,18 @@ def jobspec(job: DirectJob, working_dir: str) -> Any:
 
 
 def submit_direct(parsl: parsl_seam.Internals, flux_executor: Any, working_dir: str, job: DirectJob,
-                  tracker: reprovision.Tracker | None = None) -> None:
+                  tracker: reprovision.Tracker | None = None, events: JobEvents | None = None) -> None:
     """Parsl's per-job submit for a bash app: same jobspec settings and locking, our command and outcome.
 
     tracker: the executor's jobs in flight, run again on a new instance if this one is lost.
+    events: a monitored run's Flux job events, which tell Parsl's database where and when the job ran.
     """
     spec = jobspec(job, working_dir)
     flux_future = parsl.attach(job.future, lambda: flux_executor.submit(spec))
     if flux_future is None:
         return
+    if events is not None and job.monitored is not None:
+        events.track(flux_future, *job.monitored)
     generation = tracker.submitted(job) if tracker is not None else 0
     runtime = Runtime()
     for event in ("start", "finish"):  # both are in before the future is done (Flux sets them first)
@@ -143,6 +149,7 @@ class DirectFluxExecutor(FluxExecutor):
         self.alive = alive  # whether an instance's first node answers (default: its ssh port)
         self.tracker = reprovision.Tracker()
         self.loop: reprovision.Loop | None = None
+        self.job_events: JobEvents | None = None  # with Parsl's monitoring: set up at start()
         internals, problems = parsl_seam.internals()
         self.seam_problems = problems + parsl_seam.executor_problems(self)
         self.internals = None if self.seam_problems else internals
@@ -152,6 +159,21 @@ class DirectFluxExecutor(FluxExecutor):
         else:
             self.internals.install_dispatch(DirectJob, functools.partial(submit_direct, self.internals))
             self.internals.install_loop(DirectFluxExecutor)
+            # The DFK hands a monitored executor its monitoring queue through this radio (and refuses one without):
+            # the executor itself sends each task's running and end, from Flux's job events (job_events).
+            from parsl.monitoring.radios.multiprocessing import MultiprocessingQueueRadio
+
+            self.remote_monitoring_radio = MultiprocessingQueueRadio()
+
+    def start(self) -> None:
+        if self.internals is not None and self.monitoring_messages is not None:
+            self.job_events = JobEvents(self.monitoring_messages.put, str(self.run_id))
+        super().start()
+
+    @property
+    def job_records(self) -> list[dict[str, Any]]:
+        """A monitored run's Flux jobs: task, try, Flux job id, block, nodes, cores, times, exit status, exception."""
+        return [r.as_dict() for r in self.job_events.records] if self.job_events is not None else []
 
     @property
     def direct(self) -> bool:
@@ -169,20 +191,28 @@ class DirectFluxExecutor(FluxExecutor):
                                     self.working_dir, self.label)
         self.loop = reprovision.Loop(launch, submission_queue, stop_event, self._dispatch, self.tracker,
                                      {"poll_interval": self.poll_interval, **self.flux_executor_kwargs},
-                                     self.max_lost_blocks, self.refit, self.alive or reprovision.reachable)
+                                     self.max_lost_blocks, self.refit, self.alive or reprovision.reachable,
+                                     self.job_events)
         self.loop.serve(socket)
 
     def _dispatch(self, flux_executor: Any, job: Any) -> None:
         assert self.internals is not None
         if isinstance(job, DirectJob):
-            submit_direct(self.internals, flux_executor, self.working_dir, job, self.tracker)
+            submit_direct(self.internals, flux_executor, self.working_dir, job, self.tracker, self.job_events)
         else:
             self.internals.submit_stock(flux_executor, self.working_dir, job)
 
     def submit(self, func: Callable, resource_specification: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        """A monitored task comes wrapped by the DFK: unwrapped here (no Python runs in the ranks to report),
+        its running and end come from Flux's events; a Python app then runs unwrapped too (its tries have
+        no host: no resource monitoring under Flux)."""
+        unwrapped = self.internals.unwrap_monitoring(func, kwargs) if self.internals is not None else None
+        monitored = None
+        if unwrapped is not None:
+            func, kwargs, monitored = unwrapped[0], unwrapped[1], (unwrapped[2], unwrapped[3])
         job = bash_job(self.internals, func, args, kwargs) if self.internals is not None else None
         if self.internals is None or job is None or not open_streams(job):
             return super().submit(func, resource_specification, *args, **kwargs)
         spec = resource_specification or {}
         logger.debug("bash app %s runs directly in Flux", job.app)
-        return self.internals.enqueue(self, lambda future, task_id: DirectJob(future, task_id, spec, job))
+        return self.internals.enqueue(self, lambda future, task_id: DirectJob(future, task_id, spec, job, monitored))

@@ -4,6 +4,8 @@ Nothing here is set by hand: the bindings' folder comes from the `flux` on PATH 
 prints the PYTHONPATH Flux's own Python commands use), and it is checked in the Python that runs
 Parsl before anything is submitted. Each failure is one line saying what is missing and how to get it.
 The flux variant's instance binds each task of a job to its own core (shell_initrc.lua, beside this).
+Every instance a block starts has the CPUs Slurm allocated, not the cores hwloc finds: its brokers start
+with a config written from the job's Slurm environment (workflows.flux.allocation).
 """
 
 from __future__ import annotations
@@ -83,9 +85,19 @@ def activate_bindings() -> None:
         sys.path[:0] = [p for p in path.split(os.pathsep) if p not in sys.path]
 
 
-def start_command(nodes: int, program: str) -> str:
-    """One broker per node of the block, the program as the instance's initial program (rank 0)."""
-    return f"srun {SRUN_OPTIONS} -N {nodes} --ntasks-per-node=1 flux start {program}"
+def resource_config(directory: str) -> str:
+    """The shell path of a block's broker config (its Slurm job id in the name): see workflows.flux.allocation."""
+    return f"{shlex.quote(directory)}/resource-$SLURM_JOB_ID.toml"
+
+
+def write_resource_config(config: str, python: str = sys.executable) -> str:
+    """The shell command that writes it from the job's Slurm environment (fails the block if it cannot)."""
+    return f"{shlex.quote(python)} -m workflows.flux.allocation {config}"
+
+
+def start_command(nodes: int, program: str, config: str) -> str:
+    """One broker per node of the block with the Slurm allocation's config, the program as the initial program."""
+    return f"srun {SRUN_OPTIONS} -N {nodes} --ntasks-per-node=1 flux start -c {config} {program}"
 
 
 def default_initrc(flux: str) -> Path:
@@ -93,18 +105,22 @@ def default_initrc(flux: str) -> Path:
     return Path(flux).resolve().parents[1] / "etc" / "flux" / "shell" / "initrc.lua"
 
 
-def launch_cmd(worker_init: str, flux: str, bindings: str | None = None) -> str:
-    """FluxExecutor's launch command: the loads, Flux's bindings on PYTHONPATH, then `flux start` with our initrc."""
+def launch_cmd(worker_init: str, flux: str, bindings: str | None, config_dir: str) -> str:
+    """FluxExecutor's launch command, run by srun on every node of the block: the loads, Flux's bindings on
+    PYTHONPATH, the broker config of the Slurm allocation (into config_dir, which every node sees), then
+    `flux start` with it and our initrc."""
     from parsl.executors import FluxExecutor
 
+    config = resource_config(config_dir)
     lines = [*worker_init.splitlines(), f"export WORKFLOWS_FLUX_INITRC={shlex.quote(str(default_initrc(flux)))}"]
     if bindings:
         lines.append(f"export PYTHONPATH={shlex.quote(bindings)}${{PYTHONPATH:+:$PYTHONPATH}}")
     # FluxExecutor str.format()s the launch command: the shell's braces must survive that.
     env = "; ".join(lines).replace("{", "{{").replace("}", "}}")
+    write = write_resource_config(config).replace("{", "{{").replace("}", "}}")
     start = FluxExecutor.DEFAULT_LAUNCH_CMD.replace(
-        "{flux} start", f"{{flux}} start -Sconf.shell_initrc={shlex.quote(str(INITRC))}")
-    return f"{env}; {start}"
+        "{flux} start", f"{{flux}} start -c {config} -Sconf.shell_initrc={shlex.quote(str(INITRC))}")
+    return f"{env}; {write} && {start}"
 
 
 def block_launcher() -> SimpleLauncher:
@@ -117,7 +133,9 @@ def block_launcher() -> SimpleLauncher:
             # Flux drops SLURM_* from its initial program's environment: MPIExecutor needs the node list
             # (read through scontrol, which needs the configuration's path where it is not the default)
             keep = "${SLURM_CONF:+SLURM_CONF=$SLURM_CONF} SLURM_NODELIST=$SLURM_NODELIST SLURM_JOB_ID=$SLURM_JOB_ID"
-            start = start_command(nodes_per_block, f"env {keep} bash {script}")
-            return f"cat << 'FLUX_BLOCK_EOF' > {script}\n{command}\nFLUX_BLOCK_EOF\n{start}\n"
+            config = resource_config(script_dir or ".")
+            start = start_command(nodes_per_block, f"env {keep} bash {script}", config)
+            return (f"cat << 'FLUX_BLOCK_EOF' > {script}\n{command}\nFLUX_BLOCK_EOF\n"
+                    f"{write_resource_config(config)} && {start}\n")
 
     return FluxStart()

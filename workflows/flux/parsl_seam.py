@@ -2,7 +2,8 @@
 
 Parsl has no public hook for the command a FluxExecutor job runs, so the direct path reaches into
 parsl.executors.flux.executor (its queue, job record, future wrapper and per-job submit function), the
-bash-app wrapper (wrap_error(partial(remote_side_bash_executor, func))) and get_std_fname_mode. Nothing
+bash-app wrapper (wrap_error(partial(remote_side_bash_executor, func))), get_std_fname_mode and the DFK's
+monitoring wrapper (monitor_wrapper: a monitored task's function and its task and try ids). Nothing
 of that is imported when this module is: internals() imports and checks every name when an executor
 is made, and a name gone or changed is a line of its problems (the executor then sends every task
 through Parsl's stock path), never an ImportError. No other module of the project names them
@@ -30,7 +31,9 @@ FUTURE_ATTRS = ("_flux_future", "_cancellation_lock")
 MODULE_NAMES = {STOCK: ("_FluxJobInfo", "_submit_single_job", "_submit_flux_jobs", "_submit_wrapper",
                         "_MANAGER_PATH", "FluxFutureWrapper"),
                 "parsl.app.bash": ("remote_side_bash_executor",), "parsl.app.errors": ("wrap_error",),
-                "parsl.utils": ("get_std_fname_mode",)}
+                "parsl.utils": ("get_std_fname_mode",), "parsl.monitoring.remote": ("monitor_wrapper",)}
+MONITOR_WRAPPER_PARAMS = ["f", "args", "kwargs", "x_try_id", "x_task_id", "radio_config", "run_id", "logging_level",
+                          "sleep_dur", "monitor_resources", "run_dir"]
 # Every private Parsl name the project uses, all of them here: what the tree scan looks for elsewhere.
 PRIVATE_NAMES = (*(n for names in MODULE_NAMES.values() for n in names), *EXECUTOR_ATTRS, *FUTURE_ATTRS)
 
@@ -89,6 +92,29 @@ class Internals:
                 return None
             future._flux_future = flux_future
         return flux_future
+
+    @functools.cached_property
+    def monitoring_probe(self) -> tuple[CodeType, str, str]:
+        """The code of the DFK's monitor_wrapper()'d functions, and the kwargs that carry the task and try ids
+        (found by wrapping a probe with distinct ids: no key name is spelled here)."""
+        wrapped, _, kwargs = self.names["monitor_wrapper"](
+            f=_probe, args=(), kwargs={}, x_try_id=-2, x_task_id=-1, radio_config=None, run_id="", logging_level=0,
+            sleep_dur=0, monitor_resources=False, run_dir="")
+        ids = {value: key for key, value in kwargs.items()}
+        return wrapped.__code__, ids[-1], ids[-2]
+
+    def unwrap_monitoring(self, func: Callable[..., Any], kwargs: dict[str, Any]
+                          ) -> tuple[Callable[..., Any], dict[str, Any], int, int] | None:
+        """(the app's own function, its kwargs, task id, try id) of a task the DFK wrapped for monitoring, else None.
+
+        The executor then reports the task's running and end itself, from Flux's job events.
+        """
+        code, task_key, try_key = self.monitoring_probe
+        inner = getattr(func, "__wrapped__", None)
+        if getattr(func, "__code__", None) is not code or inner is None or task_key not in kwargs:
+            return None
+        rest = {k: v for k, v in kwargs.items() if k not in (task_key, try_key)}
+        return inner, rest, int(kwargs[task_key]), int(kwargs[try_key])
 
     @property
     def manager_path(self) -> str:
@@ -182,7 +208,23 @@ def _module_problems(names: dict[str, Any]) -> list[str]:
         future = None
     if future is None or any(not hasattr(future, a) for a in FUTURE_ATTRS):
         problems.append(f"FluxFutureWrapper has no {' / '.join(FUTURE_ATTRS)}")
+    wrapper = names.get("monitor_wrapper")
+    if not callable(wrapper) or list(inspect.signature(wrapper).parameters) != MONITOR_WRAPPER_PARAMS:
+        problems.append(f"monitor_wrapper{tuple(MONITOR_WRAPPER_PARAMS)} changed")
     return problems
+
+
+def _monitoring_problems(internals: Internals) -> list[str]:
+    try:
+        _, task_key, try_key = internals.monitoring_probe
+        unwrapped = internals.unwrap_monitoring(*internals.names["monitor_wrapper"](
+            f=_probe, args=(), kwargs={"x": 1}, x_try_id=3, x_task_id=7, radio_config=None, run_id="",
+            logging_level=0, sleep_dur=0, monitor_resources=False, run_dir="")[::2])
+    except Exception as err:  # noqa: BLE001 - any failure is a changed monitor_wrapper
+        return [f"a monitored task's wrapper cannot be read ({type(err).__name__})"]
+    if unwrapped != (_probe, {"x": 1}, 7, 3) or task_key == try_key:
+        return ["a monitored task is no longer monitor_wrapper's wraps(f) with its task and try ids in its kwargs"]
+    return []
 
 
 def _bash_app_problems(internals: Internals) -> list[str]:
@@ -208,6 +250,7 @@ def internals() -> tuple[Internals | None, list[str]]:
         return None, problems
     found = Internals(stock, names)
     problems = _module_problems(names) + _bash_app_problems(found)
+    problems += _monitoring_problems(found) if not problems else []
     return (None, problems) if problems else (found, [])
 
 

@@ -13,7 +13,7 @@ from ..rank_launcher import RankLauncher
 
 
 class FluxRun(RankLauncher):
-    """`flux run` in the block's Flux instance: Flux's scheduler places the run, one core per rank."""
+    """`flux run` in the block's Flux instance: Flux's scheduler places the run on nodes of its own, a core per rank."""
 
     name = "flux"
     summary = "flux run -N K -n R in a Flux instance started in the block"
@@ -24,5 +24,6 @@ class FluxRun(RankLauncher):
         # Every rank stamps the job's start and end itself: Flux frees a job's nodes before the worker's
         # wrapper could stamp, and the next run may take them at once (its interval must be the job's).
         ranked = f"{stamp('start')}; {shlex.join(program)}; rc=$?; {stamp('end')}; exit $rc"
-        return ["flux", "run", "-N", str(len(hosts)), "-n", str(len(hosts) * ranks_per_node), "--cores-per-task=1",
+        return ["flux", "run", "-N", str(len(hosts)), "-n", str(len(hosts) * ranks_per_node), "--exclusive",
+                "--cores-per-task=1",
                 "-o", "cpu-affinity=per-task", "sh", "-c", ranked]

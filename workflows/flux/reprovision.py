@@ -233,6 +233,7 @@ class Loop:
     max_lost_blocks: int
     refit: Callable[[Any, list[LostBlock]], None] | None = None  # sizes/places the provider's next block
     alive: Callable[[str], bool] = reachable  # whether an instance's first node still answers
+    events: Any = None  # a monitored run's JobEvents (workflows.flux.job_events): told of each instance served
     lost_blocks: list[LostBlock] = dataclasses.field(default_factory=list)
     again: collections.deque = dataclasses.field(default_factory=collections.deque)
 
@@ -280,6 +281,8 @@ class Loop:
         watching = threading.Event()
         threading.Thread(target=watch, args=(instance, self.launch.provider, self.tracker, watching, self.alive),
                          name=f"flux-watch-{instance.job_id}", daemon=True).start()
+        if self.events is not None:
+            self.events.serving(instance.job_id, instance.uri, watching)
         fx = flux.job.FluxExecutor(handle_args=(instance.uri,), **self.flux_executor_kwargs)
         try:
             while not self.stop.is_set() or not self.submission_queue.empty() or self.again:
@@ -292,6 +295,8 @@ class Loop:
                 if job is not None:
                     self.dispatch(fx, job)
             fx.shutdown(wait=True)
+            if self.events is not None:
+                self.events.drain(instance.job_id)  # the last jobs' finish events, before the instance goes
             if self.tracker.lost is None:
                 sock.send(b"shutdown")
             return None

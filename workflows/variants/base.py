@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from parsl.launchers.base import Launcher as ParslLauncher
     from parsl.providers import SlurmProvider
 
+    from ..placement import Run
+
 
 @dataclasses.dataclass(frozen=True)
 class Option:
@@ -92,9 +94,13 @@ class Variant:
         """Whether the run's command gets start/end stamps around it: not where the rank launcher stamps each rank."""
         return True
 
-    def monitoring_unsupported(self, rank_launcher: str) -> str | None:
+    def monitoring_unsupported(self, rank_launcher: str, flux_wrapper: str = "direct") -> str | None:
         """Why Parsl's MonitoringHub cannot watch this variant with this rank launcher (one line), or None."""
         return None
+
+    def job_records(self, s: Settings, config: Config, runs: list[Run]) -> list[dict[str, Any]]:
+        """A monitored run's Flux jobs (monitoring.record_jobs): where each ran, as Flux placed it."""
+        return []
 
     def problems(self, s: Settings, block_samples: list[tuple[float, int]]) -> list[str]:
         """Variant-specific checks of a finished run, beyond placement."""

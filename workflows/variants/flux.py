@@ -1,9 +1,10 @@
 """FluxExecutor + SlurmProvider: one Flux instance per block, spanning all its nodes.
 
 The block runs `srun --mpi=pmi2 flux start ...` across its nodes (one broker per node), and Flux
-places each MPI run through parsl_resource_specification. FluxExecutor ignores worker_init, so the
-loads go into its launch command, before `flux start` (workflows.flux.instance). Flux runs every task
-of a job, so an MPI run's command is the MPI program itself, once per rank. The executor is
+places each MPI run through parsl_resource_specification, on nodes of its own (exclusive). The instance has
+the CPUs Slurm allocated on each node, not the cores hwloc finds (workflows.flux.allocation). FluxExecutor
+ignores worker_init, so the loads go into its launch command, before `flux start` (workflows.flux.instance).
+Flux runs every task of a job, so an MPI run's command is the MPI program itself, once per rank. The executor is
 workflows.flux's DirectFluxExecutor (each bash app's command is the Flux job itself, no Python in the
 ranks); --flux-wrapper parsl keeps Parsl's own FluxExecutor, which runs its Python wrapper per rank.
 The job and the srun that starts Flux carry --no-kill: a lost node is drained by Flux, not fatal.
@@ -24,6 +25,8 @@ from .base import Option, Variant, concurrent_blocks, parsl_config, refit, slurm
 if TYPE_CHECKING:
     from parsl.config import Config
     from parsl.executors import FluxExecutor
+
+    from ..placement import Run
 
 
 def executor_class(flux_wrapper: str) -> type[FluxExecutor]:
@@ -63,7 +66,8 @@ class Flux(Variant):
                   "refit": lambda provider, lost: refit(provider, {b.host for b in lost if b.host}, s, nodes)}
         ex = executor_class(wrapper)(
             label=self.name, provider=provider, working_dir=str(s.run_dir / "flux"), flux_path=flux,
-            launch_cmd=instance.launch_cmd(worker_init(s), flux, instance.bindings_path(flux)), **kw)
+            launch_cmd=instance.launch_cmd(worker_init(s), flux, instance.bindings_path(flux), str(s.run_dir / "flux")),
+            **kw)
         return parsl_config(s, ex)
 
     def lost_blocks(self, config: Config) -> list[dict[str, Any]]:
@@ -75,7 +79,8 @@ class Flux(Variant):
         return shlex.quote(binary)
 
     def run_resources(self, s: Settings) -> dict[str, Any] | None:
-        return {"num_tasks": s.ranks_per_run, "num_nodes": s.nodes_per_run, "cores_per_task": 1}
+        """Every CPU of its nodes (one rank each), the nodes its own: exclusive (DirectFluxExecutor's jobspec)."""
+        return {"num_tasks": s.ranks_per_run, "num_nodes": s.nodes_per_run, "cores_per_task": 1, "exclusive": True}
 
     def compile_resources(self, s: Settings) -> dict[str, Any] | None:
         return {"num_tasks": 1, "num_nodes": 1, "cores_per_task": 1}
@@ -86,8 +91,17 @@ class Flux(Variant):
     def unavailable(self, s: Settings) -> str | None:
         return instance.missing(bindings=True)
 
-    def monitoring_unsupported(self, rank_launcher: str) -> str | None:
-        # Parsl's DFK wraps each task for monitoring only through the executor's remote_monitoring_radio;
-        # FluxExecutor has none (HTEX and MPIExecutor send through their own channel), so every task would fail.
-        return ("Parsl's monitoring does not support FluxExecutor (it has no remote_monitoring_radio: "
-                "the DFK would refuse every task with RadioRequiredError)")
+    def monitoring_unsupported(self, rank_launcher: str, flux_wrapper: str = "direct") -> str | None:
+        """DirectFluxExecutor reports its jobs from Flux's events (workflows.flux.job_events); Parsl's own cannot.
+
+        Parsl's DFK wraps each task for monitoring only through the executor's remote_monitoring_radio;
+        FluxExecutor has none (HTEX and MPIExecutor send through their own channel), so every task would fail.
+        """
+        if flux_wrapper == "direct":
+            return None
+        return ("Parsl's monitoring does not support Parsl's own FluxExecutor (--flux-wrapper parsl: it has no "
+                "remote_monitoring_radio, the DFK would refuse every task with RadioRequiredError)")
+
+    def job_records(self, s: Settings, config: Config, runs: list[Run]) -> list[dict[str, Any]]:
+        """What DirectFluxExecutor saw in its instances' job journals (workflows.flux.job_events)."""
+        return list(getattr(config.executors[0], "job_records", []))

@@ -28,6 +28,8 @@ from .base import Variant, concurrent_blocks, launch_in_block, parsl_config, ran
 if TYPE_CHECKING:
     from parsl.config import Config
 
+    from ..placement import Run
+
 
 class Mpi(Variant):
     name = "mpi"
@@ -71,6 +73,15 @@ class Mpi(Variant):
 
     def compile_resources(self, s: Settings) -> dict[str, Any] | None:
         return {"num_nodes": 1, "num_ranks": 1, "ranks_per_node": 1}
+
+    def job_records(self, s: Settings, config: Config, runs: list[Run]) -> list[dict[str, Any]]:
+        """Under --launcher flux, each run's last attempt: the nodes and CPUs its ranks reported from inside their
+        Flux job, and the job's start and end as its ranks stamped them (Parsl's try rows name the worker's node).
+        """
+        if not rank_launcher(s).under_flux:
+            return []
+        return [{"stdout": str(s.run_dir / r.output), "nodes": r.nodes, "cores": len(r.ranks), "start": r.start,
+                 "finish": r.end, "source": "ranks' output"} for r in runs if r.ranks]
 
     def wrapper_stamps(self, s: Settings) -> bool:
         return not rank_launcher(s).stamps_ranks

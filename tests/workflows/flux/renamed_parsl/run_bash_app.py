@@ -38,7 +38,7 @@ def main(work: Path) -> dict:
         if fin.peek() and fin.peek()[0] is variant_config.executors[0]:
             fin.detach()
     flux = instance.flux_command() or "flux"
-    launch = instance.launch_cmd("", flux, instance.bindings_path(flux)).replace(
+    launch = instance.launch_cmd("", flux, instance.bindings_path(flux), str(work / "flux")).replace(
         "{flux} start", "{flux} start --test-size=2")
     ex = executor_class("direct")(label="flux", working_dir=str(work / "flux"), flux_path=flux, launch_cmd=launch,
                                   provider=LocalProvider(init_blocks=1, min_blocks=0, max_blocks=1))
