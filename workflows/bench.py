@@ -22,6 +22,7 @@ from pathlib import Path
 from workflows import placement, variants
 from workflows.demo import runnable
 from workflows.launchers import DEFAULT_RANK_LAUNCHER
+from workflows.settings import Settings
 
 RUN = Path(__file__).resolve().parent / "run.py"
 SOURCE = Path(__file__).resolve().parent / "mpi_hello.c"
@@ -67,9 +68,9 @@ def monitored_labels(labels: Sequence[str]) -> tuple[list[str], list[str]]:
     for label in labels:
         c = choices.get(label)
         variant, launcher = (c.variant, c.rank_launcher) if c else (OPTION_ROWS[label][0], None)
-        row = OPTION_ROWS.get(label, [])
-        wrapper = row[row.index("--flux-wrapper") + 1] if "--flux-wrapper" in row else "direct"
-        why = variants.get(variant).monitoring_unsupported(launcher or DEFAULT_RANK_LAUNCHER, wrapper)
+        s = Settings(variant=variant, run_dir=Path("runs"), rank_launcher=launcher or DEFAULT_RANK_LAUNCHER,
+                     variant_options=variants.options_in(OPTION_ROWS.get(label, [])))
+        why = variants.get(variant).monitoring_unsupported(s)
         names.append(label)
         if why:
             skipped.append(f"{label}: no {label}{MONITORED} row ({why})")

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace, name: str = "workflows") -> int:
     except (SettingsError, command.CommandError, slurm.SlurmError, environment.LoadOrderError) as err:
         print(f"{name}: {err}", file=sys.stderr)
         return 2
-    unsupported = (variants.get(s.variant).monitoring_unsupported(s.rank_launcher, s.flux_wrapper)
+    unsupported = (variants.get(s.variant).monitoring_unsupported(s)
                    if args.monitoring else None)
     if unsupported:
         print(f"{name}: --monitoring: {unsupported}; running without it", file=sys.stderr, flush=True)

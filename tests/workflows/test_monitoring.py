@@ -282,7 +282,7 @@ def test_which_variants_parsl_monitoring_supports_follows_from_their_executors(s
         s = Settings(variant=c.variant, run_dir=shared_dir / c.label.replace("/", "-"), rank_launcher=c.rank_launcher,
                      repeats=2)
         (executor,) = variants.get(c.variant).config(s).executors
-        why = variants.get(c.variant).monitoring_unsupported(c.rank_launcher)
+        why = variants.get(c.variant).monitoring_unsupported(s)
         assert (why is None) == (executor.remote_monitoring_radio is not None), c.label
         support[c.label] = why
         thread = getattr(executor, "_submission_thread", None)
@@ -291,9 +291,9 @@ def test_which_variants_parsl_monitoring_supports_follows_from_their_executors(s
             thread.start()
     assert [label for label, why in support.items() if why is None] == ["htex", "static", "mpi", "mpi/flux", "flux"]
     s = Settings(variant="flux", run_dir=shared_dir / "parsl-wrapper", rank_launcher="flux", repeats=2,
-                 flux_wrapper="parsl")
+                 variant_options=(("flux_wrapper", "parsl"),))
     (executor,) = variants.get("flux").config(s).executors
-    why = variants.get("flux").monitoring_unsupported("flux", "parsl")
+    why = variants.get("flux").monitoring_unsupported(s)
     assert executor.remote_monitoring_radio is None and "--flux-wrapper parsl" in (why or "")
     thread = getattr(executor, "_submission_thread", None)
     if thread is not None and thread.ident is None:

@@ -43,6 +43,11 @@ def options() -> list[tuple[Variant, Option]]:
     return [(v, o) for v in REGISTRY.values() for o in v.options]
 
 
+def options_in(argv: list[str]) -> tuple[tuple[str, str], ...]:
+    """Settings.variant_options of a run command's arguments (`["flux", "--flux-wrapper", "parsl"]`)."""
+    return tuple((o.field, argv[argv.index(o.flag) + 1]) for _, o in options() if o.flag in argv[:-1])
+
+
 def given_options(values: dict[str, object]) -> tuple[tuple[str, str], ...]:
     """Settings.variant_options from parsed arguments: the declared options that were given (not None)."""
     return tuple((o.field, str(values[o.field])) for _, o in options() if values.get(o.field) is not None)

@@ -94,8 +94,9 @@ class Variant:
         """Whether the run's command gets start/end stamps around it: not where the rank launcher stamps each rank."""
         return True
 
-    def monitoring_unsupported(self, rank_launcher: str, flux_wrapper: str = "direct") -> str | None:
-        """Why Parsl's MonitoringHub cannot watch this variant with this rank launcher (one line), or None."""
+    def monitoring_unsupported(self, s: Settings) -> str | None:
+        """Why Parsl's MonitoringHub cannot watch this variant with these settings' rank launcher and options (one
+        line), or None."""
         return None
 
     def job_records(self, s: Settings, config: Config, runs: list[Run]) -> list[dict[str, Any]]:

@@ -91,13 +91,13 @@ class Flux(Variant):
     def unavailable(self, s: Settings) -> str | None:
         return instance.missing(bindings=True)
 
-    def monitoring_unsupported(self, rank_launcher: str, flux_wrapper: str = "direct") -> str | None:
+    def monitoring_unsupported(self, s: Settings) -> str | None:
         """DirectFluxExecutor reports its jobs from Flux's events (workflows.flux.job_events); Parsl's own cannot.
 
         Parsl's DFK wraps each task for monitoring only through the executor's remote_monitoring_radio;
         FluxExecutor has none (HTEX and MPIExecutor send through their own channel), so every task would fail.
         """
-        if flux_wrapper == "direct":
+        if self.option(s, "flux_wrapper") == "direct":
             return None
         return ("Parsl's monitoring does not support Parsl's own FluxExecutor (--flux-wrapper parsl: it has no "
                 "remote_monitoring_radio, the DFK would refuse every task with RadioRequiredError)")
