@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
-PACKAGES = ("workflows", "bundle", "localcluster", "spackenv", "upstream")
+PACKAGES = ("workflows", "bundle", "localcluster", "spackenv", "upstream", "projectdir")
 
 
 def modules() -> dict[str, Path]:

@@ -30,6 +30,7 @@ def _install(what: Sequence[str], mirror: Path | None, require: bool) -> int:
         installed, install, wanted = BUILDS[name]
         done = installed(root)
         if done:
+            install(root, mirror=mirror)  # a second of locking: rewrites only what holds no build (bin/spack)
             print(f"upstream: {name} is installed at {done}", file=sys.stderr)
             continue
         missing = sources.reachable(wanted(), mirror)

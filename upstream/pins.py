@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-PROJECT = Path(__file__).resolve().parent.parent
+import projectdir
 
 # sha256 of upstream's release tarballs, as the pinned spack-packages lists them (flux_core/package.py, ...).
 RELEASE_SHA256 = {
@@ -49,14 +49,24 @@ class Source:
         return f"{self.name}-{version}.tar.gz"
 
 
-def _spack_yaml(project: Path) -> dict:
+def checkout() -> Path:
+    """The checkout whose pins apply: $PARSL_MPI_STACK_PROJECT, else the working directory or a folder above it,
+    else the source tree (projectdir); an installed wheel holds no spack.yaml."""
+    try:
+        return projectdir.required()
+    except projectdir.NotFound as err:
+        raise PinError(str(err)) from None
+
+
+def _spack_yaml(project: Path | None) -> dict:
+    project = project or checkout()
     try:
         return yaml.safe_load((project / "spack.yaml").read_text())["spack"]
     except (OSError, KeyError, TypeError, yaml.YAMLError) as err:
         raise PinError(f"cannot read {project / 'spack.yaml'}: {err}") from None
 
 
-def pinned_version(package: str, project: Path = PROJECT) -> str:
+def pinned_version(package: str, project: Path | None = None) -> str:
     """The exact version spack.yaml pins for a root spec (`flux-core@0.73.0` -> 0.73.0)."""
     for spec in _spack_yaml(project).get("specs", []):
         m = re.match(rf"{re.escape(package)}@=?([\w.]+)(?=[\s+~^%]|$)", str(spec).strip())
@@ -65,7 +75,7 @@ def pinned_version(package: str, project: Path = PROJECT) -> str:
     raise PinError(f"spack.yaml pins no exact version of {package}")
 
 
-def flux_sources(project: Path = PROJECT) -> list[Source]:
+def flux_sources(project: Path | None = None) -> list[Source]:
     out = []
     for name in ("flux-core", "flux-sched"):
         version = pinned_version(name, project)
@@ -75,8 +85,9 @@ def flux_sources(project: Path = PROJECT) -> list[Source]:
     return out
 
 
-def spack_version(project: Path = PROJECT) -> str:
+def spack_version(project: Path | None = None) -> str:
     """The Spack release that wrote spack.lock (its `"spack": {"version": ...}`)."""
+    project = project or checkout()
     try:
         version = json.loads((project / "spack.lock").read_text())["spack"]["version"]
     except (OSError, KeyError, TypeError, ValueError) as err:
@@ -84,7 +95,7 @@ def spack_version(project: Path = PROJECT) -> str:
     return str(version)
 
 
-def spack_packages_commit(project: Path = PROJECT) -> str:
+def spack_packages_commit(project: Path | None = None) -> str:
     """The spack-packages commit spack.yaml pins (repos: builtin: commit:)."""
     repos = _spack_yaml(project).get("repos") or {}
     builtin = repos.get("builtin") if isinstance(repos, dict) else None
@@ -94,7 +105,7 @@ def spack_packages_commit(project: Path = PROJECT) -> str:
     return str(commit)
 
 
-def spack_sources(project: Path = PROJECT) -> list[Source]:
+def spack_sources(project: Path | None = None) -> list[Source]:
     version = spack_version(project)
     commit = SPACK_TAG_COMMITS.get(version)
     if commit is None:

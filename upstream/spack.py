@@ -19,6 +19,7 @@ the commit), a clone must be at it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -29,7 +30,7 @@ from pathlib import Path
 import yaml
 
 from . import layout, sources
-from .pins import PROJECT, PinError, Source, _spack_yaml, spack_sources
+from .pins import PinError, Source, _spack_yaml, checkout, spack_sources
 from .steps import Step, run
 
 # clingo from PyPI is Spack's solver here; an exact pin, so two set-ups solve with the same clingo.
@@ -39,12 +40,12 @@ SETUP_VERSION = 2
 USER_CACHE = "$user_cache_path/"
 
 
-def spack_sources_for_install(project: Path = PROJECT) -> list[Source]:
+def spack_sources_for_install(project: Path | None = None) -> list[Source]:
     """What install() needs: Spack at its tag's commit, spack-packages at spack.yaml's commit."""
     return spack_sources(project)
 
 
-def spack_packages_destination(project: Path = PROJECT) -> str:
+def spack_packages_destination(project: Path | None = None) -> str:
     """Where spack.yaml has Spack find (or clone) the pinned spack-packages (repos: builtin: destination:)."""
     builtin = (_spack_yaml(project).get("repos") or {}).get("builtin")
     destination = builtin.get("destination") if isinstance(builtin, dict) else None
@@ -78,33 +79,85 @@ def installed(root: Path | None = None) -> Path | None:
 
 
 def env(folder: Path) -> dict[str, str]:
-    """The variables the wrapper sets: for running the install's spack/bin/spack (or a copy of it) directly."""
+    """The variables the wrapper sets for a user who can write the install folder (its owner): for running
+    the install's spack/bin/spack (or a copy of it) directly."""
     return {"SPACK_PYTHON": str(folder / "python" / "bin" / "python"),
             "SPACK_USER_CONFIG_PATH": str(folder / "config"),
             "SPACK_USER_CACHE_PATH": str(folder / "cache"),
             "SPACK_DISABLE_LOCAL_CONFIG": "1"}
 
 
-def wrapper_text() -> str:
+def settings_function(link: str, packages: str) -> str:
+    """The shell function bin/spack and setup-env.sh both run, given the install folder.
+
+    Its owner gets env(). Anyone else (a Spack installed by root for everyone) gets a folder of their own,
+    $XDG_DATA_HOME (else ~/.local/share)/parsl-mpi-stack/shared-spack/<install folder>: the caches there
+    (with the package-repository link spack.yaml names, `link` under them, pointing at `packages`, relative
+    to the install folder), a user scope there whose config.yaml puts installs there too (the site's
+    install tree is not theirs to write), an empty system scope in place of /etc/spack, and git told to
+    trust the package repository (it is owned by someone else, and git refuses such work trees).
+    """
+    return f"""parsl_mpi_stack_spack() {{  # $1: the install folder
+  local here="$1" mine repo n
+  export SPACK_PYTHON="$here/python/bin/python"
+  if [ -w "$here/cache" ]; then
+    export SPACK_USER_CONFIG_PATH="$here/config" SPACK_USER_CACHE_PATH="$here/cache" SPACK_DISABLE_LOCAL_CONFIG=1
+    return 0
+  fi
+  mine="${{XDG_DATA_HOME:-$HOME/.local/share}}/parsl-mpi-stack/shared-spack$here"
+  repo="$(cd "$here/{packages}" && pwd -P)"
+  if [ ! -e "$mine/cache/{link}" ]; then
+    mkdir -p "$mine/cache/{os.path.dirname(link)}" "$mine/config" "$mine/system"
+    ln -sfn "$repo" "$mine/cache/{link}"
+  fi
+  [ -f "$mine/config/config.yaml" ] ||
+    printf 'config:\\n  install_tree:\\n    root: %s\\n' "'$mine/opt/spack'" > "$mine/config/config.yaml"
+  unset SPACK_DISABLE_LOCAL_CONFIG
+  export SPACK_USER_CONFIG_PATH="$mine/config" SPACK_USER_CACHE_PATH="$mine/cache"
+  export SPACK_SYSTEM_CONFIG_PATH="$mine/system"
+  n="${{GIT_CONFIG_COUNT:-0}}"
+  export "GIT_CONFIG_KEY_$n=safe.directory" "GIT_CONFIG_VALUE_$n=$repo" GIT_CONFIG_COUNT=$((n + 1))
+}}
+"""
+
+
+def wrapper_text(link: str, packages: str) -> str:
     """bin/spack: finds its install folder from its own path, so the folder can move as a whole."""
-    return """#!/bin/sh
-# Written by `python -m upstream install spack`: the project's Spack, offline, with its configuration
-# and caches kept in this folder (never ~/.spack). Runs spack/bin/spack with:
+    return f"""#!/bin/sh
+# Written by `python3 -m upstream install spack`: the project's Spack, offline, with its configuration and
+# caches in this folder for its owner, in a folder of their own for anyone else (never ~/.spack).
 set -eu
-here=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
-export SPACK_PYTHON="$here/python/bin/python"
-export SPACK_USER_CONFIG_PATH="$here/config"
-export SPACK_USER_CACHE_PATH="$here/cache"
-export SPACK_DISABLE_LOCAL_CONFIG=1
+{settings_function(link, packages)}here=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
+parsl_mpi_stack_spack "$here"
 exec "$here/spack/bin/spack" "$@"
 """
 
 
-def setup_env_text(folder: Path) -> str:
+def setup_env_text(folder: Path, link: str, packages: str) -> str:
     """setup-env.sh: Spack's shell support (`spack load`, `spack env activate`) with the wrapper's settings."""
-    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env(folder).items())
     return ("# . this file (bash, zsh): Spack's own setup-env.sh, with the settings of bin/spack (see there).\n"
-            f"{exports}. {shlex.quote(str(folder / 'spack' / 'share' / 'spack' / 'setup-env.sh'))}\n")
+            f"{settings_function(link, packages)}parsl_mpi_stack_spack {shlex.quote(str(folder))}\n"
+            "unset -f parsl_mpi_stack_spack\n"
+            f". {shlex.quote(str(folder / 'spack' / 'share' / 'spack' / 'setup-env.sh'))}\n")
+
+
+def _write_scripts(folder: Path, packages: Path, destination: str) -> None:
+    """bin/spack and setup-env.sh, each replaced whole (a rename) when its text changed.
+
+    They hold no build, so an install made by an older set-up gets the current ones without a rebuild.
+    """
+    link, relative = destination.removeprefix(USER_CACHE), os.path.relpath(packages, folder)
+    wrapper = folder / "bin" / "spack"
+    wrapper.parent.mkdir(exist_ok=True)
+    for path, text in ((wrapper, wrapper_text(link, relative)),
+                       (folder / "setup-env.sh", setup_env_text(folder, link, relative))):
+        with contextlib.suppress(OSError):
+            if path.read_text() == text:
+                continue
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        tmp.chmod(0o755 if path == wrapper else 0o644)
+        tmp.rename(path)
 
 
 def site_config(packages: Source, destination: str) -> dict[str, str]:
@@ -183,12 +236,9 @@ def _steps(srcs: list[Source], folder: Path, packages: Path, work: Path, mirror:
         link = folder / "cache" / destination.removeprefix(USER_CACHE)
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(os.path.relpath(packages, link.parent))
-        wrapper.parent.mkdir(exist_ok=True)
-        wrapper.write_text(wrapper_text())
-        wrapper.chmod(0o755)
-        (folder / "setup-env.sh").write_text(setup_env_text(folder))
+        _write_scripts(folder, packages, destination)
         check_env.mkdir(parents=True, exist_ok=True)
-        (check_env / "spack.yaml").write_text(check_env_yaml(PROJECT))
+        (check_env / "spack.yaml").write_text(check_env_yaml(checkout()))
 
     return [
         Step("get sources (commits checked)", action=get_sources),
@@ -209,6 +259,7 @@ def install(root: Path | None = None, *, mirror: Path | None = None, logs: Path 
     folder, packages = _folders(root, srcs)
     with layout.locked(root, "spack"):
         if installed(root):
+            _write_scripts(folder, packages, destination)
             return folder
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)

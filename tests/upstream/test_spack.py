@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -97,15 +99,18 @@ def test_site_configuration_turns_bootstrapping_off_and_keeps_caches_under_the_u
         (PROJECT / "spack.yaml").read_text())["spack"]["repos"]["builtin"]
 
 
-def test_wrapper_and_env_set_the_same_variables(tmp_path: Path) -> None:
-    variables = setup.env(tmp_path)
-    assert set(variables) == {"SPACK_PYTHON", "SPACK_USER_CONFIG_PATH", "SPACK_USER_CACHE_PATH",
-                              "SPACK_DISABLE_LOCAL_CONFIG"}
-    text = setup.wrapper_text()
-    for name in variables:
-        assert f"export {name}=" in text
-    assert text.rstrip().endswith('exec "$here/spack/bin/spack" "$@"')
-    assert all(str(v) in setup.setup_env_text(tmp_path) for v in variables.values())
+def test_wrapper_and_setup_env_give_the_owner_the_variables_of_env(tmp_path: Path) -> None:
+    link, packages = "package_repos/spack-packages-abc1234", "../spack-packages-abc1234"
+    function = setup.settings_function(link, packages)
+    assert function in setup.wrapper_text(link, packages)
+    assert function in setup.setup_env_text(tmp_path, link, packages)
+    (tmp_path / "cache").mkdir()  # the owner's: writable
+    names = sorted(setup.env(tmp_path))
+    script = function + f'parsl_mpi_stack_spack "$1" && printf "%s\\n" {" ".join("$" + n for n in names)}'
+    out = subprocess.run(["sh", "-c", script, "sh", str(tmp_path)], capture_output=True, text=True, check=True,
+                         env={"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home")}).stdout
+    assert dict(zip(names, out.splitlines(), strict=True)) == setup.env(tmp_path)
+    assert not (tmp_path / "home").exists()  # nothing of the owner's goes elsewhere
 
 
 def test_check_env_is_one_spec_with_the_project_s_packages() -> None:
