@@ -78,14 +78,14 @@ def _setup_flux() -> Path:
 
 
 def user_spack(dest: Path, setup: Path) -> Path:
-    """The project's Spack as a user installs it without root: the set-up's copied, its files rewritten for
-    DEST (bin/spack, setup-env.sh), its cache holding the pinned spack-packages (offline) and a warm index."""
+    """The project's Spack as a user installs it without root (`python3 -m upstream install spack` makes it in
+    ~/.local/share/parsl-mpi-stack): the set-up's copied, setup-env.sh naming DEST, its cache holding the pinned
+    spack-packages (a link to the set-up's, offline) and a warm index of them. Its owner's Spack: its store is
+    its own spack/opt/spack, which `pack.sh $SPACK_ROOT --with-spack` packs with Spack itself."""
     shutil.copytree(setup / "spack", dest / "spack", symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(setup / "python", dest / "python", symlinks=True)
-    (dest / "bin").mkdir()
-    (dest / "bin" / "spack").write_text(setup_spack.wrapper_text())
-    (dest / "bin" / "spack").chmod(0o755)
-    (dest / "setup-env.sh").write_text(setup_spack.setup_env_text(dest))
+    shutil.copytree(setup / "bin", dest / "bin")  # the wrapper finds its folder from its own path
+    (dest / "setup-env.sh").write_text((setup / "setup-env.sh").read_text().replace(str(setup), str(dest)))
     (dest / "config").mkdir()
     (dest / "cache").mkdir()
     repos = (setup / "cache" / PACKAGES_LINK).resolve()
@@ -209,7 +209,7 @@ def test_build_env_checks_the_lock_installs_and_puts_parsl_into_conda(built: sub
     out = _check(built, "scripts/build-env.sh")
     assert "spack load openmpi" in out and out.rstrip().endswith("spack load miniconda3"), out
     conda = conda_bin(installed, spack_line(installed))
-    check = installed.bash(f"env -u PYTHONPATH {conda}/python -c 'import parsl, matplotlib; print(parsl.__file__)'")
+    check = installed.bash(f"env -u PYTHONPATH {conda}/python -c 'import parsl; print(parsl.__file__)'")
     assert str(conda.parent) in _check(check, "parsl in conda's Python")
 
 
