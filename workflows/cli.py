@@ -78,6 +78,14 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strategy-period", type=float, default=d("strategy_period"), help="Parsl scaling period, seconds")
     p.add_argument("--source", type=Path, default=SOURCE,
                    help="the MPI program's C source (default: workflows/mpi_hello.c; others must print its lines)")
+    p.add_argument("--command", dest="user_command", metavar="'CMD ARGS'",
+                   help="run your own MPI program instead of the hello world: each of the --repeats runs starts CMD "
+                        "ARGS (shell quoting) with the variant's rank launcher on --nodes-per-run nodes, all their "
+                        "CPUs, in this directory; result.json says where each rank ran, each run's exit status and "
+                        "output files")
+    p.add_argument("--probe", action="store_true",
+                   help="with --command: the hello world's placement proof first (compile, runs, verification), "
+                        "then the command's runs, which are not started if a probe run fails")
     p.add_argument("--run-dir", type=Path, help="run directory (default runs/<variant>-<timestamp>)")
     p.add_argument("--json", action="store_true", help="print only the path of result.json")
     p.add_argument("--monitoring", action="store_true",
@@ -99,9 +107,10 @@ def parser(legacy: bool = False) -> argparse.ArgumentParser:
                 "(run), the run directories it leaves (clean), and a monitored run's record (visualize).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", tag=tag, prog=prog if legacy else None, help="VARIANT [options]: one workflow run",
-                         description="The MPI hello world through one Parsl executor variant: settings, the variant's "
-                                     "Config, apps on Slurm, verified placement, result.json. Every Slurm job the run "
-                                     "submitted is cancelled when it ends, however it ends.",
+                         description="The MPI hello world (or your own MPI program: --command) through one Parsl "
+                                     "executor variant: settings, the variant's Config, apps on Slurm, verified "
+                                     "placement, result.json. Every Slurm job the run submitted is cancelled when it "
+                                     "ends, however it ends.",
                          epilog=f"also: {prog} clean [--dry-run] | visualize RUN_DIR [--port N]" if legacy else None)
     _add_run_arguments(run)
     clean = sub.add_parser("clean", tag=tag, help="remove run directories and Parsl's stray runinfo, nothing else",

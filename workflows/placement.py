@@ -6,6 +6,7 @@ import collections
 import dataclasses
 import re
 from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 HELLO = re.compile(r"^Hello world from processor (\S+), rank (\d+) out of (\d+) processors, cpu (-?\d+)\s*$")
 STAMP = re.compile(r"^# (start|end) (\d+(?:\.\d+)?)(?: (\S+))?\s*$")
@@ -43,28 +44,36 @@ class Run:
         return sorted({r.host for r in self.ranks})
 
 
-def parse(index: int, output: str, text: str) -> Run:
-    """One run's output file: the hello lines and the start/end stamps of its last attempt.
+def attempts(text: str, rank_line: re.Pattern[str]) -> list[tuple[list[re.Match[str]], dict[str, float]]]:
+    """An output file's attempts, in order: each one's rank_line matches and its widest start/end stamps.
 
-    A retried run appends a new attempt (a start stamp with a new attempt id) to the same file;
-    the earlier attempts' nodes are kept to report where the run failed.
+    A retried run appends a new attempt (a start stamp with a new attempt id) to the same file. Under
+    Flux every rank stamps, all with the job's id: the widest span of them is the job's.
     """
-    attempts: list[tuple[list[Rank], dict[str, float]]] = []
+    found: list[tuple[list[re.Match[str]], dict[str, float]]] = []
     current = None
     for line in text.splitlines():
-        if m := HELLO.match(line):
-            if not attempts:
-                attempts.append(([], {}))
-            attempts[-1][0].append(Rank(int(m[2]), int(m[3]), m[1], int(m[4])))
+        if m := rank_line.match(line):
+            if not found:
+                found.append(([], {}))
+            found[-1][0].append(m)
         elif m := STAMP.match(line):
-            if m[1] == "start" and (not attempts or (m[3] is not None and m[3] != current)):
-                attempts.append(([], {}))
+            if m[1] == "start" and (not found or (m[3] is not None and m[3] != current)):
+                found.append(([], {}))
                 current = m[3]
-            stamps = attempts[-1][1]  # under Flux every rank stamps: keep the widest span
+            stamps = found[-1][1]
             pick = min if m[1] == "start" else max
             stamps[m[1]] = pick(stamps.get(m[1], float(m[2])), float(m[2]))
-    ranks, stamps = attempts[-1] if attempts else ([], {})
-    earlier = tuple(tuple(sorted({r.host for r in a[0]})) for a in attempts[:-1])
+    return found
+
+
+def parse(index: int, output: str, text: str) -> Run:
+    """One run's output file: the hello lines and the start/end stamps of its last attempt; the earlier
+    attempts' nodes are kept to report where the run failed."""
+    found = [([Rank(int(m[2]), int(m[3]), m[1], int(m[4])) for m in lines], stamps)
+             for lines, stamps in attempts(text, HELLO)]
+    ranks, stamps = found[-1] if found else ([], {})
+    earlier = tuple(tuple(sorted({r.host for r in a[0]})) for a in found[:-1])
     return Run(index, output, tuple(ranks), stamps.get("start"), stamps.get("end"), earlier)
 
 
@@ -124,7 +133,17 @@ def verify(runs: Sequence[Run], *, repeats: int | None, nodes_per_run: int,
     return problems
 
 
-def max_concurrency(runs: Sequence[Run]) -> int:
+class Timed(Protocol):
+    """A run with the interval its stamps give (a hello world run, a run of the user's program)."""
+
+    @property
+    def start(self) -> float | None: ...
+
+    @property
+    def end(self) -> float | None: ...
+
+
+def max_concurrency(runs: Sequence[Timed]) -> int:
     """The most runs that were in flight at one moment."""
     events = sorted([(r.start, 1) for r in runs if r.start is not None]
                     + [(r.end, -1) for r in runs if r.end is not None], key=lambda e: (e[0], e[1]))

@@ -1,34 +1,72 @@
-"""result.json and the summary table (pure builders, one writer)."""
+"""result.json, the summary table and placement.png (pure builders, one writer each)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .command import CommandRun, Place
 from .placement import Run
 from .settings import Settings
 
 
 def result(s: Settings, label: str, runs: Sequence[Run], problems: Sequence[str], wall: float,
-           extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """result.json's content. label says what ran (`mpi/flux`: variants.label), the parameters how."""
+           extra: dict[str, Any] | None = None, commands: Sequence[CommandRun] | None = None) -> dict[str, Any]:
+    """result.json's content. label says what ran (`mpi/flux`: variants.label), the parameters how.
+
+    With commands (--command), "runs" are the user's program's runs and the hello world's are "probe_runs".
+    """
     params = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(s).items()}
+    hello = [_run_record(r) for r in sorted(runs, key=lambda r: r.index)]
+    body = {"runs": hello} if commands is None else {
+        "runs": [_command_record(r) for r in sorted(commands, key=lambda r: r.index)], "probe_runs": hello}
     return {
         "variant": s.variant,
         "label": label,
         "parameters": params,
-        "runs": [{"index": r.index, "output": r.output, "nodes": r.nodes,
-                  "ranks": [dataclasses.asdict(k) for k in sorted(r.ranks, key=lambda k: k.rank)],
-                  "start": r.start, "end": r.end, "failed_attempts": [list(a) for a in r.failed_attempts]}
-                 for r in sorted(runs, key=lambda r: r.index)],
+        **body,
         "verified": not problems,
         "problems": list(problems),
         "wall_seconds": round(wall, 3),
         **(extra or {}),
     }
+
+
+def _run_record(r: Run) -> dict[str, Any]:
+    return {"index": r.index, "output": r.output, "nodes": r.nodes,
+            "ranks": [dataclasses.asdict(k) for k in sorted(r.ranks, key=lambda k: k.rank)],
+            "start": r.start, "end": r.end, "failed_attempts": [list(a) for a in r.failed_attempts]}
+
+
+def _command_record(r: CommandRun) -> dict[str, Any]:
+    """One run of the user's program: where each rank ran (node, CPUs), its exit status, its two output files."""
+    return {"index": r.index, "output": r.output, "errors": r.errors, "nodes": r.nodes,
+            "ranks": [{"rank": p.rank, "host": p.host, "cpus": list(p.cpus)} for p in r.places],
+            "cores": cores(r.places), "exit_status": r.exit_status, "start": r.start, "end": r.end,
+            "failed_attempts": [list(a) for a in r.failed_attempts]}
+
+
+def cores(places: Sequence[Place]) -> dict[str, list[int]]:
+    """The CPUs each node gave the run: every rank's, together."""
+    by_node: dict[str, set[int]] = {}
+    for p in places:
+        by_node.setdefault(p.host, set()).update(p.cpus)
+    return {host: sorted(cpus) for host, cpus in sorted(by_node.items())}
+
+
+def cpu_ranges(cpus: Sequence[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2,5' (the kernel's own list format)."""
+    parts: list[str] = []
+    for c in sorted(cpus):
+        if parts and c == int(parts[-1].rpartition("-")[2]) + 1:
+            parts[-1] = f"{parts[-1].partition('-')[0]}-{c}"
+        else:
+            parts.append(str(c))
+    return ",".join(parts)
 
 
 def retry_note(attempt_nodes: Sequence[str]) -> str:
@@ -39,23 +77,68 @@ def retry_note(attempt_nodes: Sequence[str]) -> str:
 
 
 def summary(data: dict[str, Any]) -> str:
+    if data["parameters"].get("command"):
+        return command_summary(data)
     runs = data["runs"]
-    t0 = min((r["start"] for r in runs if r["start"] is not None), default=0.0)
-    lines = [f"{data['label']}: {len(runs)} runs, wall {data['wall_seconds']:.1f} s",
-             f"{'run':>4}  {'nodes':<16}{'ranks':>6}  {'start s':>8}  {'took s':>7}"]
-    failed = set(data.get("failed_runs", []))
+    lines = [f"{data['label']}: {len(runs)} runs, wall {data['wall_seconds']:.1f} s", *_hello_table(data, runs)]
+    lines += _monitoring_lines(data.get("monitoring") or {})
+    if data["verified"]:
+        lines.append(HELLO_VERIFIED)
+    else:
+        lines.append("NOT verified:")
+        lines += [f"  - {p}" for p in data["problems"]]
+    return "\n".join(lines)
+
+
+HELLO_VERIFIED = "verified: every CPU of every node answered once; overlapping runs used disjoint nodes"
+
+
+def _times(r: dict[str, Any], t0: float) -> tuple[str, str]:
+    start = f"{r['start'] - t0:8.2f}" if r["start"] is not None else f"{'?':>8}"
+    took = f"{r['end'] - r['start']:7.2f}" if None not in (r["start"], r["end"]) else f"{'?':>7}"
+    return start, took
+
+
+def _t0(runs: Sequence[dict[str, Any]]) -> float:
+    return min((r["start"] for r in runs if r["start"] is not None), default=0.0)
+
+
+def _hello_table(data: dict[str, Any], runs: Sequence[dict[str, Any]]) -> list[str]:
+    lines = [f"{'run':>4}  {'nodes':<16}{'ranks':>6}  {'start s':>8}  {'took s':>7}"]
+    failed = set(data.get("failed_runs", [])) if runs is data["runs"] else set()
+    t0 = _t0(runs)
     for r in runs:
-        start = f"{r['start'] - t0:8.2f}" if r["start"] is not None else f"{'?':>8}"
-        took = f"{r['end'] - r['start']:7.2f}" if None not in (r["start"], r["end"]) else f"{'?':>7}"
+        start, took = _times(r, t0)
         notes = ["FAILED"] if r["index"] in failed else []
         notes += [retry_note(a) for a in r.get("failed_attempts", [])]
         lines.append(f"{r['index']:>4}  {','.join(r['nodes']):<16}{len(r['ranks']):>6}  {start}  {took}  "
                      f"{'; '.join(notes)}".rstrip())
+    return lines
+
+
+def command_summary(data: dict[str, Any]) -> str:
+    """The user's program's runs: nodes, the cores each node gave, exit status, times, where the output is."""
+    runs, command = data["runs"], shlex.join(data["parameters"]["command"])
+    lines = [f"{data['label']}: {len(runs)} runs of {command}, wall {data['wall_seconds']:.1f} s"]
+    if data["parameters"].get("probe"):
+        probe_problems = [p for p in data["problems"] if p.startswith("probe: ")]
+        lines += ["probe (the hello world first):", *_hello_table(data, data["probe_runs"]),
+                  f"probe {'NOT verified' if probe_problems else HELLO_VERIFIED}", "runs of the command:"]
+    lines.append(f"{'run':>4}  {'exit':>4}  {'ranks':>5}  {'start s':>8}  {'took s':>7}  "
+                 f"{'cores (node:CPUs)':<28}output")
+    t0 = _t0(runs)
+    for r in runs:
+        start, took = _times(r, t0)
+        where = " ".join(f"{host}:{cpu_ranges(cpus)}" for host, cpus in r["cores"].items()) or "-"
+        status = "?" if r["exit_status"] is None else str(r["exit_status"])
+        notes = "".join(f"; {retry_note(a)}" for a in r["failed_attempts"])
+        lines.append(f"{r['index']:>4}  {status:>4}  {len(r['ranks']):>5}  {start}  {took}  {where:<28}"
+                     f"{r['output']} {r['errors']}{notes}")
     lines += _monitoring_lines(data.get("monitoring") or {})
     if data["verified"]:
-        lines.append("verified: every CPU of every node answered once; overlapping runs used disjoint nodes")
+        lines.append("every run exited 0")
     else:
-        lines.append("NOT verified:")
+        lines.append("NOT every run exited 0:" if not data["parameters"].get("probe") else "FAILED:")
         lines += [f"  - {p}" for p in data["problems"]]
     return "\n".join(lines)
 
@@ -85,7 +168,10 @@ def write(run_dir: Path, data: dict[str, Any]) -> Path:
 
 def plot_title(data: dict[str, Any], runs: Sequence[dict[str, Any]], nodes: int) -> str:
     """What ran (the label: `mpi/flux`, not `mpi`), on how many of the nodes, verified or not."""
-    state = "verified" if data["verified"] else "NOT verified"
+    if data["parameters"].get("command"):
+        state = "every run exited 0" if data["verified"] else "FAILED"
+    else:
+        state = "verified" if data["verified"] else "NOT verified"
     used = len({n for r in runs for n in r["nodes"]})
     return f"{data['label']}: {len(runs)} MPI runs on {used} of {nodes} nodes ({state})"
 

@@ -7,14 +7,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import os
 import shutil
 import sys
 import time
 import uuid
 from pathlib import Path
 
-from . import environment, lifecycle, monitoring, report, slurm, variants, workflow
+from . import command, environment, lifecycle, monitoring, report, slurm, variants, workflow
 from .settings import Settings, SettingsError
 
 MARKER = ".workflows-run"  # in every run directory: what `clean` removes
@@ -34,7 +33,8 @@ def settings_from(args: argparse.Namespace, nodes: dict[str, int], run_dir: Path
         mpi=args.mpi, rank_launcher=args.launcher or variants.get(args.variant).rank_launchers[0],
         flux_wrapper=args.flux_wrapper,
         run_timeout=args.run_timeout, retries=args.retries, stall_timeout=args.stall_timeout,
-        strategy_period=args.strategy_period, tag=f"parslmpi-{uuid.uuid4().hex[:12]}")
+        strategy_period=args.strategy_period, tag=f"parslmpi-{uuid.uuid4().hex[:12]}",
+        command=command.argv(args.user_command) if args.user_command is not None else (), probe=args.probe)
 
 
 def checked_settings(args: argparse.Namespace) -> tuple[Settings, dict[str, int]]:
@@ -43,6 +43,7 @@ def checked_settings(args: argparse.Namespace) -> tuple[Settings, dict[str, int]
     stand_in = {f"node{i}": 1 for i in range(max(1, args.nodes_per_run))}  # any partition the run fits
     s = settings_from(args, stand_in, run_dir)
     missing = variants.checked(s).unavailable(s)
+    missing = missing or (command.missing_program(s.command, Path.cwd()) if s.command else None)
     if missing:
         raise SettingsError(missing)
     if args.screenshot and not args.monitoring:
@@ -55,10 +56,11 @@ def checked_settings(args: argparse.Namespace) -> tuple[Settings, dict[str, int]
 
 
 def run(args: argparse.Namespace, tag: str = "workflows") -> int:
-    """The run command: 0 verified, 1 not, 2 refused before anything was submitted, 130 interrupted."""
+    """The run command: 0 verified (with --command: every run exited 0, the probe verified), 1 not, 2 refused
+    before anything was submitted, 130 interrupted."""
     try:
         s, nodes = checked_settings(args)
-    except (SettingsError, slurm.SlurmError, environment.LoadOrderError) as err:
+    except (SettingsError, command.CommandError, slurm.SlurmError, environment.LoadOrderError) as err:
         print(f"{tag}: {err}", file=sys.stderr)
         return 2
     unsupported = variants.get(s.variant).monitoring_unsupported(s.rank_launcher) if args.monitoring else None
@@ -73,7 +75,8 @@ def run(args: argparse.Namespace, tag: str = "workflows") -> int:
         return 130
     data = report.result(s, variants.label(s.variant, s.rank_launcher), outcome.runs,
                          outcome.problems(s, nodes) + variants.get(s.variant).problems(s, outcome.block_samples),
-                         time.time() - started, {**outcome.facts(), "partition_nodes": sorted(nodes)})
+                         time.time() - started, {**outcome.facts(), "partition_nodes": sorted(nodes)},
+                         commands=outcome.commands if s.command else None)
     if unsupported:
         data["monitoring"]["unsupported"] = unsupported
     if args.screenshot and outcome.monitoring["enabled"]:
@@ -91,8 +94,7 @@ def _prepare_process(s: Settings) -> None:
     """The run directory marked, Parsl's log and executor threads' tracebacks kept in it, SIGTERM as Ctrl-C."""
     s.run_dir.mkdir(parents=True, exist_ok=True)
     (s.run_dir / MARKER).touch()
-    # Parsl starts interchange.py from PATH: this interpreter's scripts must be found even unactivated.
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    workflow.scripts_on_path()
     logging.getLogger("parsl").propagate = False  # Parsl's log goes to the run directory only
     lifecycle.log_thread_errors(s.run_dir / "thread-errors.log")
     lifecycle.interrupt_on_sigterm()  # a killed run cancels its jobs too

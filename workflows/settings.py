@@ -57,6 +57,8 @@ class Settings:
     stall_timeout: float = 60.0  # no block able to run for this long: give up
     strategy_period: float = 0.5
     tag: str = "parslmpi"  # Slurm --comment on every block job, to find and cancel them
+    command: tuple[str, ...] = ()  # the user's MPI program and its arguments (--command); () runs the hello world
+    probe: bool = False  # with a command: the hello world's placement proof first (--probe)
 
     def __post_init__(self) -> None:
         """Each field checked on its own; whether the variant exists and has this rank launcher is the
@@ -82,6 +84,8 @@ class Settings:
             raise SettingsError(local)
         if self.run_timeout <= 0 or self.stall_timeout <= 0 or self.retries < 0:
             raise SettingsError("--run-timeout and --stall-timeout must be positive, --retries not negative")
+        if self.probe and not self.command:
+            raise SettingsError("--probe needs --command (without one, the hello world's placement proof is the run)")
 
     @property
     def ranks_per_run(self) -> int:
