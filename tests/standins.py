@@ -12,7 +12,8 @@ setup_run_environment) points:
   recipe runs its `bin/python3` to find site-packages for every Python extension it loads (flux-core).
 - flux-core: `bin/flux`, a script that execs the set-up's Flux build (core and sched in one prefix, see
   upstream/flux.py), a copy of that build's Python bindings in `lib/python3.12/site-packages` (where the
-  recipe puts PYTHONPATH; built for the system Python 3.11) and of its `etc/flux` (the job shell's initrc).
+  recipe puts PYTHONPATH; built for the system Python 3.11), of its `etc/flux` (the job shell's initrc) and
+  of its `lib/flux/connectors` (the recipe's FLUX_CONNECTOR_PATH, which replaces libflux's own).
   flux-sched needs nothing of its own: the set-up's flux loads Fluxion from its own prefix.
 - openmpi: `bin/mpirun`, `bin/mpicc`, ... scripts that exec Debian's Open MPI (4.1, Slurm-aware).
 
@@ -75,6 +76,9 @@ def flux_core(prefix: Path, flux_build: Path) -> None:
             shutil.copytree(built / name, site / name, symlinks=False, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(flux_build / "etc" / "flux", prefix / "etc" / "flux", symlinks=False, dirs_exist_ok=True)
+    # FLUX_CONNECTOR_PATH (the recipe's) replaces libflux's own: the ssh:// connector FluxExecutor uses
+    shutil.copytree(flux_build / "lib" / "flux" / "connectors", prefix / "lib" / "flux" / "connectors",
+                    symlinks=False, dirs_exist_ok=True)
 
 
 def openmpi(prefix: Path) -> None:

@@ -114,8 +114,9 @@ def fresh_clone(dest: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def place(slurm_cluster: Cluster) -> Iterator[Place]:
-    """The user, their folder, the project's Spack in it, a fresh clone; removed afterwards."""
+def place(slurm_cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[Place]:
+    """The user, their folder, the project's Spack in it, a fresh clone; removed afterwards, unless a test
+    failed (then its path is printed, to read the runs' logs there)."""
     user = userpath.ordinary_user()
     closed = userpath.readable_by_all(slurm_cluster.spec.slurm_conf)
     if closed:
@@ -129,8 +130,11 @@ def place(slurm_cluster: Cluster) -> Iterator[Place]:
         client = {k: v for k, v in client_env(slurm_cluster.spec).items() if k in userpath.CLIENT_VARS}
         yield Place(user, top, spack, clone, client)
     finally:
-        shutil.rmtree(top, ignore_errors=True)
-        shutil.rmtree(user.home / ".spack", ignore_errors=True)  # the redeployed Spack's default cache
+        if request.session.testsfailed:
+            print(f"\ncluster path: a test failed, its folder is kept: {top}")
+        else:
+            shutil.rmtree(top, ignore_errors=True)
+            shutil.rmtree(user.home / ".spack", ignore_errors=True)  # the redeployed Spack's default cache
 
 
 def spack_line(p: Place) -> str:
@@ -195,7 +199,10 @@ def assert_verified(p: Place, outcome: dict, conda_bin: Path, tag: str) -> None:
             ok = data.get("verified") is True and result.is_relative_to(p.clone / "runs")
         if not ok:
             err = (p.clone / "logs" / f"{tag}-{name}.err")
-            failed[name] = (got, err.read_text()[-3000:] if err.exists() else "")
+            told = err.read_text()[-3000:] if err.exists() else ""
+            if result is not None and result.is_file():
+                told += "\nresult.json: " + result.read_text()[-3000:]
+            failed[name] = (got, told)
     assert not failed, "\n".join(f"{n}: {g}\n{e}" for n, (g, e) in failed.items())
 
 
