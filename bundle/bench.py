@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import projectdir
+
 ARCH = "opt/spack/linux-debian12-x86_64/gcc-12.2.0"
 # 16 letters and a space: text-like bytes that compress about 2:1, like sources, headers and scripts.
 TEXT = bytes.maketrans(bytes(range(256)), (b"etaoinshrdlucmw \n" * 16)[:256])
@@ -106,7 +108,7 @@ def runs(values: list[Timed]) -> str:
 
 def run(work: Path, size_mb: int, files: int, packages: int, repeat: int = 1) -> dict:
     py = [sys.executable, "-m", "bundle"]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env = {**os.environ, "PYTHONPATH": str(projectdir.import_root())}
     root = work / "root"
     load_before = os.getloadavg()[0]
     t0 = time.monotonic()

@@ -22,8 +22,6 @@ from pathlib import Path
 
 from bundle.bench import ARCH, generate
 
-PROJECT = Path(__file__).resolve().parent.parent
-
 
 def _run(cmd: list[str]) -> tuple[float, str]:
     start = time.monotonic()

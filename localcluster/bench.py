@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import cluster
-from .spec import ClusterSpec
+from .spec import PROJECT, ClusterSpec
 
 GOAL_16_UP = 2.0
 
@@ -29,7 +29,7 @@ def parser() -> argparse.ArgumentParser:
                                 description="Time local-cluster up and down for several node counts.")
     p.add_argument("--nodes", type=int, nargs="+", default=[4, 16], help="node counts (default: 4 16)")
     p.add_argument("--rounds", type=int, default=3, help="rounds, interleaved; the median is reported")
-    p.add_argument("--root", type=Path, default=Path(__file__).resolve().parent.parent / ".state" / "bench")
+    p.add_argument("--root", type=Path, default=PROJECT / ".state" / "bench")
     return p
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import network, sshd
 from .procs import CommandError, alive, pids_matching, read_pid, run, stop
-from .spec import PROJECT, ClusterSpec, cgroup_conf, client_env, hosts_file, slurm_conf
+from .spec import ClusterSpec, cgroup_conf, client_env, hosts_file, shared_paths, slurm_conf
 
 # Which Debian package brings each command, for the one-line "missing package" error.
 REQUIRED = {
@@ -121,13 +121,6 @@ def _start_munged(spec: ClusterSpec) -> None:
          f"--seed-file={d / 'munged.seed'}"])
 
 
-def shared_under_tmp(paths: list[Path]) -> list[str]:
-    """Top-level /tmp entries holding shared paths (a checkout in /tmp): nodes must still see them."""
-    tops = {Path("/tmp", p.resolve().relative_to("/tmp").parts[0]) for p in paths
-            if p.resolve().is_relative_to("/tmp") and p.resolve() != Path("/tmp")}
-    return sorted(str(t) for t in tops)
-
-
 def _node_command(spec: ClusterSpec, node: str) -> list[str]:
     """slurmd inside the node's namespaces, with its own hostname, /etc/hosts, /tmp and /dev/shm.
 
@@ -136,7 +129,7 @@ def _node_command(spec: ClusterSpec, node: str) -> list[str]:
     before /tmp is covered (util-linux mount would otherwise resolve the path in the new /tmp).
     """
     q = shlex.quote
-    keep = shared_under_tmp([spec.root, PROJECT])
+    keep = shared_paths(spec)
     steps = [f"hostname {node}", f"mount --bind {q(str(spec.etc / 'hosts'))} /etc/hosts"]
     steps += [f"exec {fd}<{q(path)}" for fd, path in enumerate(keep, start=3)]
     steps.append(f"mount --bind {q(str(spec.tmp_dir(node)))} /tmp")

@@ -5,11 +5,24 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
+import os
 import shlex
 from pathlib import Path
 
+import projectdir
+
+
+def _project() -> Path:
+    """The checkout the cluster serves (its scripts/node-ssh, its .state/), as projectdir finds it; else the
+    folder the code came from."""
+    try:
+        return projectdir.find() or projectdir.import_root()
+    except projectdir.NotFound:  # a bad $PARSL_MPI_STACK_PROJECT: the commands that need one say so
+        return projectdir.import_root()
+
+
 MAX_NODES = 200
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = _project()
 DEFAULT_ROOT = PROJECT / ".state" / "cluster"
 STATE_FILE = "cluster.json"  # under the root: the spec a running cluster was brought up with
 
@@ -249,6 +262,18 @@ def cgroup_conf() -> str:
     return "CgroupPlugin=cgroup/v1\nCgroupAutomount=no\n"
 
 
+def shared_under_tmp(paths: list[Path]) -> list[str]:
+    """Top-level /tmp entries holding shared paths (a checkout in /tmp): nodes must still see them."""
+    tops = {Path("/tmp", p.resolve().relative_to("/tmp").parts[0]) for p in paths
+            if p.resolve().is_relative_to("/tmp") and p.resolve() != Path("/tmp")}
+    return sorted(str(t) for t in tops)
+
+
+def shared_paths(spec: ClusterSpec) -> list[str]:
+    """What the nodes see although it is under /tmp: the cluster's root, the checkout, the project's code."""
+    return shared_under_tmp([spec.root, PROJECT, projectdir.import_root()])
+
+
 def client_env(spec: ClusterSpec) -> dict[str, str]:
     """What client commands and jobs need to use this cluster."""
     return {
@@ -259,6 +284,8 @@ def client_env(spec: ClusterSpec) -> dict[str, str]:
         "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
         "LOCAL_CLUSTER_ADDRESS": spec.host_address,
         "LOCAL_CLUSTER_ROOT": str(spec.root),
+        # What the nodes see under their private /tmp all the same (workflows/settings.py's pre-flight reads it).
+        "LOCAL_CLUSTER_SHARED": os.pathsep.join(shared_paths(spec)),
         # Flux's ssh:// connector wants one program: this one is ssh -F <the ssh_config below> to the nodes' sshd.
         "FLUX_SSH": str(PROJECT / "scripts" / "node-ssh"),
         # The nodes' real sshd, for the bundle's ship (python -m bundle redeploy --to NODE:PREFIX).

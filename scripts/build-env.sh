@@ -8,7 +8,7 @@ usage="usage: scripts/build-env.sh [--check-lock [--no-cache]] [--env DIR]
   Builds the environment in DIR (default: the repo root) as spack.lock says, after checking that a forced
   re-solve of spack.yaml gives the lock (roots and every hash; a check that passed is cached by the digest
   of its inputs). --check-lock: only the check, one line per changed spec when stale. --no-cache: re-solve.
-  Needs spack on PATH (yours, or the set-up's: eval \"\$(python -m upstream env)\")."
+  Needs spack on PATH (yours, or the set-up's: eval \"\$(python3 -m upstream env)\")."
 env_dir="$repo"; check_only=0; cache_args=()
 while (($#)); do
   case "$1" in
@@ -19,7 +19,7 @@ while (($#)); do
     *) echo "build-env: unknown argument '$1'" >&2; echo "$usage" >&2; exit 2;;
   esac
 done
-command -v spack >/dev/null 2>&1 || { echo "build-env: spack not found on PATH (install Spack 1.0.x, or the project's: python -m upstream install spack, then eval \"\$(python -m upstream env)\")" >&2; exit 1; }
+command -v spack >/dev/null 2>&1 || { echo "build-env: spack not found on PATH (install Spack 1.0.x, or the project's: python3 -m upstream install spack, then eval \"\$(python3 -m upstream env)\")" >&2; exit 1; }
 [ -d "$env_dir" ] || { echo "build-env: no such directory: $env_dir" >&2; exit 2; }
 env_dir="$(cd "$env_dir" && pwd)"
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the project needs on Debian/Ubuntu, make .venv, then build the pinned Flux and Spack once per
-# machine (python -m upstream: from $PARSL_MPI_STACK_SOURCES or upstream, into $PARSL_MPI_STACK_PREFIX).
+# machine (python3 -m upstream: from $PARSL_MPI_STACK_SOURCES or upstream, into $PARSL_MPI_STACK_PREFIX).
 # Idempotent: a second run takes seconds. With CI=true, sources that cannot be reached are an error.
 set -euo pipefail
 usage() { echo "usage: scripts/setup.sh [--help]  (apt-get packages, .venv, then Flux and Spack built once outside the checkout)"; }

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-PROJECT = Path(__file__).resolve().parent.parent
+import projectdir
 
 
 class BenchError(RuntimeError):
@@ -59,11 +59,19 @@ def timed(label: str, cmd: Sequence[str], **kw) -> tuple[float, subprocess.Compl
     return seconds, result
 
 
+def checkout() -> Path:
+    """The checkout whose spack.yaml and spack.lock are benchmarked (projectdir: the working directory up)."""
+    try:
+        return projectdir.required()
+    except projectdir.NotFound as err:
+        raise BenchError(str(err)) from None
+
+
 def env_dir(dest: Path, store: Path, mirror: Path | None = None) -> Path:
     """The project's spack.yaml and spack.lock, installing into `store` (and reading `mirror`, if given)."""
     dest.mkdir(parents=True)
-    shutil.copy(PROJECT / "spack.lock", dest / "spack.lock")
-    data = yaml.safe_load((PROJECT / "spack.yaml").read_text())
+    shutil.copy(checkout() / "spack.lock", dest / "spack.lock")
+    data = yaml.safe_load((checkout() / "spack.yaml").read_text())
     data["spack"].setdefault("config", {}).setdefault("install_tree", {})["root"] = str(store)
     if mirror is not None:
         data["spack"]["mirrors"] = {"bench": {"url": mirror.as_uri(), "signed": False}}
@@ -85,8 +93,8 @@ def installed_hashes(spack: str, env: Path) -> dict[str, str]:
 def bench(work: Path) -> dict:
     spack = find_spack()
     python = sys.executable
-    bundle_env = {**os.environ, "PYTHONPATH": str(PROJECT)}
-    lock = json.loads((PROJECT / "spack.lock").read_text())
+    bundle_env = {**os.environ, "PYTHONPATH": str(projectdir.import_root())}
+    lock = json.loads((checkout() / "spack.lock").read_text())
     built = {h for h, n in lock["concrete_specs"].items() if not n.get("external")}
     r: dict = {"spack": subprocess.run([spack, "--version"], capture_output=True, text=True).stdout.strip(),
                "store_paths": len(built), "load_before": os.getloadavg()[0]}

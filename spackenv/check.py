@@ -31,11 +31,12 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import projectdir
+
 from . import lock as spack_lock
 
-PROJECT = Path(__file__).resolve().parent.parent
 CACHE_ENV = "PARSL_MPI_STACK_LOCK_CACHE"
-DEFAULT_CACHE = PROJECT / ".state" / "spack-lock-check.json"
+CACHE_NAME = "spack-lock-check.json"
 KEEP = 50  # digests remembered
 PROG = "build-env"
 REGENERATE = "regenerate: spack -e . concretize --force, then commit spack.lock"
@@ -190,13 +191,25 @@ def check(env_dir: Path, spack: str, cache: Path | None) -> list[str]:
     return diff
 
 
+def default_cache(env: Path) -> Path:
+    """$PARSL_MPI_STACK_LOCK_CACHE, else .state/ of the checkout holding the environment (projectdir), else the
+    per-user cache (an installed wheel checking a folder outside any checkout)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    checkout = projectdir.find(cwd=env)
+    if checkout is not None:
+        return checkout / ".state" / CACHE_NAME
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "parsl-mpi-stack" / CACHE_NAME
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m spackenv.check", description=__doc__.split("\n")[0])
     p.add_argument("--env", type=Path, default=Path.cwd(), help="the folder of spack.yaml and spack.lock")
     p.add_argument("--spack", default="spack", help="the spack command (default: spack on PATH)")
     p.add_argument("--no-cache", action="store_true", help="always re-solve, even for inputs checked before")
-    p.add_argument("--cache", type=Path, default=Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE),
-                   help=f"where passed checks are remembered (default ${CACHE_ENV}, else {DEFAULT_CACHE})")
+    p.add_argument("--cache", type=Path,
+                   help=f"where passed checks are remembered (default ${CACHE_ENV}, else .state/{CACHE_NAME} in "
+                        f"the checkout, else ~/.cache/parsl-mpi-stack/{CACHE_NAME})")
     return p
 
 
@@ -206,8 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"spack not found ({args.spack})")
         return 2
     try:
-        diff = check(args.env, args.spack, None if args.no_cache else args.cache)
-    except CheckError as err:
+        cache = None if args.no_cache else args.cache or default_cache(args.env)
+        diff = check(args.env, args.spack, cache)
+    except (CheckError, projectdir.NotFound) as err:
         _say(str(err))
         return 1
     if diff:

@@ -1,4 +1,4 @@
-"""python -m upstream install [flux] [spack] | env | status: the pinned Flux and Spack, built once per machine.
+"""python3 -m upstream install [flux] [spack] | env | status: the pinned Flux and Spack, built once per machine.
 
 Sources come from the mirror named by $PARSL_MPI_STACK_SOURCES (or --sources), else from upstream
 (checked). Builds go to $PARSL_MPI_STACK_PREFIX (default /opt/parsl-mpi-stack as root). Where no
@@ -60,7 +60,7 @@ def env_lines(root: Path) -> list[str]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m upstream", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python3 -m upstream", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     inst = sub.add_parser("install", help="build what is not built yet (default: flux spack)")
     inst.add_argument("what", nargs="*", metavar="flux|spack", help="what to build (default: both)")

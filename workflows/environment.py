@@ -72,7 +72,7 @@ def current_venv() -> str | None:
 
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m workflows.environment",
+        prog="python3 -m workflows.environment",
         description="Print the environment set-up lines (module loads), miniconda3 last.",
     )
     parser.add_argument("--load", action="append", metavar="SPEC",

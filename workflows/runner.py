@@ -7,13 +7,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import shutil
 import sys
 import time
 import uuid
 from pathlib import Path
 
-from . import command, environment, lifecycle, monitoring, report, slurm, variants, workflow
+from . import command, environment, lifecycle, monitoring, report, settings, slurm, variants, workflow
 from .settings import Settings, SettingsError
 
 MARKER = ".workflows-run"  # in every run directory: what `clean` removes
@@ -42,6 +43,10 @@ def checked_settings(args: argparse.Namespace) -> tuple[Settings, dict[str, int]
     run_dir = (args.run_dir or Path("runs") / f"{args.variant}-{time.strftime('%Y%m%d-%H%M%S')}").absolute()
     stand_in = {f"node{i}": 1 for i in range(max(1, args.nodes_per_run))}  # any partition the run fits
     s = settings_from(args, stand_in, run_dir)
+    unseen = settings.unseen_by_nodes(s, settings.python_prefixes(s), settings.PROJECT,
+                                      settings.shared_paths(os.environ))
+    if unseen:
+        raise SettingsError(unseen)
     missing = variants.checked(s).unavailable(s)
     missing = missing or (command.missing_program(s.command, Path.cwd()) if s.command else None)
     if missing:

@@ -3,30 +3,64 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .launchers import DEFAULT_RANK_LAUNCHER, MPI_FLAVOURS, RANK_LAUNCHERS
 
 SAFE_PATH = re.compile(r"[\w./+,:@%=~-]+")
-PROJECT = Path(__file__).resolve().parent.parent  # nodes must see it: workers import workflows.launch from it
+# The folder this package is imported from (the checkout, or site-packages): workers import workflows.launch
+# from it. projectdir.import_root() says the same, but `python workflows/run.py` (conda's Python, the project
+# not installed) loads this package alone, without projectdir beside it.
+PROJECT = Path(__file__).resolve().parent.parent
 FLUX_WRAPPERS = ("direct", "parsl")  # the flux variant's bash apps: the command itself, or Parsl's Python wrapper
 NODE_LOCAL = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), Path("/run"))
+SHARED_ENV = "LOCAL_CLUSTER_SHARED"  # folders under NODE_LOCAL that the nodes see all the same (the local cluster's)
+RUN_DIR_PROBLEM = "the nodes could not write their outputs there; use a directory on a shared filesystem " \
+                  "(the default runs/ in the working directory is, in a checkout on one)"
 
 
-def node_local_problem(run_dir: Path, project: Path = PROJECT) -> str | None:
-    """A run directory the nodes cannot see (private /tmp and friends, as on real clusters), or None.
+def shared_paths(environ: Mapping[str, str]) -> tuple[Path, ...]:
+    """The folders $LOCAL_CLUSTER_SHARED names (the local cluster re-binds them into its nodes' private /tmp)."""
+    return tuple(Path(p) for p in environ.get(SHARED_ENV, "").split(os.pathsep) if p)
 
-    Inside the project is fine even under /tmp: the nodes must see the project anyway.
-    """
-    path = run_dir if run_dir.is_absolute() else Path.cwd() / run_dir
-    if path.is_relative_to(project):
+
+def node_local_problem(path: Path, what: str = "--run-dir", why: str = RUN_DIR_PROBLEM,
+                       shared: Sequence[Path] = ()) -> str | None:
+    """Why the nodes cannot see `path` (under a folder each node has to itself, as /tmp is on real clusters),
+    in one line naming it as `what` and saying `why` that matters, or None. Symbolic links are followed."""
+    resolved = path.resolve()
+    if any(resolved.is_relative_to(folder.resolve()) for folder in shared):
         return None
-    local = next((d for d in NODE_LOCAL if path.is_relative_to(d)), None)
+    local = next((d for d in NODE_LOCAL if resolved.is_relative_to(d)), None)
     if local is None:
         return None
-    return (f"--run-dir {run_dir} is under {local}, which each node has to itself: the nodes could not write "
-            "their outputs there; use a directory on a shared filesystem (the default runs/ in the project is)")
+    return f"{what} {path} is under {local}, which each compute node has to itself: {why}"
+
+
+def unseen_by_nodes(s: Settings, python: Sequence[Path], project: Path, shared: Sequence[Path]) -> str | None:
+    """The pre-flight, before anything is submitted: the first of the run's folders that the nodes must see
+    and cannot (the run directory, the workers' Python, the project's code), in one line; or None.
+
+    `python`: the prefixes of the Python the workers run (python_prefixes()).
+    """
+    checks = [(s.run_dir, "--run-dir", RUN_DIR_PROBLEM)]
+    checks += [(prefix, "the workers' Python", "they could not start it; use a Python (or venv) on a shared "
+                "filesystem") for prefix in python]
+    checks += [(project, "the project's code", "the workers import workflows.launch from it; use a checkout "
+                "(or a venv it is installed in) on a shared filesystem")]
+    return next(filter(None, (node_local_problem(path, what, why, shared) for path, what, why in checks)), None)
+
+
+def python_prefixes(s: Settings) -> list[Path]:
+    """Where the workers' Python lives: the venv they activate and the Python it was made from; without a
+    venv, this Python, unless the workers load their own (spack load miniconda3)."""
+    if s.venv:
+        return [Path(s.venv), Path(sys.base_prefix)]
+    return [] if s.use_spack else [Path(sys.prefix)]
 
 
 class SettingsError(ValueError):
@@ -79,7 +113,7 @@ class Settings:
         if not SAFE_PATH.fullmatch(str(self.run_dir)):
             raise SettingsError(f"--run-dir {str(self.run_dir)!r}: spaces and shell characters are not allowed "
                                 "(Parsl hands the path to sbatch unquoted)")
-        local = node_local_problem(self.run_dir)
+        local = node_local_problem(self.run_dir, shared=shared_paths(os.environ))
         if local:
             raise SettingsError(local)
         if self.run_timeout <= 0 or self.stall_timeout <= 0 or self.retries < 0:

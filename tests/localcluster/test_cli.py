@@ -48,12 +48,12 @@ def test_env_ends_with_the_lines_of_upstream_env(tmp_path):
     out = env_with_upstream(tmp_path, main).stdout.splitlines()
     assert out[0] == f"export SLURM_CONF={tmp_path}/c/etc/slurm.conf"
     assert out[-1] == "export PATH=/opt/stack/flux/bin:/opt/stack/spack/bin:$PATH"
-    assert len(out) == 10
+    assert len(out) == 11
 
 
 def test_env_without_upstream_is_the_clusters_lines_alone(tmp_path):
     proc = env_with_upstream(tmp_path, None)
-    assert len(proc.stdout.splitlines()) == 9 and "PATH=" not in proc.stdout and proc.stderr == ""
+    assert len(proc.stdout.splitlines()) == 10 and "PATH=" not in proc.stdout and proc.stderr == ""
 
 
 def test_env_agrees_with_python_m_upstream_env(tmp_path):
@@ -61,4 +61,4 @@ def test_env_agrees_with_python_m_upstream_env(tmp_path):
                           capture_output=True, text=True, check=True).stdout.splitlines()
     theirs = subprocess.run([sys.executable, "-m", "upstream", "env"], cwd=PROJECT, capture_output=True, text=True)
     extra = [line for line in theirs.stdout.splitlines() if line] if theirs.returncode == 0 else []
-    assert ours[9:] == extra
+    assert ours[10:] == extra

@@ -61,7 +61,7 @@ def test_network_commands_give_each_node_its_namespace_and_address():
 
 
 def test_shared_paths_under_tmp_stay_visible_on_nodes():
-    from localcluster.cluster import shared_under_tmp
+    from localcluster.spec import shared_under_tmp
 
     assert shared_under_tmp([Path("/tmp/ci/.state/c"), Path("/tmp/ci"), Path("/work/p")]) == ["/tmp/ci"]
     assert shared_under_tmp([Path("/work/p")]) == []
