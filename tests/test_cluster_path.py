@@ -110,6 +110,8 @@ def link_repos(cache: Path, setup_cache: Path) -> None:
 def user_ssh(user: User, spec: ClusterSpec) -> None:
     """The user's own key to the nodes (~/.ssh, as on a cluster whose homes are shared): FluxExecutor reaches
     its Flux instance with ssh://. The cluster's ssh_config and known hosts, for this user and key."""
+    # useradd leaves the password locked ("!"), and sshd without PAM refuses a locked account even with a key
+    subprocess.run(["usermod", "-p", "*", user.name], check=True)
     ssh = user.home / ".ssh"
     ssh.mkdir(mode=0o700)
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ssh / "id_ed25519")], check=True)
@@ -210,6 +212,8 @@ def test_build_env_checks_the_lock_installs_and_puts_parsl_into_conda(built: sub
     conda = conda_bin(installed, f"{installed.spack_line}\nspack env activate .")
     check = installed.bash(f"env -u PYTHONPATH {conda}/python -c 'import parsl, matplotlib; print(parsl.__file__)'")
     assert _check(check, "Parsl in conda's Python").startswith(str(conda.parent)), check.stdout
+    long = [f.name for f in conda.iterdir() if f.is_file() and len(f.open("rb").readline().rstrip()) > 127]
+    assert not long, f"shebangs over the kernel's 127 bytes in conda's bin: {long}"
 
 
 def test_every_variant_verifies_as_the_user(built: subprocess.CompletedProcess[str], installed: Place) -> None:
