@@ -42,7 +42,8 @@ def sshd_config(spec: ClusterSpec, node: str, address: str) -> str:
     d = ssh_dir(spec)
     return "\n".join([
         f"ListenAddress {address}", "Port 22", f"HostKey {d / 'host_key'}", f"PidFile {pid_file(spec, node)}",
-        f"AuthorizedKeysFile {d / 'authorized_keys'}", "PermitRootLogin prohibit-password",
+        # the cluster's key (root's, in the state directory), and a user's own, as on a cluster's nodes
+        f"AuthorizedKeysFile {d / 'authorized_keys'} .ssh/authorized_keys", "PermitRootLogin prohibit-password",
         "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UsePAM no",
         "StrictModes no",  # the keys live in the project's state directory, not under ~/.ssh
         "PrintMotd no", "AcceptEnv LANG LC_*", "Subsystem sftp internal-sftp", "MaxStartups 50:30:100", "",

@@ -33,6 +33,11 @@ spack -e . install --fail-fast
 # Parsl goes into conda's base env; PYTHONPATH unset so Spack's site-packages stay out of conda's Python.
 conda="$(spack -e . location -i miniconda3)"
 env -u PYTHONPATH "$conda/bin/python" -m pip install --no-input --quiet -r "$repo/env/parsl-requirements.txt"
+# pip writes some scripts (dill's get_gprof, ...) with conda's whole padded prefix as their shebang, longer
+# than the 127 bytes the kernel reads (and than a relocating redeploy accepts): Spack's own sbang fixes them,
+# as Spack does after each install.
+BUILD_ENV_BIN="$conda/bin" spack -e . python -c \
+  'import os, spack.hooks.sbang as s; s.filter_shebangs_in_directory(os.environ["BUILD_ENV_BIN"])'
 
 echo "# environment ready; set up shells and workers with (miniconda3 last):"
 env -u PYTHONPATH "$repo/scripts/console-script" parsl-mpi-environment
