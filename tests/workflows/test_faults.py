@@ -34,14 +34,18 @@ def fault_cluster() -> Iterator[Cluster]:
         yield up
 
 
+def revived(up: Cluster) -> Iterator[Cluster]:
+    """Every node of the cluster idle before the test, and again after it (the body of a fixture)."""
+    for node in up.spec.node_names:
+        cluster.revive_node(up.spec, node)
+    yield up
+    for node in up.spec.node_names:
+        cluster.revive_node(up.spec, node)
+
+
 @pytest.fixture
 def whole(fault_cluster: Cluster) -> Iterator[Cluster]:
-    """Every node idle before the test, and again after it."""
-    for node in fault_cluster.spec.node_names:
-        cluster.revive_node(fault_cluster.spec, node)
-    yield fault_cluster
-    for node in fault_cluster.spec.node_names:
-        cluster.revive_node(fault_cluster.spec, node)
+    yield from revived(fault_cluster)
 
 
 def holding_source(directory: Path) -> Path:
@@ -172,11 +176,7 @@ def big_cluster() -> Iterator[Cluster]:
 
 @pytest.fixture
 def big(big_cluster: Cluster) -> Iterator[Cluster]:
-    for node in big_cluster.spec.node_names:
-        cluster.revive_node(big_cluster.spec, node)
-    yield big_cluster
-    for node in big_cluster.spec.node_names:
-        cluster.revive_node(big_cluster.spec, node)
+    yield from revived(big_cluster)
 
 
 def running_block(env: dict, other_than: set[str], timeout: float = 90) -> tuple[str, str]:
