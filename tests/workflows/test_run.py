@@ -88,7 +88,7 @@ def test_flux_bindings_that_do_not_import_are_named_before_anything_is_submitted
     (["dask"], "invalid choice"),
     (["htex", "--load", "miniconda3", "--load", "openmpi"], "must be loaded last"),
     (["htex", "--no-spack", "--run-dir", "runs/a b"], "spaces and shell characters are not allowed"),
-    (["htex", "--no-spack", "--run-dir", "/tmp/r"], "each node has to itself"),
+    (["htex", "--no-spack", "--run-dir", "/tmp/r"], "each compute node has to itself"),
     (["htex", "--launcher", "flux"], "the htex variant launches with mpirun only"),
 ])
 def test_bad_input_is_one_line_and_submits_nothing(slurm_cluster, args, word):
