@@ -16,14 +16,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import shutil
-import time
-import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import command, environment, lifecycle, slurm, variants, workflow
-from .settings import Settings, SettingsError
+from .settings import Settings, SettingsError, default_run_dir, new_tag
 
 if TYPE_CHECKING:
     from parsl.config import Config
@@ -36,13 +34,13 @@ def settings_for(variant: str, **fields: Any) -> Settings:
     workers, the variant's first rank launcher, a fresh tag for cleanup. Bad settings: SettingsError (one line)."""
     if variant not in variants.REGISTRY:
         raise SettingsError(f"unknown variant {variant!r} (choose from {', '.join(variants.REGISTRY)})")
-    run_dir = Path(fields.pop("run_dir", Path("runs") / f"{variant}-{time.strftime('%Y%m%d-%H%M%S')}")).absolute()
+    run_dir = Path(fields.pop("run_dir")).absolute() if "run_dir" in fields else default_run_dir(variant)
     if "cpus_per_node" not in fields or "cluster_nodes" not in fields:
         nodes = slurm.partition_nodes(fields.get("partition"))
         fields = {"cpus_per_node": min(nodes.values()), "cluster_nodes": len(nodes), **fields}
     use_spack = fields.pop("use_spack", shutil.which("spack") is not None)
     defaults = {"loads": environment.DEFAULT_LOADS if use_spack else (), "venv": environment.current_venv(),
-                "rank_launcher": variants.get(variant).rank_launchers[0], "tag": f"parslmpi-{uuid.uuid4().hex[:12]}"}
+                "rank_launcher": variants.get(variant).rank_launchers[0], "tag": new_tag()}
     own = {o.field for o in variants.get(variant).options}  # e.g. flux_wrapper="parsl": the variant's own option
     given = tuple((k, str(fields.pop(k))) for k in sorted(own & fields.keys()))
     s = Settings(variant=variant, run_dir=run_dir, use_spack=use_spack, variant_options=given,

@@ -11,7 +11,6 @@ import os
 import shutil
 import sys
 import time
-import uuid
 from pathlib import Path
 
 from . import command, environment, lifecycle, monitoring, report, settings, slurm, variants, workflow
@@ -35,13 +34,13 @@ def settings_from(args: argparse.Namespace, nodes: dict[str, int], run_dir: Path
         variant_options=variants.given_options(vars(args)),
         run_timeout=args.run_timeout, retries=args.retries, stall_timeout=args.stall_timeout,
         strategy_period=args.strategy_period, max_lost_blocks=args.max_lost_blocks,
-        tag=f"parslmpi-{uuid.uuid4().hex[:12]}",
+        tag=settings.new_tag(),
         command=command.argv(args.user_command) if args.user_command is not None else (), probe=args.probe)
 
 
 def checked_settings(args: argparse.Namespace) -> tuple[Settings, dict[str, int]]:
     """Arguments and the variant's needs first (nothing contacted), then the partition from Slurm."""
-    run_dir = (args.run_dir or Path("runs") / f"{args.variant}-{time.strftime('%Y%m%d-%H%M%S')}").absolute()
+    run_dir = args.run_dir.absolute() if args.run_dir else settings.default_run_dir(args.variant)
     stand_in = {f"node{i}": 1 for i in range(max(1, args.nodes_per_run))}  # any partition the run fits
     s = settings_from(args, stand_in, run_dir)
     unseen = settings.unseen_by_nodes(s, settings.python_prefixes(s), settings.PROJECT,

@@ -6,6 +6,8 @@ import dataclasses
 import os
 import re
 import sys
+import time
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -60,6 +62,16 @@ def python_prefixes(s: Settings) -> list[Path]:
     if s.venv:
         return [Path(s.venv), Path(sys.base_prefix)]
     return [] if s.use_spack else [Path(sys.prefix)]
+
+
+def new_tag() -> str:
+    """A run's own Slurm --comment, on every block job it submits: how it finds and cancels them."""
+    return f"parslmpi-{uuid.uuid4().hex[:12]}"
+
+
+def default_run_dir(variant: str) -> Path:
+    """runs/<variant>-<timestamp>, absolute."""
+    return (Path("runs") / f"{variant}-{time.strftime('%Y%m%d-%H%M%S')}").absolute()
 
 
 class SettingsError(ValueError):
