@@ -182,12 +182,12 @@ def send_store_paths(bundle: Path, todo: set[str], out: _Sender, on_file: Callab
         raw.close()
 
 
-def _reply(proc: subprocess.Popen, host: str, errors: list[str], python: str) -> dict[str, Any]:
+def _reply(proc: subprocess.Popen, host: str, stderr: Callable[[], str], python: str) -> dict[str, Any]:
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line:
         proc.wait()
-        raise BundleError(ssh_error(host, proc.returncode, "".join(errors), python))
+        raise BundleError(ssh_error(host, proc.returncode, stderr(), python))
     message = json.loads(line)
     if "error" in message:
         raise BundleError(f"{host}: {message['error']}")
@@ -211,17 +211,23 @@ def report(result: dict[str, Any], host: str, sent: int, control: int, paths: li
 
 
 @contextmanager
-def _session(ssh: str | None, host: str, python: str) -> Iterator[tuple[subprocess.Popen, list[str]]]:
-    """`ssh HOST python3 -c <reader>`, its stderr collected (for the one line when it fails); waited for on
-    the way out, killed when it has not ended 30 s later."""
+def _session(ssh: str | None, host: str, python: str) -> Iterator[tuple[subprocess.Popen, Callable[[], str]]]:
+    """`ssh HOST python3 -c <reader>`, its stderr collected (for the one line when it fails: the second item
+    gives all of it once ssh has ended, not what the drain had read so far); waited for on the way out,
+    killed when it has not ended 30 s later."""
     proc = subprocess.Popen([*ssh_command(ssh), host, remote_command(python)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     errors: list[str] = []
     drain = threading.Thread(target=lambda: errors.extend(line.decode(errors="replace")
                                                           for line in proc.stderr or []), daemon=True)
     drain.start()
+
+    def stderr() -> str:
+        drain.join(timeout=5)
+        return "".join(errors)
+
     try:
-        yield proc, errors
+        yield proc, stderr
     finally:
         if proc.poll() is None:
             try:
@@ -250,7 +256,7 @@ def ship(bundle: Path, dest: str, *, ssh: str | None = None, relocate: bool = Fa
     bundle = Path(bundle)
     manifest, digest = reader.read(bundle, manifest_only=True)
     by_key = {sp["key"]: sp for sp in manifest["paths"]}
-    with _session(ssh, host, python) as (proc, errors):
+    with _session(ssh, host, python) as (proc, stderr):
         assert proc.stdin is not None
         stdin, out = proc.stdin, _Sender(proc.stdin, on_sent)
         first = request(bundle.name, digest, manifest, prefix, relocate=relocate, wait=wait, prune=prune)
@@ -260,7 +266,7 @@ def ship(bundle: Path, dest: str, *, ssh: str | None = None, relocate: bool = Fa
             stdin.flush()
 
         _unless_gone(send_request)
-        todo = [by_key[k] for k in _reply(proc, host, errors, python)["todo"] if k in by_key]
+        todo = [by_key[k] for k in _reply(proc, host, stderr, python)["todo"] if k in by_key]
         control = out.sent
         if on_plan:
             steps = Plan(todo, [], [], {})
@@ -268,7 +274,7 @@ def ship(bundle: Path, dest: str, *, ssh: str | None = None, relocate: bool = Fa
         if todo:
             _unless_gone(lambda: send_store_paths(bundle, {sp["key"] for sp in todo}, out, on_file))
         _unless_gone(stdin.close)
-        result = _reply(proc, host, errors, python)["result"]
+        result = _reply(proc, host, stderr, python)["result"]
     return report(result, host, out.sent, control, todo)
 
 
