@@ -109,3 +109,17 @@ def where_ran(stdout: str | Path, stderr: str | Path = "", exit_status: int | No
     and exit_status are only recorded in the result."""
     text = Path(stdout).read_text(errors="replace")
     return command.parse(0, str(stdout), str(stderr), text, exit_status)
+
+
+def cancel(future: AppFuture) -> bool:
+    """Cancel an app's current try; True when it is cancelled (docs/flux.md, "Cancelling a run").
+
+    Parsl's AppFuture.cancel() raises NotImplementedError, and its executors' futures cancel only a try that
+    has not started. Under the flux variant (DirectFluxExecutor) a running try's Flux job is cancelled too:
+    Flux kills every rank, and this returns once the job has ended and its nodes are free. The app then fails
+    with concurrent.futures.CancelledError, not retried under the variants' configs.
+    """
+    from .flux import parsl_seam
+
+    try_future = parsl_seam.executor_future(future)
+    return bool(try_future is not None and try_future.cancel())

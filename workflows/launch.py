@@ -69,12 +69,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--mpi", choices=MPI_FLAVOURS, default=MPI_FLAVOURS[0])
     p.add_argument("--launcher", choices=sorted(RANK_LAUNCHERS), default=DEFAULT_RANK_LAUNCHER,
                    help="the rank launcher (workflows/launchers.py) that starts the run's ranks")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS",
+                   help="the run's time limit, for a rank launcher whose scheduler enforces it (flux)")
     p.add_argument("program", nargs="+")
     args = p.parse_args(argv)
     source = placement_from_slurm if args.source == "slurm" else placement_from_parsl
     hosts, per_node = source(os.environ)
     rank_launcher = RANK_LAUNCHERS[args.launcher]
-    cmd = rank_launcher.command(args.mpi, hosts, per_node, args.program)
+    cmd = rank_launcher.command(args.mpi, hosts, per_node, args.program, args.time_limit)
     print(f"# launch {' '.join(cmd)}", flush=True)
     tmp = tempfile.mkdtemp(prefix="mpi-task.")
     try:

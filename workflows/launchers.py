@@ -37,7 +37,8 @@ class Mpirun(RankLauncher):
     name = "mpirun"
     summary = "mpirun (Open MPI) / mpiexec (MPICH) over the run's nodes"
 
-    def command(self, flavour: str, hosts: Sequence[str], ranks_per_node: int, program: Sequence[str]) -> list[str]:
+    def command(self, flavour: str, hosts: Sequence[str], ranks_per_node: int, program: Sequence[str],
+                time_limit: float | None = None) -> list[str]:
         n = str(len(hosts) * ranks_per_node)
         if flavour == "openmpi":
             return ["mpirun", "-np", n, "--host", ",".join(hosts), "--map-by", f"ppr:{ranks_per_node}:node",

@@ -19,5 +19,8 @@ class RankLauncher:
     under_flux: ClassVar[bool] = False  # the block runs inside `flux start`
     stamps_ranks: ClassVar[bool] = False  # each rank writes the run's stamps (no stamps around the launch)
 
-    def command(self, flavour: str, hosts: Sequence[str], ranks_per_node: int, program: Sequence[str]) -> list[str]:
+    def command(self, flavour: str, hosts: Sequence[str], ranks_per_node: int, program: Sequence[str],
+                time_limit: float | None = None) -> list[str]:
+        """time_limit: seconds after which the launcher's scheduler itself ends the run, where it has one
+        (Flux); elsewhere the `timeout` around the launch ends it (workflows.apps.run_line)."""
         raise NotImplementedError

@@ -29,3 +29,12 @@ def test_flux_asks_flux_for_counts_whole_nodes_and_one_core_per_rank_and_ignores
     assert cmd[11] == "-c" and "./hello 'x y'; rc=$?" in cmd[12]
     assert cmd[12].startswith('echo "# start $(date +%s.%N) ${FLUX_JOB_ID:-$(hostname)-$$}"')
     assert RANK_LAUNCHERS["flux"].under_flux and not RANK_LAUNCHERS["mpirun"].under_flux
+
+
+def test_flux_gives_the_run_its_time_limit_in_whole_seconds_and_mpirun_leaves_it_to_timeout():
+    """Flux ends a run at its limit itself, deaf ranks included; mpirun's run ends by the `timeout` around it."""
+    cmd = RANK_LAUNCHERS["flux"].command("openmpi", ["n1"], 2, ["./hello"], time_limit=7.2)
+    assert cmd[cmd.index("-t") + 1] == "8s" and cmd.index("-t") < cmd.index("sh")
+    assert "-t" not in RANK_LAUNCHERS["flux"].command("openmpi", ["n1"], 2, ["./hello"])
+    assert RANK_LAUNCHERS["mpirun"].command("openmpi", ["n1"], 2, ["./hello"], time_limit=7.2) == \
+        RANK_LAUNCHERS["mpirun"].command("openmpi", ["n1"], 2, ["./hello"])

@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 POLL_INTERVAL = 0.01
 BASH = "/bin/bash"
 MAX_LOST_BLOCKS = 2  # Flux instances lost (and replaced) before the executor gives up as Parsl's does
+CANCEL_WAIT = 30.0  # seconds a cancel() of a running job waits for Flux to end it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +115,9 @@ def _complete(queued: DirectJob, runtime: Runtime, tracker: reprovision.Tracker 
             tracker.broken(queued, generation, exc)  # the instance's connection, not the job: the watch decides
             return
         if tracker is not None and not tracker.finished(queued, generation):
+            return
+        if getattr(future, "cancel_wanted", False) and getattr(exc, "type", None) == "cancel":
+            parsl_seam.Internals.mark_cancelled(future)
             return
         timeout = getattr(exc, "type", None) == "timeout" and job.walltime is not None
         future.set_exception(timed_out(job) if timeout else exc)
@@ -215,4 +219,34 @@ class DirectFluxExecutor(FluxExecutor):
             return super().submit(func, resource_specification, *args, **kwargs)
         spec = resource_specification or {}
         logger.debug("bash app %s runs directly in Flux", job.app)
-        return self.internals.enqueue(self, lambda future, task_id: DirectJob(future, task_id, spec, job, monitored))
+        return self.internals.enqueue(self, lambda future, task_id: DirectJob(future, task_id, spec, job, monitored),
+                                      self.cancel_running)
+
+    def cancel_running(self, future: Any) -> bool:
+        """A future's cancel() once Flux has its job: the job is cancelled (Flux kills every rank) and the call
+        returns when it has ended, its nodes free; True when the future is then cancelled (False: the job ended
+        first, or its instance is gone and the job waits to run again)."""
+        import flux
+        import flux.job
+
+        assert self.internals is not None
+        flux_future = self.internals.flux_future(future)
+        serving = self.loop.serving if self.loop is not None else None
+        if flux_future is None or serving is None or flux_future.done():
+            return bool(future.cancelled())
+        future.cancel_wanted = True
+        try:
+            jobid = flux_future.jobid(timeout=CANCEL_WAIT)
+            handle = flux.Flux(serving.uri)
+            flux.job.cancel(handle, jobid, "cancelled through its Parsl future")
+            # Flux reports the cancel (the future's exception) before its ranks are gone: "clean" is after
+            flux.job.event_wait(handle, jobid, "clean", raiseJobException=False)
+        except Exception as err:  # noqa: BLE001 - the job ended, or its instance went: not cancelled
+            logger.info("cancelling a running Flux job: %s", err)
+            future.cancel_wanted = False
+            return bool(future.cancelled())
+        try:
+            future.exception(timeout=CANCEL_WAIT)
+        except BaseException:  # noqa: BLE001 - CancelledError, or the wait ran out: cancelled() says which
+            pass
+        return bool(future.cancelled())

@@ -34,8 +34,10 @@ MODULE_NAMES = {STOCK: ("_FluxJobInfo", "_submit_single_job", "_submit_flux_jobs
                 "parsl.utils": ("get_std_fname_mode",), "parsl.monitoring.remote": ("monitor_wrapper",)}
 MONITOR_WRAPPER_PARAMS = ["f", "args", "kwargs", "x_try_id", "x_task_id", "radio_config", "run_id", "logging_level",
                           "sleep_dur", "monitor_resources", "run_dir"]
+TASK_RECORD_KEYS = ("exec_fu",)  # an AppFuture's task_record: the future of its current try
 # Every private Parsl name the project uses, all of them here: what the tree scan looks for elsewhere.
-PRIVATE_NAMES = (*(n for names in MODULE_NAMES.values() for n in names), *EXECUTOR_ATTRS, *FUTURE_ATTRS)
+PRIVATE_NAMES = (*(n for names in MODULE_NAMES.values() for n in names), *EXECUTOR_ATTRS, *FUTURE_ATTRS,
+                 *TASK_RECORD_KEYS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,15 +69,54 @@ class Internals:
         name, mode = self.names["get_std_fname_mode"](fdname, spec)
         return str(name), str(mode)
 
-    def enqueue(self, executor: Any, job: Callable[[Any, str], Any]) -> Any:
-        """Queue job(future, task_id) for Parsl's submission thread, under its lock, as its submit() does."""
+    def enqueue(self, executor: Any, job: Callable[[Any, str], Any],
+                cancel_running: Callable[[Any], bool] | None = None) -> Any:
+        """Queue job(future, task_id) for Parsl's submission thread, under its lock, as its submit() does.
+
+        cancel_running(future): what the future's cancel() does once Flux has the job (Parsl's returns False
+        then, and the job runs on): it ends the job; True when the future is then cancelled.
+        """
         with executor._submission_lock:
             if executor._stop_event.is_set():
                 raise RuntimeError("`shutdown()` already called")
             task_id = str(next(executor._task_id_counter))
-            future = self.names["FluxFutureWrapper"]()
+            future = self.future_class()
+            future.cancel_running = cancel_running
             executor._submission_queue.put(job(future, task_id))
             return future
+
+    @functools.cached_property
+    def future_class(self) -> type:
+        """Parsl's FluxFutureWrapper, whose cancel() also ends a job Flux already has (its cancel_running)."""
+        base: type = self.names["FluxFutureWrapper"]
+
+        class RunningCancellable(base):
+            cancel_running: Callable[[Any], bool] | None = None
+
+            def cancel(self) -> bool:
+                if super().cancel():
+                    return True
+                if self.done() or self.cancel_running is None:
+                    return bool(self.cancelled())
+                return self.cancel_running(self)
+
+        RunningCancellable.__qualname__ = RunningCancellable.__name__ = base.__name__
+        return RunningCancellable
+
+    @staticmethod
+    def flux_future(future: Any) -> Any:
+        """The Flux future behind a future of ours (None while Flux does not have the job yet)."""
+        with future._cancellation_lock:
+            return future._flux_future
+
+    @staticmethod
+    def mark_cancelled(future: Any) -> None:
+        """A future whose Flux job ended by our cancel reports cancelled, as Parsl's does for a queued one."""
+        import concurrent.futures
+
+        with future._cancellation_lock:
+            if concurrent.futures.Future.cancel(future):
+                future.set_running_or_notify_cancel()
 
     def attach(self, future: Any, submit: Callable[[], Any]) -> Any:
         """submit() to Flux unless the future was cancelled; link the Flux future under Parsl's lock.
@@ -161,6 +202,13 @@ class Internals:
         _submit_single_job.direct_dispatch = True  # type: ignore[attr-defined]
         setattr(self.stock, "_submit_single_job", _submit_single_job)  # noqa: B010 - a module's global, replaced
         self.names["_submit_single_job"] = _submit_single_job
+
+
+def executor_future(app_future: Any) -> Any:
+    """The executor's future of an AppFuture's current try (None before the DFK launched it, or after Parsl moved
+    it): Parsl has no public name for it."""
+    record = getattr(app_future, "task_record", None)
+    return record.get(TASK_RECORD_KEYS[0]) if isinstance(record, dict) else None
 
 
 def _probe() -> str:

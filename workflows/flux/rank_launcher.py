@@ -5,6 +5,7 @@ Pure, as every rank launcher: no Parsl, no Flux bindings, so it imports fast on 
 
 from __future__ import annotations
 
+import math
 import shlex
 from collections.abc import Sequence
 
@@ -20,10 +21,14 @@ class FluxRun(RankLauncher):
     under_flux = True
     stamps_ranks = True
 
-    def command(self, flavour: str, hosts: Sequence[str], ranks_per_node: int, program: Sequence[str]) -> list[str]:
+    def command(self, flavour: str, hosts: Sequence[str], ranks_per_node: int, program: Sequence[str],
+                time_limit: float | None = None) -> list[str]:
+        """time_limit: the job's own (`flux run -t`, whole seconds): Flux ends it there and kills every rank, even
+        one that ignores SIGTERM, or whose `flux run` was killed (a SIGKILL'd `flux run` leaves its job running)."""
         # Every rank stamps the job's start and end itself: Flux frees a job's nodes before the worker's
         # wrapper could stamp, and the next run may take them at once (its interval must be the job's).
         ranked = f"{stamp('start')}; {shlex.join(program)}; rc=$?; {stamp('end')}; exit $rc"
+        limit = ["-t", f"{math.ceil(time_limit)}s"] if time_limit is not None else []
         return ["flux", "run", "-N", str(len(hosts)), "-n", str(len(hosts) * ranks_per_node), "--exclusive",
-                "--cores-per-task=1",
+                "--cores-per-task=1", *limit,
                 "-o", "cpu-affinity=per-task", "sh", "-c", ranked]

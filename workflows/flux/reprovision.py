@@ -235,6 +235,7 @@ class Loop:
     alive: Callable[[str], bool] = reachable  # whether an instance's first node still answers
     events: Any = None  # a monitored run's JobEvents (workflows.flux.job_events): told of each instance served
     lost_blocks: list[LostBlock] = dataclasses.field(default_factory=list)
+    serving: Instance | None = None  # the instance jobs go to now (a running job's cancel goes there)
     again: collections.deque = dataclasses.field(default_factory=collections.deque)
 
     def serve(self, first_socket: Any) -> None:
@@ -284,6 +285,7 @@ class Loop:
         if self.events is not None:
             self.events.serving(instance.job_id, instance.uri, watching)
         fx = flux.job.FluxExecutor(handle_args=(instance.uri,), **self.flux_executor_kwargs)
+        self.serving = instance
         try:
             while not self.stop.is_set() or not self.submission_queue.empty() or self.again:
                 if self.tracker.lost:
@@ -301,6 +303,7 @@ class Loop:
                 sock.send(b"shutdown")
             return None
         finally:
+            self.serving = None
             watching.set()
 
     def _next(self) -> Any:

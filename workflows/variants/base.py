@@ -177,7 +177,8 @@ class InfrastructureRetries:
     """Parsl's retry_handler: a task lost with its worker pool (ManagerLost, WorkerLost) costs no retry.
 
     Up to max_lost_blocks pools may be lost so; past that the cluster keeps dying and such a task fails at
-    once. Every other failure costs 1, as without a handler. `lost` keeps (time, host, the task's stdout).
+    once. A cancelled try is not retried. Every other failure costs 1, as without a handler.
+    `lost` keeps (time, host, the task's stdout).
     """
 
     retries: int
@@ -186,8 +187,12 @@ class InfrastructureRetries:
     managers: set[str] = dataclasses.field(default_factory=set)
 
     def __call__(self, exc: BaseException, task_record: Any) -> float:
+        from concurrent.futures import CancelledError
+
         from parsl.executors.high_throughput.errors import ManagerLost, WorkerLost
 
+        if isinstance(exc, CancelledError):
+            return float(self.retries + 1)  # cancelled on purpose (workflows.cancel): not tried again
         if not isinstance(exc, (ManagerLost, WorkerLost)):
             return 1.0
         self.managers.add(str(getattr(exc, "manager_id", getattr(exc, "worker_id", ""))))
@@ -213,4 +218,4 @@ def refit(provider: Any, dead: Collection[str], s: Settings, most_nodes: int) ->
 def launch_in_block(s: Settings, binary: str, source: str) -> str:
     """The command that launches one MPI run from a worker (see workflows/launch.py)."""
     return (f"python -m workflows.launch --source {source} --mpi {s.mpi} --launcher {s.rank_launcher} "
-            f"-- {shlex.quote(binary)}")
+            f"--time-limit {s.run_timeout:g} -- {shlex.quote(binary)}")

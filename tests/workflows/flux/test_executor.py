@@ -27,6 +27,7 @@ from parsl.providers import LocalProvider
 from workflows.flux import instance as flux_instance
 from workflows.flux.executor import DirectFluxExecutor
 from workflows.settings import PROJECT
+from workflows.variants.base import InfrastructureRetries
 
 from ...needs import require
 
@@ -62,7 +63,8 @@ def instance(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     saved = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT), saved]))
     ex = executor(request.param, d)
-    parsl.load(Config(executors=[ex], run_dir=str(d / "runinfo"), retries=1))
+    parsl.load(Config(executors=[ex], run_dir=str(d / "runinfo"), retries=1,
+                      retry_handler=InfrastructureRetries(retries=1, max_lost_blocks=0)))
     try:
         yield Instance(request.param, d)
     finally:
@@ -173,22 +175,107 @@ def test_the_highest_exit_status_over_ranks_fails_the_app(instance: Instance) ->
     assert failed.value.exitcode == 5
 
 
-def test_cancel_before_flux_has_the_job_and_not_after(instance: Instance) -> None:
-    """As Parsl's FluxExecutor: a future cancels while queued for Flux, not once Flux runs the job."""
-    d = instance.dir / "cancel"
+def processes_named(name: str) -> list[int]:
+    """This machine's processes whose argv[0] is name (every broker of the instance runs here)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if cmdline.read_bytes().split(b"\0")[0] == name.encode():
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+def wait_for(path: Path, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not path.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    assert path.exists(), f"{path} never appeared"
+
+
+def holding(name: str, count: int, timeout: float = 30) -> list[int]:
+    """The `count` processes called name, once they are there (a rank execs into its name after `started`)."""
+    deadline = time.time() + timeout
+    while len(processes_named(name)) < count and time.time() < deadline:
+        time.sleep(0.1)
+    found = processes_named(name)
+    assert len(found) == count, found
+    return found
+
+
+def deaf_ranks(name: str, started: Path, once: bool = False) -> str:
+    """A job whose ranks ignore SIGTERM and hold, each as a process called `name`; once: run again, it exits 3."""
+    again = f"if [ -e {started} ]; then exit 3; fi; " if once else ""
+    return f"{again}touch {started}; trap '' TERM; exec -a {name} sleep 600"
+
+
+def test_cancel_before_flux_has_the_job(instance: Instance) -> None:
+    """As Parsl's FluxExecutor: a future queued for Flux cancels, and its job never runs."""
+    d = instance.dir / "cancel-queued"
     ex = executor(instance.kind, d)
     ex.run_dir = str(d)
     ex.start()
     try:
         queued = ex.submit(shell.wrapped_remote_function, {}, f"touch {d}/never")
         assert queued.cancel() and queued.cancelled()
-        running = ex.submit(shell.wrapped_remote_function, {}, f"touch {d}/started; sleep 2")
-        deadline = time.time() + 120
-        while not (d / "started").exists() and time.time() < deadline:
-            time.sleep(0.1)
-        assert not running.cancel()
-        assert running.result(timeout=120) == 0
+        assert ex.submit(shell.wrapped_remote_function, {}, "true").result(timeout=120) == 0
         assert not (d / "never").exists()
     finally:
         ex.shutdown()
         ex.provider.cancel(list(ex.provider.resources))
+
+
+def test_cancel_of_a_running_job(instance: Instance) -> None:
+    """Direct: cancel() of a running job ends its Flux job, every rank (even one deaf to SIGTERM), before it
+    returns; the future is cancelled and the instance runs the next job. Parsl's: False, the job runs on."""
+    d = instance.dir / "cancel-running"
+    ex = executor(instance.kind, d)
+    ex.run_dir = str(d)
+    ex.start()
+    name = f"parslmpi-deaf-{instance.kind}-{os.getpid()}"
+    spec = {"num_tasks": BROKERS, "num_nodes": BROKERS}
+    try:
+        running = ex.submit(shell.wrapped_remote_function, spec, deaf_ranks(name, d / "started"))
+        wait_for(d / "started")
+        ranks = holding(name, BROKERS)
+        if instance.kind == "parsl":
+            assert not running.cancel() and not running.done()
+            for pid in ranks:
+                os.kill(pid, 9)
+            return
+        assert running.cancel()
+        assert running.cancelled() and processes_named(name) == []
+        assert ex.submit(shell.wrapped_remote_function, spec, "true").result(timeout=60) == 0
+    finally:
+        ex.shutdown()
+        ex.provider.cancel(list(ex.provider.resources))
+
+
+def test_workflows_cancel_ends_a_running_app_without_a_retry(instance: Instance) -> None:
+    """workflows.cancel(AppFuture), where Parsl's AppFuture.cancel() raises NotImplementedError: the try's
+    executor future is cancelled (direct: its running job too) and the app fails with CancelledError, not
+    retried (the variants' retry handler); Parsl's executor: a running try cannot be cancelled."""
+    import concurrent.futures
+
+    import workflows
+
+    name = f"parslmpi-deaf-app-{instance.kind}-{os.getpid()}"
+    started = instance.dir / f"{name}.started"
+    future = shell(deaf_ranks(name, started, once=True), parsl_resource_specification={"num_tasks": 1})
+    wait_for(started)
+    ranks = holding(name, 1)
+    with pytest.raises(NotImplementedError):
+        future.cancel()
+    if instance.kind == "parsl":
+        assert not workflows.cancel(future)
+        for pid in ranks:
+            os.kill(pid, 9)
+        with pytest.raises(BashExitFailure):  # its retry's (exit 3)
+            future.result(timeout=120)
+        return
+    assert workflows.cancel(future)
+    assert processes_named(name) == []
+    with pytest.raises(concurrent.futures.CancelledError):
+        future.result(timeout=60)
+    assert future.task_record["try_id"] == 0  # no retry was launched
