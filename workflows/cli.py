@@ -18,8 +18,7 @@ from typing import Any, NoReturn
 
 from . import environment, lifecycle, monitoring, runner, variants
 from .launchers import MPI_FLAVOURS, RANK_LAUNCHERS
-from .settings import Settings
-from .workflow import SOURCE
+from .settings import SOURCE, Settings
 
 PROG = "python -m workflows"
 RUN_PY_PROG = "python workflows/run.py"  # `run` implied: python workflows/run.py VARIANT | clean | visualize

@@ -61,15 +61,6 @@ def argv(command: str) -> tuple[str, ...]:
     return words
 
 
-def missing_program(words: Sequence[str], cwd: Path) -> str | None:
-    """A program given as a path (./app, bin/app) that is not there, or None; a bare name is looked up on the nodes."""
-    program = words[0]
-    if "/" not in program:
-        return None
-    path = Path(program) if Path(program).is_absolute() else cwd / program
-    return None if path.is_file() else f"--command: the program {program} is not a file (looked at {path})"
-
-
 def wrapper(words: Sequence[str], cwd: Path) -> str:
     """The sh script one rank runs: the line that says where, then the program, in cwd (where the run was started)."""
     return ("#!/bin/sh\n"

@@ -16,10 +16,9 @@ from typing import Any
 
 from . import command, lifecycle, monitoring, placement, stall, variants
 from .launchers import compiler
-from .settings import Settings
+from .settings import SOURCE, Settings
 from .variants.base import Variant
 
-SOURCE = Path(__file__).resolve().parent / "mpi_hello.c"
 COMPILE = -1  # the compile's index among the failures
 COMMAND_WRAPPER = "command.sh"  # in the run directory: what each rank of the user's program runs (workflows/command.py)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from workflows import cli, placement, report, runner, variants
+from workflows import cli, placement, preflight, report, runner, variants
 from workflows.workflow import Outcome
 
 from ..conftest import PROJECT
@@ -19,7 +19,7 @@ NODES = {"n1": 2, "n2": 2, "n3": 2, "n4": 2}
 
 def settings_of(*argv: str):
     args = cli.parser().parse_args(["run", *argv, "--no-spack"])
-    return runner.settings_from(args, NODES, PROJECT / "runs" / "t")
+    return preflight.settings_from(args, NODES, PROJECT / "runs" / "t")
 
 
 def finished(s, nodes: int = 2) -> dict:

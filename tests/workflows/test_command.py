@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from workflows import cli, command, report, runner, variants
+from workflows import cli, command, preflight, report, settings, variants
 from workflows.workflow import Outcome
 
 from ..conftest import PROJECT
@@ -28,9 +28,9 @@ def test_the_command_is_split_as_a_shell_would_and_bad_text_is_one_line():
 
 def test_a_program_given_as_a_path_must_be_there(tmp_path):
     (tmp_path / "app").write_text("")
-    assert command.missing_program(["./app"], tmp_path) is None
-    assert command.missing_program(["mpi_app_on_the_nodes_path"], tmp_path) is None
-    assert "./gone is not a file" in command.missing_program(["./gone"], tmp_path)
+    assert settings.missing_program(["./app"], tmp_path) is None
+    assert settings.missing_program(["mpi_app_on_the_nodes_path"], tmp_path) is None
+    assert "./gone is not a file" in settings.missing_program(["./gone"], tmp_path)
 
 
 def test_the_wrapper_says_where_the_rank_runs_then_becomes_the_program(tmp_path):
@@ -68,7 +68,7 @@ def test_the_last_attempt_of_a_retried_run_is_the_one_kept():
 def finished(exit_statuses: list[int | None], errors: dict[int, str], *extra: str) -> dict:
     args = cli.parser().parse_args(["run", "htex", "--no-spack", "--repeats", str(len(exit_statuses)),
                                     "--command", "./app x", *extra])
-    s = runner.settings_from(args, NODES, PROJECT / "runs" / "t")
+    s = preflight.settings_from(args, NODES, PROJECT / "runs" / "t")
     runs = [command.parse(i, f"outputs/command-{i}.out", f"outputs/command-{i}.err",
                           f"# start {i}.0 h-1\n# rank 0 n{i + 1} 0\n# rank 1 n{i + 1} 1\n# end {i}.5 h-1\n", status)
             for i, status in enumerate(exit_statuses)]
