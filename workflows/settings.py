@@ -145,6 +145,11 @@ class Settings:
             raise SettingsError("--probe needs --command (without one, the hello world's placement proof is the run)")
 
     @property
+    def outputs(self) -> Path:
+        """Where every app's stdout and stderr go (bash apps append: submission.py makes it anew)."""
+        return self.run_dir / "outputs"
+
+    @property
     def ranks_per_run(self) -> int:
         return self.nodes_per_run * self.cpus_per_node
 
