@@ -77,7 +77,7 @@ def test_the_wheel_holds_the_packages_and_their_data(installed: Installed):
     tracked = subprocess.run(["git", "-C", str(PROJECT), "ls-files", *packages], check=True, capture_output=True,
                              text=True).stdout.split()
     assert {n for n in names if n.endswith(".py")} == {n for n in tracked if n.endswith(".py")}  # nothing stale
-    code = "import workflows.workflow as w, workflows.flux.instance as f; print(w.SOURCE.is_file(), f.INITRC.is_file())"
+    code = "import workflows.settings as w, workflows.flux.instance as f; print(w.SOURCE.is_file(), f.INITRC.is_file())"
     out = subprocess.run([str(installed.venv / "bin" / "python"), "-c", code], cwd="/", capture_output=True, text=True,
                          check=True).stdout
     assert out == "True True\n"

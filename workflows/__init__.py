@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 # Public name -> the module that holds it.
 PUBLIC = {"Settings": "settings", "SettingsError": "settings", "cancel": "api", "config": "api", "launch_line": "api",
-          "loaded": "api", "mpi_run": "apps", "resources": "api", "settings_for": "api", "submit": "api",
+          "loaded": "api", "mpi_run": "submission", "resources": "api", "settings_for": "api", "submit": "api",
           "where_ran": "api"}
 __all__ = ["Settings", "SettingsError", "cancel", "config", "launch_line", "loaded", "mpi_run", "resources",
            "settings_for", "submit", "where_ran"]  # PUBLIC's names, spelled out for the linters
 
 if TYPE_CHECKING:
     from .api import cancel, config, launch_line, loaded, resources, settings_for, submit, where_ran
-    from .apps import mpi_run
     from .settings import Settings, SettingsError
+    from .submission import mpi_run
 
 
 def __getattr__(name: str) -> Any:

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import command, environment, lifecycle, slurm, variants, workflow
+from . import command, environment, outputs, session, slurm, variants
 from .settings import Settings, SettingsError, default_run_dir, new_tag
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def config(variant: str | Settings, **fields: Any) -> Config:
     ready for it (the run directory made, Flux's bindings importable where the variant needs them)."""
     s = variant if isinstance(variant, Settings) else settings_for(variant, **fields)
     s.run_dir.mkdir(parents=True, exist_ok=True)
-    workflow.scripts_on_path()
+    session.scripts_on_path()
     chosen = variants.get(s.variant)
     chosen.prepare(s)
     return chosen.config(s)
@@ -67,7 +67,7 @@ def launch_line(s: Settings, program: str | Sequence[str], cwd: Path | None = No
     """The bash line of one MPI run of program (a command line, or its words): the variant's rank launcher
     starts it on s.nodes_per_run nodes, each rank through the wrapper that records where it ran, in cwd
     (default: this directory), ended after s.run_timeout seconds. Its wrapper is written into s.run_dir."""
-    from . import apps
+    from . import submission
 
     words = command.argv(program) if isinstance(program, str) else tuple(program)
     if not words:
@@ -75,9 +75,9 @@ def launch_line(s: Settings, program: str | Sequence[str], cwd: Path | None = No
     cwd = (cwd or Path.cwd()).absolute()
     key = hashlib.sha256(repr((words, str(cwd))).encode()).hexdigest()[:12]
     s.run_dir.mkdir(parents=True, exist_ok=True)
-    wrapper = command.write_wrapper(s.run_dir / f"command-{key}.sh", words, cwd)
+    wrapper = submission.write_wrapper(s.run_dir / f"command-{key}.sh", words, cwd)
     chosen = variants.get(s.variant)
-    return apps.run_line(chosen.run_command(s, str(wrapper)), s.run_timeout, stamped=chosen.wrapper_stamps(s))
+    return submission.run_line(chosen.run_command(s, str(wrapper)), s.run_timeout, stamped=chosen.wrapper_stamps(s))
 
 
 def resources(s: Settings) -> dict[str, Any]:
@@ -91,24 +91,24 @@ def submit(s: Settings, program: str | Sequence[str], stdout: str | Path, stderr
            cwd: Path | None = None) -> AppFuture:
     """One MPI run of program as a Parsl app (Parsl must be loaded with config(s): see loaded()); its future's
     result is 0, or it raises BashExitFailure with the program's exit status (--retries retry it first)."""
-    from .apps import mpi_run
+    from .submission import mpi_run
 
     return mpi_run(launch_line(s, program, cwd), stdout=str(stdout), stderr=str(stderr), **resources(s))
 
 
 @contextlib.contextmanager
-def loaded(s: Settings) -> Iterator[lifecycle.Session]:
+def loaded(s: Settings) -> Iterator[session.Session]:
     """Parsl loaded with config(s) for the block; after it, Parsl shut down and every Slurm job of s cancelled,
     however the block ends (the run command's own cleanup)."""
-    with lifecycle.parsl_loaded(config(s), s.tag, "workflows") as session:
-        yield session
+    with session.parsl_loaded(config(s), s.tag, "workflows") as loaded_session:
+        yield loaded_session
 
 
-def where_ran(stdout: str | Path, stderr: str | Path = "", exit_status: int | None = None) -> command.CommandRun:
+def where_ran(stdout: str | Path, stderr: str | Path = "", exit_status: int | None = None) -> outputs.CommandRun:
     """Where a run's ranks ran (node, CPUs, by rank) and its start and end, read from its stdout file; stderr
     and exit_status are only recorded in the result."""
     text = Path(stdout).read_text(errors="replace")
-    return command.parse(0, str(stdout), str(stderr), text, exit_status)
+    return outputs.parse_command(0, str(stdout), str(stderr), text, exit_status)
 
 
 def cancel(future: AppFuture) -> bool:

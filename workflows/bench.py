@@ -19,9 +19,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from workflows import placement, variants
+from workflows import variants, verify
 from workflows.demo import runnable
 from workflows.launchers import DEFAULT_RANK_LAUNCHER
+from workflows.placement import parse
 from workflows.settings import Settings
 
 RUN = Path(__file__).resolve().parent / "run.py"
@@ -34,10 +35,10 @@ def measure(cmd: list[str], out_dir: Path, repeats: int, nodes_per_run: int, cpu
     proc = subprocess.run(cmd, capture_output=True, text=True)
     ended = time.time()
     outputs = out_dir / "outputs" if (out_dir / "outputs").is_dir() else out_dir
-    runs = [placement.parse(i, "", (outputs / f"run-{i}.out").read_text() if (outputs / f"run-{i}.out").exists()
-                            else "") for i in range(repeats)]
+    runs = [parse(i, "", (outputs / f"run-{i}.out").read_text() if (outputs / f"run-{i}.out").exists()
+                  else "") for i in range(repeats)]
     ends = [r.end for r in runs if r.end is not None]
-    problems = placement.verify(runs, repeats=repeats, nodes_per_run=nodes_per_run, cpus_by_node=cpus)
+    problems = verify.verify(runs, repeats=repeats, nodes_per_run=nodes_per_run, cpus_by_node=cpus)
     return {"makespan": (max(ends) - started) if ends else None, "first": (min(ends) - started) if ends else None,
             "command_seconds": ended - started, "verified": proc.returncode == 0 and not problems,
             "problems": problems[:3]}

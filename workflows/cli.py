@@ -16,10 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import environment, lifecycle, monitoring, runner, variants
+from . import environment, monitoring, runner, session, variants
 from .launchers import MPI_FLAVOURS, RANK_LAUNCHERS
-from .settings import Settings
-from .workflow import SOURCE
+from .settings import SOURCE, Settings
 
 PROG = "python -m workflows"
 RUN_PY_PROG = "python workflows/run.py"  # `run` implied: python workflows/run.py VARIANT | clean | visualize
@@ -140,7 +139,7 @@ def parser(as_run_py: bool = False) -> argparse.ArgumentParser:
 
 def clean(dry_run: bool, runs_root: Path = Path("runs")) -> int:
     """Remove run directories (those holding the marker) and Parsl's stray runinfo, nothing else."""
-    targets = sorted(p.parent for p in runs_root.glob(f"*/{runner.MARKER}")) if runs_root.exists() else []
+    targets = sorted(p.parent for p in runs_root.glob(f"*/{session.MARKER}")) if runs_root.exists() else []
     targets += [p for p in (Path("runinfo"),) if p.is_dir()]
     for t in targets:
         print(f"{'would remove' if dry_run else 'removing'} {t}")
@@ -160,7 +159,7 @@ def visualize(run_dir: Path, port: int | None, name: str = "workflows") -> int:
         if missing:
             raise monitoring.MonitoringError(missing)
         workflow_id, tasks = monitoring.read(db)
-        lifecycle.interrupt_on_sigterm()
+        session.interrupt_on_sigterm()
         with monitoring.serving(db, port, log=run_dir / "visualize.log") as base:
             print(f"parsl-visualize serving {db}\nworkflow {workflow_id} ({len(tasks)} tasks): "
                   f"{monitoring.workflow_page(base, workflow_id)}\n(Ctrl-C to stop)", flush=True)

@@ -25,12 +25,6 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from .settings import Settings
-
-if TYPE_CHECKING:
-    from parsl.monitoring import MonitoringHub
 
 DATABASE = "monitoring.db"
 SCREENSHOT = "monitoring.png"
@@ -63,14 +57,6 @@ def missing() -> str | None:
         except ImportError:
             return f"--monitoring needs parsl[monitoring,visualization] ({module} does not import): {HOW_TO_GET}"
     return None
-
-
-def hub(s: Settings) -> MonitoringHub:
-    """Parsl's MonitoringHub with the run's database; the workflow is named after the variant, versioned by tag."""
-    from parsl.monitoring import MonitoringHub
-
-    return MonitoringHub(logging_endpoint=url(database(s.run_dir)), workflow_name=f"{s.variant}/{s.rank_launcher}",
-                         workflow_version=s.tag)
 
 
 FLUX_JOB = "flux_job"
@@ -175,9 +161,24 @@ def task_lines(tasks: list[Task]) -> list[str]:
             + (f", on {t.nodes}" if t.nodes else "") for t in tasks]
 
 
-def disabled() -> dict:
-    """result.json's monitoring facts of a run without it."""
-    return {"enabled": False, "database": None}
+def disabled(unsupported: str | None = None) -> dict:
+    """result.json's monitoring facts of a run without it (unsupported: why --monitoring was off)."""
+    return {"enabled": False, "database": None, **({"unsupported": unsupported} if unsupported else {})}
+
+
+def after_run(run_dir: Path, workflow_id: str, jobs: list[dict], screenshot_too: bool = False,
+              name: str = "workflows") -> dict:
+    """The run's step after Parsl closed the database: our table of its Flux jobs written (record_jobs), its
+    facts read back for result.json, and with screenshot_too its workflow page kept as RUN_DIR/monitoring.png
+    (a failure to is said on stderr, after name, and loses nothing else)."""
+    record_jobs(database(run_dir), workflow_id, jobs)
+    found = facts(run_dir, workflow_id)
+    if screenshot_too:
+        try:
+            found["screenshot"] = str(screenshot(run_dir))
+        except MonitoringError as err:
+            print(f"{name}: --screenshot: {err}", file=sys.stderr)
+    return found
 
 
 def free_port() -> int:

@@ -1,12 +1,12 @@
-"""Raw MPI outputs -> runs -> the list of placement problems (pure, no cluster)."""
+"""Where each rank of a hello world run ran, read from its output: raw MPI outputs -> runs (pure, no cluster).
+
+The stamps around each attempt are written (stamp) and read (STAMP) here; workflows/verify.py checks the runs.
+"""
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import re
-from collections.abc import Mapping, Sequence
-from typing import Protocol
 
 HELLO = re.compile(r"^Hello world from processor (\S+), rank (\d+) out of (\d+) processors, cpu (-?\d+)\s*$")
 STAMP = re.compile(r"^# (start|end) (\d+(?:\.\d+)?)(?: (\S+))?\s*$")
@@ -75,90 +75,3 @@ def parse(index: int, output: str, text: str) -> Run:
     ranks, stamps = found[-1] if found else ([], {})
     earlier = tuple(tuple(sorted({r.host for r in a[0]})) for a in found[:-1])
     return Run(index, output, tuple(ranks), stamps.get("start"), stamps.get("end"), earlier)
-
-
-def overlapping(a: Run, b: Run) -> bool:
-    if a.start is None or a.end is None or b.start is None or b.end is None:
-        return True  # unknown times: assume they ran together, the strict reading
-    return a.start < b.end and b.start < a.end
-
-
-def verify(runs: Sequence[Run], *, repeats: int | None, nodes_per_run: int,
-           cpus_by_node: Mapping[str, int]) -> list[str]:
-    """Every run on K distinct nodes, every CPU slot answered once, overlapping runs on disjoint nodes.
-
-    With repeats, runs 0..repeats-1 must all be there; None checks only the runs given (those that
-    completed, when others failed and are reported on their own).
-    """
-    problems = []
-    seen = sorted(r.index for r in runs)
-    if repeats is not None and seen != list(range(repeats)):
-        problems.append(f"expected runs 0..{repeats - 1}, got {seen}")
-    for run in runs:
-        name = f"run {run.index}"
-        if not run.ranks:
-            problems.append(f"{name}: no rank answered")
-            continue
-        if len(run.nodes) != nodes_per_run:
-            problems.append(f"{name}: ran on {len(run.nodes)} nodes {run.nodes}, expected {nodes_per_run}")
-        sizes = {r.size for r in run.ranks}
-        size = max(sizes)
-        if len(sizes) > 1:
-            problems.append(f"{name}: ranks disagree on the size: {sorted(sizes)}")
-        counts = collections.Counter(r.rank for r in run.ranks)
-        missing = sorted(set(range(size)) - set(counts))
-        doubled = sorted(r for r, c in counts.items() if c > 1)
-        if missing:
-            problems.append(f"{name}: ranks {missing} of {size} did not answer")
-        if doubled:
-            problems.append(f"{name}: ranks {doubled} answered more than once")
-        by_node = collections.defaultdict(list)
-        for r in run.ranks:
-            by_node[r.host].append(r.cpu)
-        for host, cpus in sorted(by_node.items()):
-            want = cpus_by_node.get(host)
-            if want is None:
-                problems.append(f"{name}: node {host} is not in the partition")
-                continue
-            if len(cpus) != want:
-                problems.append(f"{name}: {host} ran {len(cpus)} ranks, Slurm gave it {want} CPUs")
-            dup = sorted(c for c, k in collections.Counter(cpus).items() if k > 1)
-            if dup:
-                problems.append(f"{name}: {host} CPU {', '.join(map(str, dup))} answered more than once")
-    for i, a in enumerate(runs):
-        for b in runs[i + 1:]:
-            shared = sorted(set(a.nodes) & set(b.nodes))
-            if shared and overlapping(a, b):
-                problems.append(f"runs {a.index} and {b.index} overlapped in time on nodes {shared}")
-    return problems
-
-
-class Timed(Protocol):
-    """A run with the interval its stamps give (a hello world run, a run of the user's program)."""
-
-    @property
-    def start(self) -> float | None: ...
-
-    @property
-    def end(self) -> float | None: ...
-
-
-def max_concurrency(runs: Sequence[Timed]) -> int:
-    """The most runs that were in flight at one moment."""
-    events = sorted([(r.start, 1) for r in runs if r.start is not None]
-                    + [(r.end, -1) for r in runs if r.end is not None], key=lambda e: (e[0], e[1]))
-    now = peak = 0
-    for _, step in events:
-        now += step
-        peak = max(peak, now)
-    return peak
-
-
-def block_count_problems(samples: Sequence[tuple[float, int]], expected: int) -> list[str]:
-    """Static blocks: once all blocks are submitted, squeue must show exactly `expected` until the end."""
-    counts = [n for _, n in samples]
-    if expected not in counts:
-        return [f"static: squeue never showed {expected} blocks (saw {sorted(set(counts))})"]
-    after = counts[counts.index(expected):]
-    changed = sorted({n for n in after if n != expected})
-    return [f"static: block count left {expected} during the run (saw {changed})"] if changed else []

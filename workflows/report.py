@@ -5,13 +5,70 @@ from __future__ import annotations
 import dataclasses
 import json
 import shlex
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from .command import CommandRun, Place
+from .outputs import CommandRun, Outcome, Place
 from .placement import Run
 from .settings import Settings
+
+
+def facts(outcome: Outcome, monitoring: dict[str, Any], partition_nodes: Iterable[str], run_dir: Path
+          ) -> dict[str, Any]:
+    """What result.json records of the run beside its settings, runs and problems."""
+    timed = outcome.commands or outcome.runs
+    lost = lost_block_facts(outcome.lost_seen, outcome.lost_retried, outcome.lost_replaced, outcome.runs, run_dir)
+    return {"block_samples": outcome.block_samples, "cancelled_jobs": outcome.cancelled_jobs,
+            "failed_runs": sorted(outcome.command_errors if outcome.commands else outcome.errors),
+            "max_concurrent_runs": max_concurrency(timed), "monitoring": dict(monitoring),
+            "lost_blocks": lost, "partition_nodes": sorted(partition_nodes)}
+
+
+def lost_block_facts(seen: list[dict[str, Any]], retried: list[tuple[float, str, str]], replaced: list[dict[str, Any]],
+                     runs: Sequence[Run], run_dir: Path) -> list[dict[str, Any]]:
+    """One record per lost block: its job, first node, when, what was done, the runs resubmitted and where
+    they ran. seen: the stall watch's (mpi); retried: tasks Parsl retried at no cost (when, host, stdout); replaced: the
+    flux executor's own records (stdout paths of the jobs it resubmitted)."""
+    by_output = {str(run_dir / r.output): r for r in runs}
+
+    def record(job: str, node: str, at: float, how: str, outputs: list[str], replacement: Any) -> dict[str, Any]:
+        again = sorted({by_output[o].index for o in outputs if o in by_output})
+        return {"job": job, "node": node, "at": at, "how": how, "resubmitted": again,
+                "ran_on": {str(i): runs[i].nodes for i in again}, "replacement": replacement}
+
+    records = [record(b["job_id"], b["host"], b["at"], b["reason"], b["resubmitted"], b["replacement"])
+               for b in replaced]
+    seen = sorted((b for b in seen if b["job"] not in {r["job"] for r in records}), key=lambda b: b["at"])
+    # a task lost with its pool goes with the loss of its pool's host, else the last one seen before Parsl
+    # reported it (its heartbeats stop being awaited 12 s later, maybe after a later loss)
+    owner = [next((i for i, b in enumerate(seen) if b["host"] == host),
+                  max([i for i, b in enumerate(seen) if b["at"] <= at] or [0])) for at, host, _ in retried]
+    outputs = [[o for (_, _, o), i in zip(retried, owner, strict=True) if i == n] for n in range(len(seen))]
+    records += [record(b["job"], b["host"], b["at"], b["action"], outs, None)
+                for b, outs in zip(seen, outputs, strict=True)]
+    return sorted(records, key=lambda r: r["at"])
+
+
+class Timed(Protocol):
+    """A run with the interval its stamps give (a hello world run, a run of the user's program)."""
+
+    @property
+    def start(self) -> float | None: ...
+
+    @property
+    def end(self) -> float | None: ...
+
+
+def max_concurrency(runs: Sequence[Timed]) -> int:
+    """The most runs that were in flight at one moment."""
+    events = sorted([(r.start, 1) for r in runs if r.start is not None]
+                    + [(r.end, -1) for r in runs if r.end is not None], key=lambda e: (e[0], e[1]))
+    now = peak = 0
+    for _, step in events:
+        now += step
+        peak = max(peak, now)
+    return peak
 
 
 def result(s: Settings, label: str, runs: Sequence[Run], problems: Sequence[str], wall: float,

@@ -18,6 +18,7 @@ SAFE_PATH = re.compile(r"[\w./+,:@%=~-]+")
 # from it. projectdir.import_root() says the same, but `python workflows/run.py` (conda's Python, the project
 # not installed) loads this package alone, without projectdir beside it.
 PROJECT = Path(__file__).resolve().parent.parent
+SOURCE = Path(__file__).resolve().parent / "mpi_hello.c"  # the MPI hello world each run compiles
 NODE_LOCAL = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), Path("/run"))
 SHARED_ENV = "LOCAL_CLUSTER_SHARED"  # folders under NODE_LOCAL that the nodes see all the same (the local cluster's)
 RUN_DIR_PROBLEM = "the nodes could not write their outputs there; use a directory on a shared filesystem " \
@@ -54,6 +55,16 @@ def unseen_by_nodes(s: Settings, python: Sequence[Path], project: Path, shared: 
     checks += [(project, "the project's code", "the workers import workflows.launch from it; use a checkout "
                 "(or a venv it is installed in) on a shared filesystem")]
     return next(filter(None, (node_local_problem(path, what, why, shared) for path, what, why in checks)), None)
+
+
+def missing_program(words: Sequence[str], cwd: Path) -> str | None:
+    """Part of the pre-flight: --command's program given as a path (./app, bin/app) that is not there, in one
+    line, or None (no command; a bare name, which is looked up on the nodes)."""
+    program = words[0] if words else ""
+    if "/" not in program:
+        return None
+    path = Path(program) if Path(program).is_absolute() else cwd / program
+    return None if path.is_file() else f"--command: the program {program} is not a file (looked at {path})"
 
 
 def python_prefixes(s: Settings) -> list[Path]:
@@ -132,6 +143,11 @@ class Settings:
                                 "not negative")
         if self.probe and not self.command:
             raise SettingsError("--probe needs --command (without one, the hello world's placement proof is the run)")
+
+    @property
+    def outputs(self) -> Path:
+        """Where every app's stdout and stderr go (bash apps append: submission.py makes it anew)."""
+        return self.run_dir / "outputs"
 
     @property
     def ranks_per_run(self) -> int:

@@ -1,4 +1,6 @@
-"""The stall watch: why no block of a run can make progress, sampled from squeue while the run waits on its apps.
+"""The run's fourth step: wait for every app under the stall watch; why each failed, in one line.
+
+The stall watch: why no block of a run can make progress, sampled from squeue while the run waits on its apps.
 
 Parsl waits forever for a block that never starts (its nodes died) or for a block it wrongly thinks
 is pending; the sampler sees both in squeue and sinfo, and wait() gives up the runs such a stall holds.
@@ -12,11 +14,18 @@ import concurrent.futures
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from .settings import Settings
 from .slurm import Block, SlurmdProbe, SlurmError, tagged_job_states, usable_nodes
+
+if TYPE_CHECKING:
+    from .submission import Submitted
+
+Key = TypeVar("Key", bound=Hashable)
+COMPILE = -1  # the compile's index among the failures
 
 LIVE = ("R", "CG", "CF")  # states in which a block is (about to be) running
 
@@ -138,12 +147,77 @@ class Stalled(RuntimeError):
     """The run could not finish: no block of the workflow could run."""
 
 
-def wait(futures: Mapping[int, Future], sampler: BlockSampler, stall_timeout: float) -> dict[int, BaseException]:
+@dataclasses.dataclass(frozen=True)
+class Waited:
+    """What waiting on a run's apps came to: why each failed, and what the stall watch saw meanwhile."""
+
+    errors: dict[int, str]  # the hello world's, one line each, by run index; outputs.COMPILE for the compile
+    command_errors: dict[int, str]  # the user's program's, by run index
+    exits: dict[int, int | None]  # each run of the user's program: its exit status (None: none was reported)
+    samples: list[tuple[float, int]]  # (time, block jobs in squeue)
+    lost: list[dict[str, Any]]  # LostBlock.as_dict() of each block seen to lose its first node
+
+
+def wait_all(submitted: Submitted, s: Settings, block_nodes: int,
+             on_lost: Callable[[str, str], str] | None) -> Waited:
+    """Every app of the run waited on at once under the stall watch (on_lost: the variant's block_watch).
+
+    A failed compile is the hello world's one failure (its runs never started); a failed hello world is the
+    reason none of the user's program's runs started (--probe).
+    """
+    futures: dict[tuple[str, int], Future] = {
+        **({("compile", COMPILE): submitted.compiled} if submitted.compiled is not None else {}),
+        **{("run", i): f for i, f in submitted.runs.items()},
+        **{("command", i): f for i, f in submitted.commands.items()}}
+    with BlockSampler(s.tag, s.partition, block_nodes, on_lost=on_lost) as sampler:
+        failed = wait(futures, sampler, s.stall_timeout)
+    compile_err = s.outputs / "compile.err"
+    if ("compile", COMPILE) in failed:
+        see = f" (see {compile_err})" if compile_err.exists() else ""
+        errors = {COMPILE: _failure("compiling the MPI program", failed["compile", COMPILE], s.run_timeout) + see}
+    else:
+        errors = {i: _failure(f"run {i}", err, s.run_timeout) for (kind, i), err in sorted(failed.items())
+                  if kind == "run"}
+    exits: dict[int, int | None] = {}
+    if errors:
+        command_errors = {i: f"run {i} not started: the probe (the hello world) failed" for i in submitted.commands}
+    else:
+        exits = {i: _exit_status(failed.get(("command", i))) for i in submitted.commands}
+        command_errors = {i: _failure(f"run {i}", err, s.run_timeout, see=f"{s.outputs.name}/command-{i}.err")
+                          for (kind, i), err in sorted(failed.items()) if kind == "command"}
+    return Waited(errors, command_errors, exits, sampler.samples, [b.as_dict() for b in sampler.lost])
+
+
+def _exit_status(err: BaseException | None) -> int | None:
+    """A run's exit status: 0, the command's own, or None when it never reported one (stalled, its worker lost)."""
+    from parsl.app.errors import BashExitFailure
+
+    if err is None:
+        return 0
+    return err.exitcode if isinstance(err, BashExitFailure) else None
+
+
+def _failure(what: str, err: BaseException, timeout: float, see: str | None = None) -> str:
+    """One line for a failed app: `what` is 'run 3' or 'compiling the MPI program'; see: the run's stderr."""
+    from parsl.app.errors import BashExitFailure
+
+    from .submission import TIMED_OUT
+
+    if isinstance(err, Stalled):
+        return f"{what} {err}"
+    if isinstance(err, BashExitFailure) and err.exitcode == TIMED_OUT:
+        return f"{what} timed out after {timeout:g} s (--run-timeout)"
+    if isinstance(err, BashExitFailure) and see:
+        return f"{what} exited {err.exitcode} (see {see})"
+    return f"{what} failed: {type(err).__name__}: {(str(err).splitlines() or [''])[0][:200]}"
+
+
+def wait(futures: Mapping[Key, Future], sampler: BlockSampler, stall_timeout: float) -> dict[Key, BaseException]:
     """Wait for every app; those that cannot finish because no block can run any more are given up.
 
     Returns the failures by index (a Stalled for each app given up).
     """
-    failures: dict[int, BaseException] = {}
+    failures: dict[Key, BaseException] = {}
     pending = dict(futures)
     while pending:
         concurrent.futures.wait(pending.values(), timeout=1.0, return_when=concurrent.futures.FIRST_COMPLETED)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from workflows import cli, placement, report, runner, variants
-from workflows.workflow import Outcome
+from workflows import cli, monitoring, placement, preflight, report, session, variants, verify
+from workflows.outputs import Outcome
 
 from ..conftest import PROJECT
 
@@ -19,7 +19,7 @@ NODES = {"n1": 2, "n2": 2, "n3": 2, "n4": 2}
 
 def settings_of(*argv: str):
     args = cli.parser().parse_args(["run", *argv, "--no-spack"])
-    return runner.settings_from(args, NODES, PROJECT / "runs" / "t")
+    return preflight.settings_from(args, NODES, PROJECT / "runs" / "t")
 
 
 def finished(s, nodes: int = 2) -> dict:
@@ -30,9 +30,10 @@ def finished(s, nodes: int = 2) -> dict:
         on = hosts[(i * nodes) % 4:(i * nodes) % 4 + nodes]
         ranks = tuple(placement.Rank(k, nodes * 2, h, c) for k, (h, c) in enumerate((h, c) for h in on for c in (0, 1)))
         runs.append(placement.Run(i, f"outputs/run-{i}.out", ranks, 10.0 + i, 11.0 + i))
-    outcome = Outcome(runs, {}, [], [], {"enabled": False, "database": None})
+    outcome = Outcome(runs, {}, [], [])
     label = variants.label(s.variant, s.rank_launcher)
-    return report.result(s, label, runs, outcome.problems(s, NODES), 1.0, outcome.facts())
+    return report.result(s, label, runs, verify.problems(s, outcome, NODES), 1.0,
+                         report.facts(outcome, monitoring.disabled(), NODES, s.run_dir))
 
 
 def test_the_flux_variant_records_the_rank_launcher_that_ran():
@@ -88,7 +89,7 @@ def test_run_py_and_the_package_cli_refuse_alike_each_in_its_own_name(tmp_path):
 
 def test_clean_of_the_package_cli_keeps_what_is_not_a_run(tmp_path):
     (tmp_path / "runs" / "mpi-1").mkdir(parents=True)
-    (tmp_path / "runs" / "mpi-1" / runner.MARKER).touch()
+    (tmp_path / "runs" / "mpi-1" / session.MARKER).touch()
     (tmp_path / "runs" / "notes").mkdir()
     proc = subprocess.run([sys.executable, "-m", "workflows", "clean"], cwd=tmp_path, capture_output=True, text=True,
                           timeout=60)  # the installed package (scripts/setup.sh: pip install -e)

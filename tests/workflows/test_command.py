@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from workflows import cli, command, report, runner, variants
-from workflows.workflow import Outcome
+from workflows import cli, command, monitoring, outputs, preflight, report, settings, submission, variants, verify
+from workflows.outputs import Outcome
 
 from ..conftest import PROJECT
 
@@ -28,39 +28,39 @@ def test_the_command_is_split_as_a_shell_would_and_bad_text_is_one_line():
 
 def test_a_program_given_as_a_path_must_be_there(tmp_path):
     (tmp_path / "app").write_text("")
-    assert command.missing_program(["./app"], tmp_path) is None
-    assert command.missing_program(["mpi_app_on_the_nodes_path"], tmp_path) is None
-    assert "./gone is not a file" in command.missing_program(["./gone"], tmp_path)
+    assert settings.missing_program(["./app"], tmp_path) is None
+    assert settings.missing_program(["mpi_app_on_the_nodes_path"], tmp_path) is None
+    assert "./gone is not a file" in settings.missing_program(["./gone"], tmp_path)
 
 
 def test_the_wrapper_says_where_the_rank_runs_then_becomes_the_program(tmp_path):
-    wrapper = command.write_wrapper(tmp_path / "w.sh", ["sh", "-c", 'echo "args: $0 $1"; exit 7', "one", "two"],
+    wrapper = submission.write_wrapper(tmp_path / "w.sh", ["sh", "-c", 'echo "args: $0 $1"; exit 7', "one", "two"],
                                     tmp_path)
     env = {**os.environ, "OMPI_COMM_WORLD_RANK": "3"}
     proc = subprocess.run(["taskset", "-c", "0", str(wrapper)], env=env, capture_output=True, text=True, cwd="/")
     assert proc.returncode == 7  # the program's own exit status
     where, said = proc.stdout.splitlines()
-    m = command.WHERE.match(where)
+    m = outputs.WHERE.match(where)
     assert m and (m[1], m[3]) == ("3", "0") and m[2] == os.uname().nodename
     assert said == "args: one two"
 
 
 def test_the_wrapper_runs_the_program_where_the_run_was_started(tmp_path):
-    wrapper = command.write_wrapper(tmp_path / "w.sh", ["pwd"], tmp_path)
+    wrapper = submission.write_wrapper(tmp_path / "w.sh", ["pwd"], tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.endswith("_RANK")}
     out = subprocess.run([str(wrapper)], capture_output=True, text=True, env=env, cwd="/").stdout.splitlines()
     assert out[0].startswith("# rank ? ") and out[1] == str(tmp_path)
 
 
 def test_cpu_lists_in_the_kernels_format():
-    assert command.cpu_list("0-2,5") == (0, 1, 2, 5) and command.cpu_list("1") == (1,)
+    assert outputs.cpu_list("0-2,5") == (0, 1, 2, 5) and outputs.cpu_list("1") == (1,)
     assert report.cpu_ranges([5, 0, 1, 2]) == "0-2,5" and report.cpu_ranges([1, 3]) == "1,3"
 
 
 def test_the_last_attempt_of_a_retried_run_is_the_one_kept():
     text = ("# start 1.0 n1-10\n# rank 0 n1 0\n# rank 1 n2 0\n# end 2.0 n1-10\n"
             "# start 3.0 n3-11\n# rank 1 n4 0-1\nsome output\n# rank 0 n3 1\n# end 5.0 n3-11\n")
-    r = command.parse(2, "outputs/command-2.out", "outputs/command-2.err", text, 0)
+    r = outputs.parse_command(2, "outputs/command-2.out", "outputs/command-2.err", text, 0)
     assert [(p.rank, p.host, p.cpus) for p in r.places] == [(0, "n3", (1,)), (1, "n4", (0, 1))]
     assert (r.start, r.end, r.nodes, r.failed_attempts) == (3.0, 5.0, ["n3", "n4"], (("n1", "n2"),))
 
@@ -68,13 +68,13 @@ def test_the_last_attempt_of_a_retried_run_is_the_one_kept():
 def finished(exit_statuses: list[int | None], errors: dict[int, str], *extra: str) -> dict:
     args = cli.parser().parse_args(["run", "htex", "--no-spack", "--repeats", str(len(exit_statuses)),
                                     "--command", "./app x", *extra])
-    s = runner.settings_from(args, NODES, PROJECT / "runs" / "t")
-    runs = [command.parse(i, f"outputs/command-{i}.out", f"outputs/command-{i}.err",
+    s = preflight.settings_from(args, NODES, PROJECT / "runs" / "t")
+    runs = [outputs.parse_command(i, f"outputs/command-{i}.out", f"outputs/command-{i}.err",
                           f"# start {i}.0 h-1\n# rank 0 n{i + 1} 0\n# rank 1 n{i + 1} 1\n# end {i}.5 h-1\n", status)
             for i, status in enumerate(exit_statuses)]
-    outcome = Outcome([], {}, [], [], {"enabled": False}, runs, errors)
-    return report.result(s, variants.label(s.variant, s.rank_launcher), [], outcome.problems(s, NODES), 1.0,
-                         outcome.facts(), commands=runs)
+    outcome = Outcome([], {}, [], [], runs, errors)
+    return report.result(s, variants.label(s.variant, s.rank_launcher), [], verify.problems(s, outcome, NODES), 1.0,
+                         report.facts(outcome, monitoring.disabled(), NODES, s.run_dir), commands=runs)
 
 
 def test_a_command_run_records_nodes_cores_exit_status_and_outputs():

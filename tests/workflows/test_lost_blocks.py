@@ -7,7 +7,7 @@ from pathlib import Path
 from parsl.app.errors import BashExitFailure
 from parsl.executors.high_throughput.errors import ManagerLost
 
-from workflows import report, workflow
+from workflows import report
 from workflows.flux import reprovision
 from workflows.placement import Rank, Run
 from workflows.variants.base import InfrastructureRetries
@@ -34,12 +34,12 @@ def test_each_lost_block_names_its_resubmitted_runs_and_where_they_ran():
             {"job": "8", "host": "n2", "at": 30.0, "action": "cancelled"}]
     # run 0 lost with n1's pool, reported by Parsl after the second loss was seen; run 1 with n2's
     retried = [(35.0, "n1", "/r/outputs/run-0.out"), (40.0, "n2", "/r/outputs/run-1.out")]
-    facts = workflow.lost_block_facts(seen, retried, [], runs, Path("/r"))
+    facts = report.lost_block_facts(seen, retried, [], runs, Path("/r"))
     assert [(f["job"], f["resubmitted"]) for f in facts] == [("7", [0]), ("8", [1])]
     assert facts[0]["ran_on"] == {"0": ["n2", "n3"]}
     flux = [reprovision.LostBlock("5", "n1", "its first node n1 does not answer", 12.0, ["/r/outputs/run-1.out"],
                                   "6").as_dict()]
-    facts = workflow.lost_block_facts([], [], flux, runs, Path("/r"))
+    facts = report.lost_block_facts([], [], flux, runs, Path("/r"))
     assert facts[0]["resubmitted"] == [1] and facts[0]["replacement"] == "6"
     line = report.lost_block_lines(facts, 2.0)[0]
     assert line == ("lost block job 5 (first node n1) at 10.0 s: its first node n1 does not answer; "

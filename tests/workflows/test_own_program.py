@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from workflows.placement import HELLO
-from workflows.workflow import SOURCE
+from workflows.settings import SOURCE
 
 from ..conftest import PROJECT
 from .test_run import our_jobs, run

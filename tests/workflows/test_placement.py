@@ -1,6 +1,6 @@
 """The verifier accepts a correct placement and rejects each kind of crafted bad output."""
 
-from workflows import placement
+from workflows import placement, report, verify
 
 CPUS = {"n1": 2, "n2": 2, "n3": 2, "n4": 2}
 
@@ -21,13 +21,13 @@ def runs(*texts):
 
 
 def check(*texts, nodes_per_run=2):
-    return placement.verify(runs(*texts), repeats=len(texts), nodes_per_run=nodes_per_run, cpus_by_node=CPUS)
+    return verify.verify(runs(*texts), repeats=len(texts), nodes_per_run=nodes_per_run, cpus_by_node=CPUS)
 
 
 def test_a_correct_placement_verifies():
     good = (output(["n1", "n2"], 0, 1), output(["n3", "n4"], 0.1, 1.1), output(["n1", "n2"], 1.2, 2))
     assert check(*good) == []
-    assert placement.max_concurrency(runs(*good)) == 2
+    assert report.max_concurrency(runs(*good)) == 2
 
 
 def test_parse_reads_ranks_and_stamps():
@@ -63,10 +63,10 @@ def test_a_run_that_never_answered_is_reported():
 
 
 def test_static_block_count_must_stay_constant():
-    assert placement.block_count_problems([(0, 0), (1, 4), (2, 4)], 4) == []
-    assert placement.block_count_problems([(0, 4), (1, 3), (2, 4)], 4) == [
+    assert verify.block_count_problems([(0, 0), (1, 4), (2, 4)], 4) == []
+    assert verify.block_count_problems([(0, 4), (1, 3), (2, 4)], 4) == [
         "static: block count left 4 during the run (saw [3])"]
-    assert placement.block_count_problems([(0, 2)], 4) == ["static: squeue never showed 4 blocks (saw [2])"]
+    assert verify.block_count_problems([(0, 2)], 4) == ["static: squeue never showed 4 blocks (saw [2])"]
 
 
 def test_a_retried_run_is_judged_by_its_last_attempt():
@@ -75,7 +75,7 @@ def test_a_retried_run_is_judged_by_its_last_attempt():
     run = runs(first + second)[0]
     assert (run.start, run.end, run.nodes) == (2, 3, ["n1", "n2"])
     assert run.failed_attempts == (("n3", "n4"),)
-    assert placement.verify([run], repeats=1, nodes_per_run=2, cpus_by_node=CPUS) == []
+    assert verify.verify([run], repeats=1, nodes_per_run=2, cpus_by_node=CPUS) == []
 
 
 def test_flux_ranks_stamping_one_attempt_are_one_attempt():

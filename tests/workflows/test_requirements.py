@@ -103,7 +103,7 @@ def run_path_imports() -> dict[str, set[str]]:
 def test_the_run_path_is_what_a_run_really_loads():
     known = modules()
     reached = run_path(known)
-    assert {"workflows.report", "workflows.apps", "workflows.launch", "workflows.flux.executor",
+    assert {"workflows.report", "workflows.submission", "workflows.launch", "workflows.flux.executor",
             "workflows.variants.flux", "workflows.command"} <= reached
     assert "workflows.bench" not in reached and "bundle" not in {m.split(".")[0] for m in reached}
     imported = run_path_imports()

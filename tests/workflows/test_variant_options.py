@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import pytest
 
-from workflows import cli, runner, variants
+from workflows import cli, preflight, variants
 from workflows.settings import Settings, SettingsError
 from workflows.variants.base import Option, Variant
 
@@ -18,7 +18,7 @@ from ..conftest import PROJECT
 
 def parsed(*argv: str) -> Settings:
     args = cli.parser().parse_args(["run", *argv])
-    return runner.settings_from(args, {"n1": 2, "n2": 2}, PROJECT / "runs" / "x")
+    return preflight.settings_from(args, {"n1": 2, "n2": 2}, PROJECT / "runs" / "x")
 
 
 def test_the_flux_wrapper_is_the_flux_variant_s_option_and_read_by_it():

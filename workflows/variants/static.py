@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..placement import block_count_problems
 from ..settings import Settings
+from ..verify import block_count_problems
 from .base import parsl_config
 from .htex import Htex, executor
 

@@ -1,4 +1,4 @@
-"""A run's process around Parsl: load it, then end everything it started, however the run ends.
+"""A run's process around Parsl: prepare it, load Parsl, then end everything it started, however the run ends.
 
 A terminal's Ctrl-C goes to the whole process group. The processes Parsl starts while loading (HTEX's
 interchange, the monitoring database and router) inherit SIGINT blocked, so it does not kill them: an
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import signal
 import sys
@@ -23,9 +24,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import slurm
+from .settings import Settings
 
 if TYPE_CHECKING:
     from parsl.config import Config
+
+MARKER = ".workflows-run"  # in every run directory: what `clean` removes
 
 
 @dataclasses.dataclass
@@ -34,6 +38,29 @@ class Session:
 
     workflow_id: str
     cancelled_jobs: list[str] = dataclasses.field(default_factory=list)
+
+
+@contextlib.contextmanager
+def run_session(config: Config, s: Settings, name: str = "workflows") -> Iterator[Session]:
+    """The run command's: this process prepared for the run (prepare_process), then Parsl loaded (parsl_loaded)."""
+    prepare_process(s)
+    with parsl_loaded(config, s.tag, name) as session:
+        yield session
+
+
+def prepare_process(s: Settings) -> None:
+    """The run directory marked, Parsl's log and executor threads' tracebacks kept in it, SIGTERM as Ctrl-C."""
+    s.run_dir.mkdir(parents=True, exist_ok=True)
+    (s.run_dir / MARKER).touch()
+    scripts_on_path()
+    logging.getLogger("parsl").propagate = False  # Parsl's log goes to the run directory only
+    log_thread_errors(s.run_dir / "thread-errors.log")
+    interrupt_on_sigterm()  # a killed run cancels its jobs too
+
+
+def scripts_on_path() -> None:
+    """Parsl starts interchange.py from PATH: this interpreter's scripts must be found even unactivated."""
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 @contextlib.contextmanager
