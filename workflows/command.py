@@ -14,6 +14,7 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
+from .errors import WorkflowsError
 from .placement import attempts
 
 # The rank as each launcher names it: Open MPI, MPICH's Hydra (and Flux's PMI), PMIx, Flux itself.
@@ -21,8 +22,10 @@ RANK_VARIABLE = "${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-${PMIX_RANK:-${FLUX_TASK_RA
 WHERE = re.compile(r"^# rank (\d+|\?) (\S+) (\S+)\s*$")
 
 
-class CommandError(ValueError):
+class CommandError(WorkflowsError, ValueError):
     """A --command that cannot run; the message is one line."""
+
+    refused = True
 
 
 @dataclasses.dataclass(frozen=True)

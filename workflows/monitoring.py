@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .errors import WorkflowsError
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -42,8 +43,10 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
 
 
-class MonitoringError(RuntimeError):
+class MonitoringError(WorkflowsError, RuntimeError):
     """What the monitoring tools could not do; the message is one line."""
+
+    refused = True
 
 
 def database(run_dir: Path) -> Path:

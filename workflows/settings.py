@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from .errors import WorkflowsError
 from .launchers import DEFAULT_RANK_LAUNCHER, MPI_FLAVOURS, RANK_LAUNCHERS
 
 SAFE_PATH = re.compile(r"[\w./+,:@%=~-]+")
@@ -74,8 +75,10 @@ def default_run_dir(variant: str) -> Path:
     return (Path("runs") / f"{variant}-{time.strftime('%Y%m%d-%H%M%S')}").absolute()
 
 
-class SettingsError(ValueError):
+class SettingsError(WorkflowsError, ValueError):
     """Settings that cannot run; the message is one line."""
+
+    refused = True
 
 
 @dataclasses.dataclass(frozen=True)

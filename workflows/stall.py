@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 
+from .errors import WorkflowsError
 from .slurm import Block, SlurmdProbe, SlurmError, tagged_job_states, usable_nodes
 
 LIVE = ("R", "CG", "CF")  # states in which a block is (about to be) running
@@ -134,7 +135,7 @@ class BlockSampler:
         self._thread.join()
 
 
-class Stalled(RuntimeError):
+class Stalled(WorkflowsError, RuntimeError):
     """The run could not finish: no block of the workflow could run."""
 
 

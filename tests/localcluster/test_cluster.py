@@ -107,7 +107,7 @@ def test_up_twice_down_twice_leaves_nothing(tmp_path):
     sh([SCRIPT, "down", "-q", *args], env)
     assert cluster.leftovers(spec) == []
     status = subprocess.run([SCRIPT, "status", *args], env=env, capture_output=True, text=True)
-    assert status.returncode == 3 and "not running" in status.stdout
+    assert status.returncode == 1 and "not running" in status.stdout
 
 
 def test_up_clears_the_leftovers_of_a_crashed_run():
