@@ -56,7 +56,7 @@ def login_python() -> Path:
 @pytest.mark.parametrize("tool", LOGIN_TOOLS)
 def test_each_login_tool_answers_help_on_3_9(login_python: Path, tool: str) -> None:
     proc = run(login_python, "-m", tool, "--help")
-    assert proc.returncode == 0 and proc.stdout.startswith(f"usage: python3 -m {tool}"), proc.stderr
+    assert proc.returncode == 0 and proc.stdout.startswith(f"usage: {login_python.name} -m {tool} "), proc.stderr
 
 
 def test_upstream_and_environment_work_on_3_9(login_python: Path, tmp_path: Path) -> None:

@@ -17,16 +17,16 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
-from projectdir import cli
-
-from .errors import WorkflowsError
-
 if __name__ == "__main__":  # python3 -m workflows.environment from the checkout: refuse a Python older than 3.9
-    # in one line. Imported by the run path (run.py loads the workflows package alone, on conda's Python,
-    # where upstream is not importable) it is not needed: Parsl needs 3.10 anyway.
+    # in one line, before the imports below that need it. Imported by the run path (run.py loads the workflows
+    # package alone, on conda's Python, where upstream is not importable) it is not needed: Parsl needs 3.10.
     from upstream.pythons import require_login_python
 
     require_login_python()
+
+from projectdir import cli  # noqa: E402
+
+from .errors import WorkflowsError  # noqa: E402
 
 CONDA = "miniconda3"
 DEFAULT_LOADS: tuple[str, ...] = ("openmpi", "flux-sched", CONDA)

@@ -17,7 +17,7 @@ from .launchers import DEFAULT_RANK_LAUNCHER, MPI_FLAVOURS, RANK_LAUNCHERS
 SAFE_PATH = re.compile(r"[\w./+,:@%=~-]+")
 # The folder this package is imported from (the checkout, or site-packages): workers import workflows.launch
 # from it. projectdir.import_root() says the same, but `python workflows/run.py` (conda's Python, the project
-# not installed) loads this package alone, without projectdir beside it.
+# not installed) loads this package from its folder: PROJECT is where this file is, whatever sys.path holds.
 PROJECT = Path(__file__).resolve().parent.parent
 NODE_LOCAL = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), Path("/run"))
 SHARED_ENV = "LOCAL_CLUSTER_SHARED"  # folders under NODE_LOCAL that the nodes see all the same (the local cluster's)
