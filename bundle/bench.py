@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import projectdir
+from bundle.errors import BundleError
+from projectdir import cli
 
 ARCH = "opt/spack/linux-debian12-x86_64/gcc-12.2.0"
 # 16 letters and a space: text-like bytes that compress about 2:1, like sources, headers and scripts.
@@ -169,8 +171,8 @@ def table(r: dict) -> str:
     return "\n".join(lines)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="scripts/bench-bundle.sh", description=__doc__.split("\n")[0])
+def parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = cli.Parser(prog=prog, description=__doc__.split("\n")[0])
     p.add_argument("--size-mb", type=int, default=1024, help="total bytes of the generated tree (MB)")
     p.add_argument("--files", type=int, default=50_000, help="number of files")
     p.add_argument("--packages", type=int, default=50, help="number of store paths")
@@ -180,14 +182,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    """The console script parsl-mpi-bench-bundle (scripts/bench-bundle.sh)."""
+    return cli.run(lambda prog: _main(parser(prog), argv), BundleError)
+
+
+def _main(p: argparse.ArgumentParser, argv: list[str] | None) -> int:
+    args = p.parse_args(argv)
     if args.size_mb < 1 or args.files < args.packages or args.packages < 1 or args.repeat < 1:
-        print("bench: need --size-mb >= 1, --files >= --packages >= 1, --repeat >= 1", file=sys.stderr)
-        return 2
+        p.error("need --size-mb >= 1, --files >= --packages >= 1, --repeat >= 1")
     for tool in ("tar", "gzip"):
         if shutil.which(tool) is None:
-            print(f"bench: {tool} is not installed", file=sys.stderr)
-            return 2
+            p.error(f"{tool} is not installed")
     work = Path(tempfile.mkdtemp(prefix="bench-bundle-", dir=args.workdir))
     try:
         print(table(run(work, args.size_mb, args.files, args.packages, args.repeat)))

@@ -21,6 +21,8 @@ import uuid
 from pathlib import Path
 
 from bundle.bench import ARCH, generate
+from bundle.errors import BundleError
+from projectdir import cli
 
 
 def _run(cmd: list[str]) -> tuple[float, str]:
@@ -69,8 +71,8 @@ def run(host: str, size_mb: int, files: int, packages: int, work: Path) -> list[
         shutil.rmtree(tree.parent, ignore_errors=True)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="scripts/bench-ship.sh", description=__doc__.split("\n")[0])
+def parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = cli.Parser(prog=prog, description=__doc__.split("\n")[0])
     p.add_argument("--host", default="n1", help="the target (default n1, a local-cluster node)")
     p.add_argument("--size-mb", type=int, default=200, help="total bytes of the generated tree (MB)")
     p.add_argument("--files", type=int, default=10_000, help="number of files")
@@ -79,7 +81,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    """The console script parsl-mpi-bench-ship (scripts/bench-ship.sh)."""
+    return cli.run(lambda prog: _main(parser(prog).parse_args(argv)), BundleError)
+
+
+def _main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-ship-") as work:
         rows = run(args.host, args.size_mb, args.files, args.packages, Path(work))
     print("| step | scp + tar xzf: MB sent | s | ship: MB sent | s |\n|---|---|---|---|---|")

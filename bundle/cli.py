@@ -15,6 +15,7 @@ from typing import TextIO
 import bundle
 from bundle.api import LEVELS
 from bundle.errors import BundleError
+from projectdir import cli
 
 
 class Progress:
@@ -124,12 +125,11 @@ def cmd_diff(args: argparse.Namespace) -> dict:
     return {**d, "text": "\n".join(lines) if lines else "no differences"}
 
 
-def parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+def parser(prog: str | None = None) -> argparse.ArgumentParser:
+    common = cli.Parser(add_help=False)
     common.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     common.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
-    p = argparse.ArgumentParser(prog="python3 -m bundle",
-                                description="Pack an installed Spack tree into a reproducible bundle; redeploy it.")
+    p = cli.Parser(prog=prog, description="Pack an installed Spack tree into a reproducible bundle; redeploy it.")
     sub = p.add_subparsers(dest="command", required=True)
     pk = sub.add_parser("pack", parents=[common], help="ROOT -o DIR/[NAME]: pack a Spack root (or --store DIR)")
     pk.add_argument("root", help="SPACK_ROOT (store at opt/spack) or a store directory")
@@ -168,25 +168,17 @@ def parser() -> argparse.ArgumentParser:
 COMMANDS = {"pack": cmd_pack, "redeploy": cmd_redeploy, "verify": cmd_verify, "diff": cmd_diff}
 
 
-def one_line(text: str) -> str:
-    """TEXT printable on any terminal: names that are not UTF-8 shown escaped, never a traceback."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\n", " ")
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    """The console script parsl-mpi-bundle, python3 -m bundle, scripts/pack.sh and scripts/redeploy.sh."""
+    return cli.run(lambda prog: _main(parser(prog).parse_args(argv)), BundleError)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         result = COMMANDS[args.command](args)
-    except BundleError as err:
-        print(one_line(f"bundle: {err}"), file=sys.stderr)
-        return 1
     except OSError as err:  # a filesystem failure no step turned into a sentence: still one line
         where = f": {os.fsdecode(err.filename)}" if err.filename else ""
-        print(one_line(f"bundle: {err.strerror or err}{where}"), file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("bundle: interrupted", file=sys.stderr)
-        return 130
+        raise BundleError(f"{err.strerror or err}{where}") from None
     text = result.pop("text")
     if args.json:
         print(json.dumps(result, indent=1, sort_keys=True))

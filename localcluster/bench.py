@@ -10,6 +10,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from projectdir import cli
+
 from . import cluster
 from .spec import PROJECT, ClusterSpec
 
@@ -24,9 +26,8 @@ def measure(spec: ClusterSpec) -> tuple[float, float]:
     return t1 - t0, time.monotonic() - t1
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="scripts/bench-cluster.sh",
-                                description="Time local-cluster up and down for several node counts.")
+def parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = cli.Parser(prog=prog, description="Time local-cluster up and down for several node counts.")
     p.add_argument("--nodes", type=int, nargs="+", default=[4, 16], help="node counts (default: 4 16)")
     p.add_argument("--rounds", type=int, default=3, help="rounds, interleaved; the median is reported")
     p.add_argument("--root", type=Path, default=PROJECT / ".state" / "bench")
@@ -34,7 +35,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    """The console script parsl-mpi-bench-cluster (scripts/bench-cluster.sh)."""
+    return cli.run(lambda prog: _main(parser(prog).parse_args(argv)))
+
+
+def _main(args: argparse.Namespace) -> int:
     host = socket.gethostname().split(".")[0]
     specs = {n: ClusterSpec(root=args.root.resolve() / f"n{n}", host=host, nodes=n, bridge="slbench0",
                             subnet="10.249.0.0/24", prefix="slb-", ctld_port=16870, slurmd_port=16871)

@@ -8,10 +8,11 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+
+from projectdir import cli
 
 from . import cluster
-from .spec import DEFAULT_ROOT, ClusterSpec, SpecError, defaults
+from .spec import DEFAULT_ROOT, ClusterSpec, defaults
 
 
 def _positive_int(text: str) -> int:
@@ -24,11 +25,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line, exit 2, nothing changed
-        self.exit(2, f"local-cluster: {message}\n")
-
-
 # The spec's fields the command line sets, with their help; the defaults are ClusterSpec's own.
 SPEC_FLAGS = {
     "nodes": "nodes", "cpus": "CPUs per node", "bridge": "host bridge name", "subnet": "node subnet",
@@ -36,8 +32,8 @@ SPEC_FLAGS = {
 }
 
 
-def parser() -> argparse.ArgumentParser:
-    common = _Parser(add_help=False)
+def parser(prog: str | None = None) -> argparse.ArgumentParser:
+    common = cli.Parser(add_help=False)
     common.add_argument("--root", type=Path, default=DEFAULT_ROOT,
                         help="directory holding all cluster state (default: %(default)s)")
     spec_defaults = defaults()
@@ -47,10 +43,9 @@ def parser() -> argparse.ArgumentParser:
                             default=default, help=f"{what} (default: %(default)s)")
     common.add_argument("--timeout", type=float, default=30, help="seconds to wait for idle nodes")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
-    p = _Parser(prog="local-cluster.sh",
-                description="A real multi-node Slurm cluster on this machine, one namespace per node.")
+    p = cli.Parser(prog=prog, description="A real multi-node Slurm cluster on this machine, one namespace per node.")
     commands = "up,down,status,env,restart-controller,kill-node,revive-node"
-    sub = p.add_subparsers(dest="command", required=True, metavar=f"{{{commands}}}", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", required=True, metavar=f"{{{commands}}}")
     sub.add_parser("up", parents=[common], help="start munged, slurmctld and one slurmd per node")
     sub.add_parser("down", parents=[common], help="cancel jobs, stop everything, remove all state")
     sub.add_parser("status", parents=[common], help="print daemons and node states")
@@ -88,30 +83,28 @@ def upstream_env_lines() -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    """The console script parsl-mpi-cluster (scripts/local-cluster.sh): 0 done (status: running), 1 failed
+    (status: not running), 2 refused."""
+    return cli.run(lambda prog: _main(parser(prog).parse_args(argv)))
+
+
+def _main(args: argparse.Namespace) -> int:
     progress = (lambda _: None) if args.quiet else (lambda msg: print(f"... {msg}", file=sys.stderr))
-    try:
-        spec = spec_from(args)
-        if args.command == "up":
-            print(cluster.up(spec, timeout=args.timeout, progress=progress))
-        elif args.command == "down":
-            print(cluster.down(spec, progress=progress))
-        elif args.command == "status":
-            ok, text = cluster.status(spec)
-            print(text)
-            return 0 if ok else 3
-        elif args.command == "restart-controller":
-            print(cluster.restart_controller(spec))
-        elif args.command == "kill-node":
-            print(cluster.kill_node(spec, args.node))
-        elif args.command == "revive-node":
-            print(cluster.revive_node(spec, args.node))
-        else:
-            print("\n".join([cluster.env_lines(spec), *upstream_env_lines()]))
-    except (SpecError, cluster.ClusterError) as err:
-        first, *rest = str(err).splitlines()
-        if rest:
-            print("\n".join(rest), file=sys.stderr)
-        print(f"local-cluster: {first}", file=sys.stderr)
-        return 1
-    return 0
+    spec = spec_from(args)
+    if args.command == "up":
+        print(cluster.up(spec, timeout=args.timeout, progress=progress))
+    elif args.command == "down":
+        print(cluster.down(spec, progress=progress))
+    elif args.command == "status":
+        ok, text = cluster.status(spec)
+        print(text)
+        return cli.OK if ok else cli.FAILED
+    elif args.command == "restart-controller":
+        print(cluster.restart_controller(spec))
+    elif args.command == "kill-node":
+        print(cluster.kill_node(spec, args.node))
+    elif args.command == "revive-node":
+        print(cluster.revive_node(spec, args.node))
+    else:
+        print("\n".join([cluster.env_lines(spec), *upstream_env_lines()]))
+    return cli.OK

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import network, sshd
+from .errors import LocalClusterError
 from .procs import CommandError, alive, pids_matching, read_pid, run, stop
 from .spec import ClusterSpec, cgroup_conf, client_env, hosts_file, shared_paths, slurm_conf
 
@@ -32,7 +33,7 @@ REQUIRED = {
 Progress = Callable[[str], None]
 
 
-class ClusterError(RuntimeError):
+class ClusterError(LocalClusterError, RuntimeError):
     """The cluster cannot come up or go down; the message is one line."""
 
 

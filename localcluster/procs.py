@@ -9,8 +9,10 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from .errors import LocalClusterError
 
-class CommandError(RuntimeError):
+
+class CommandError(LocalClusterError, RuntimeError):
     """A system command failed; the message is one line."""
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from . import network
+from .errors import LocalClusterError
 from .spec import ClusterSpec
 
 SLOTS = 1024
@@ -31,7 +32,7 @@ ROUTE_TYPES = {"unicast", "local", "broadcast", "multicast", "anycast", "blackho
                "prohibit", "throw", "nat"}
 
 
-class SlotError(RuntimeError):
+class SlotError(LocalClusterError, RuntimeError):
     """No slot can be claimed; the message is one line."""
 
 

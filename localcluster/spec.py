@@ -11,6 +11,8 @@ from pathlib import Path
 
 import projectdir
 
+from .errors import LocalClusterError
+
 
 def _project() -> Path:
     """The checkout the cluster serves (its scripts/node-ssh, its .state/), as projectdir finds it; else the
@@ -27,8 +29,10 @@ DEFAULT_ROOT = PROJECT / ".state" / "cluster"
 STATE_FILE = "cluster.json"  # under the root: the spec a running cluster was brought up with
 
 
-class SpecError(ValueError):
+class SpecError(LocalClusterError, ValueError):
     """A cluster shape that cannot be built."""
+
+    refused = True
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,13 +13,21 @@ import os
 import re
 from pathlib import Path
 
+from .cli import Error
+
 ENV = "PARSL_MPI_STACK_PROJECT"
 NAME = "parsl-mpi-stack"  # pyproject.toml's [project] name: another project's spack.yaml is not this one
 _NAME_LINE = re.compile(r'^name\s*=\s*["\']' + re.escape(NAME) + r'["\']\s*$', re.MULTILINE)
 
 
-class NotFound(LookupError):
+class ProjectdirError(Error):
+    """The one error base of projectdir (projectdir/cli.py: its message is the line a command prints)."""
+
+
+class NotFound(ProjectdirError, LookupError):
     """No checkout of the project where it was looked for; the message is one line that says how to give one."""
+
+    refused = True
 
 
 def is_checkout(folder: Path) -> bool:

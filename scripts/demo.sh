@@ -8,4 +8,4 @@ scripts/setup.sh
 trap 'scripts/local-cluster.sh down -q >/dev/null' EXIT
 scripts/local-cluster.sh up
 eval "$(scripts/local-cluster.sh env)"
-.venv/bin/parsl-mpi-demo --no-spack
+PARSL_MPI_STACK_PROG=$0 .venv/bin/parsl-mpi-demo --no-spack

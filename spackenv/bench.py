@@ -27,9 +27,12 @@ from pathlib import Path
 import yaml
 
 import projectdir
+from projectdir import cli
+
+from .errors import SpackenvError
 
 
-class BenchError(RuntimeError):
+class BenchError(SpackenvError, RuntimeError):
     """A step failed; one line."""
 
 
@@ -164,8 +167,8 @@ def table(r: dict) -> str:
     return "\n".join(lines)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="scripts/bench-spack.sh", description=__doc__.split("\n")[0])
+def parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = cli.Parser(prog=prog, description=__doc__.split("\n")[0])
     p.add_argument("--workdir", type=Path, help="where the trees go (default: a temporary folder, removed after)")
     p.add_argument("--keep", action="store_true", help="keep the work folder")
     p.add_argument("--json", action="store_true", help="print the figures as JSON after the table")
@@ -173,20 +176,21 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    """The console script parsl-mpi-bench-spack (scripts/bench-spack.sh)."""
+    return cli.run(lambda prog: _main(prog, parser(prog).parse_args(argv)))
+
+
+def _main(prog: str, args: argparse.Namespace) -> int:
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench-spack-", dir=args.workdir))
     try:
         r = bench(work)
-    except BenchError as err:
-        print(f"bench-spack: {err}", file=sys.stderr)
-        return 1
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         else:
-            print(f"bench-spack: kept {work}", file=sys.stderr)
+            print(f"{prog}: kept {work}", file=sys.stderr)
     print(table(r))
     if args.json:
         print(json.dumps(r, indent=1, sort_keys=True))

@@ -32,8 +32,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import projectdir
+from projectdir import cli
 
 from . import lock as spack_lock
+from .errors import SpackenvError
 
 CACHE_ENV = "PARSL_MPI_STACK_LOCK_CACHE"
 CACHE_NAME = "spack-lock-check.json"
@@ -64,8 +66,14 @@ json.dump({"spack": spack.spack_version, "spack_commit": spack.get_spack_commit(
 """
 
 
-class CheckError(RuntimeError):
+class CheckError(SpackenvError, RuntimeError):
     """The check could not run; the message is one line."""
+
+
+class SpackNotFound(CheckError):
+    """No spack command to check with: nothing done (exit 2)."""
+
+    refused = True
 
 
 def _say(message: str) -> None:
@@ -202,8 +210,8 @@ def default_cache(env: Path) -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "parsl-mpi-stack" / CACHE_NAME
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python3 -m spackenv.check", description=__doc__.split("\n")[0])
+def parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = cli.Parser(prog=prog, description=__doc__.split("\n")[0])
     p.add_argument("--env", type=Path, default=Path.cwd(), help="the folder of spack.yaml and spack.lock")
     p.add_argument("--spack", default="spack", help="the spack command (default: spack on PATH)")
     p.add_argument("--no-cache", action="store_true", help="always re-solve, even for inputs checked before")
@@ -214,16 +222,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    """The console script parsl-mpi-spack-check: 0 current, 1 stale or the check failed, 2 refused."""
+    return cli.run(lambda prog: _main(parser(prog).parse_args(argv)))
+
+
+def _main(args: argparse.Namespace) -> int:
     if shutil.which(args.spack) is None:
-        _say(f"spack not found ({args.spack})")
-        return 2
-    try:
-        cache = None if args.no_cache else args.cache or default_cache(args.env)
-        diff = check(args.env, args.spack, cache)
-    except (CheckError, projectdir.NotFound) as err:
-        _say(str(err))
-        return 1
+        raise SpackNotFound(f"spack not found ({args.spack})")
+    cache = None if args.no_cache else args.cache or default_cache(args.env)
+    diff = check(args.env, args.spack, cache)
     if diff:
         _say(f"spack.lock is stale: a forced re-solve of spack.yaml changes {len(diff)} specs ({REGENERATE}):")
         for line in diff:

@@ -18,8 +18,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from projectdir import cli
+
+from .errors import SpackenvError
+
 # Node fields whose change says why a hash changed, in the order they are reported.
 FIELDS = ("version", "arch", "parameters", "external", "namespace", "package_hash")
+
+
+class Unreadable(SpackenvError, ValueError):
+    """A lock that is not there or not JSON: nothing compared (exit 2)."""
+
+    refused = True
 
 
 def solve(lock: dict) -> tuple[frozenset[tuple[str, str]], frozenset[str]]:
@@ -100,8 +110,8 @@ def differences(old: dict, new: dict) -> list[str]:
     return lines
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python3 -m spackenv.lock", description=__doc__.split("\n")[0])
+def parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = cli.Parser(prog=prog, description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     same = sub.add_parser("same", help="exit 0 when two locks hold the same solve")
     same.add_argument("old", type=Path)
@@ -110,12 +120,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    """The console script parsl-mpi-spack-lock: same OLD NEW exits 0 when equal, 1 when not, 2 unreadable."""
+    return cli.run(lambda prog: _main(parser(prog).parse_args(argv)))
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         old, new = (json.loads(path.read_text()) for path in (args.old, args.new))
     except (OSError, ValueError) as err:
-        print(f"spackenv.lock: cannot read a lock: {err}", file=sys.stderr)
-        return 2
+        raise Unreadable(f"cannot read a lock: {err}") from None
     diff = differences(old, new)
     for line in diff:
         print(line)

@@ -56,7 +56,7 @@ def login_python() -> Path:
 @pytest.mark.parametrize("tool", LOGIN_TOOLS)
 def test_each_login_tool_answers_help_on_3_9(login_python: Path, tool: str) -> None:
     proc = run(login_python, "-m", tool, "--help")
-    assert proc.returncode == 0 and proc.stdout.startswith(f"usage: python3 -m {tool}"), proc.stderr
+    assert proc.returncode == 0 and proc.stdout.startswith(f"usage: {login_python.name} -m {tool} "), proc.stderr
 
 
 def test_upstream_and_environment_work_on_3_9(login_python: Path, tmp_path: Path) -> None:
@@ -70,7 +70,7 @@ def test_upstream_and_environment_work_on_3_9(login_python: Path, tmp_path: Path
     env = {"PARSL_MPI_STACK_PREFIX": str(tmp_path / "prefix"), "PARSL_MPI_STACK_SOURCES": str(tmp_path / "mirror")}
     install = subprocess.run([str(login_python), "-m", "upstream", "install", "--require"], cwd=PROJECT,
                              capture_output=True, text=True, env={**bare_env(), **env}, timeout=120)
-    assert install.returncode == 3, install.stderr
+    assert install.returncode == 1, install.stderr
     lacks = f"upstream: flux not built: {tmp_path / 'mirror'} lacks flux-core-"
     assert install.stderr.startswith(lacks), install.stderr
     loads = run(login_python, "-m", "workflows.environment")
@@ -128,7 +128,7 @@ def test_spackenv_check_runs_on_3_9(login_python: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize("tool", LOGIN_TOOLS)
 def test_an_older_python_is_refused_in_one_line(version: str, tool: str) -> None:
     proc = run(interpreter(version), "-m", tool, "--help")
-    assert proc.returncode == 1 and proc.stdout == "", proc.stdout
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout
     assert len(proc.stderr.splitlines()) == 1, proc.stderr
     assert f"this is Python {version} " in proc.stderr and "need Python 3.9 or newer" in proc.stderr, proc.stderr
 

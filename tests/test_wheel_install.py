@@ -94,8 +94,8 @@ def test_upstream_status_finds_the_checkout_from_the_working_directory(installed
     assert inside.returncode == 0 and inside.stdout.startswith("prefix "), inside.stderr
     assert {line.split()[0] for line in inside.stdout.splitlines()} == {"prefix", "flux", "spack"}
     outside = installed.script("parsl-mpi-upstream", "status", cwd=tmp_path)
-    assert outside.returncode == 1 and outside.stderr.startswith("upstream: no parsl-mpi-stack checkout here"), \
-        outside.stderr
+    said = "parsl-mpi-upstream: no parsl-mpi-stack checkout here"  # a refusal: run it in one (exit 2)
+    assert outside.returncode == 2 and outside.stderr.startswith(said), outside.stderr
     assert outside.stderr.count("\n") == 1
 
 
@@ -133,5 +133,5 @@ def test_the_pre_flight_refuses_a_venv_the_nodes_cannot_see_before_submitting(in
     finally:
         shutil.rmtree(venv, ignore_errors=True)
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert proc.stderr == (f"workflows: the workers' Python {venv} is under /tmp, which each compute node has to "
-                           "itself: they could not start it; use a Python (or venv) on a shared filesystem\n")
+    assert proc.stderr == (f"python -m workflows: the workers' Python {venv} is under /tmp, which each compute node "
+                           "has to itself: they could not start it; use a Python (or venv) on a shared filesystem\n")

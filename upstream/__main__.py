@@ -2,7 +2,7 @@
 
 Sources come from the mirror named by $PARSL_MPI_STACK_SOURCES (or --sources), else from upstream
 (checked). Builds go to $PARSL_MPI_STACK_PREFIX (default /opt/parsl-mpi-stack as root). Where no
-source can be reached, install says so in one line and exits 0 (3 with --require, as CI does).
+source can be reached, install says so in one line and exits 0 (1 with --require, as CI does).
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from projectdir import cli
+
 from . import flux, layout, sources, spack
 from .pins import PinError, flux_sources
-from .steps import StepFailed
 
-NOT_REACHABLE = 3
+NOT_REACHABLE = cli.FAILED  # with --require: CI may skip nothing
 # each build: where it is when built, how to build it, the sources it needs
 BUILDS = {"flux": (flux.installed, flux.install, flux_sources),
           "spack": (spack.installed, spack.install, spack.spack_sources_for_install)}
@@ -59,8 +60,8 @@ def env_lines(root: Path) -> list[str]:
     return [f"export PATH={shlex.quote(os.pathsep.join(paths))}${{PATH:+:$PATH}}"]
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python3 -m upstream", description=__doc__.split("\n")[0])
+def parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = cli.Parser(prog=prog, description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     inst = sub.add_parser("install", help="build what is not built yet (default: flux spack)")
     inst.add_argument("what", nargs="*", metavar="flux|spack", help="what to build (default: both)")
@@ -74,25 +75,25 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = parser()
+    """The console script parsl-mpi-upstream and python3 -m upstream."""
+    return cli.run(lambda prog: _main(parser(prog), argv))
+
+
+def _main(p: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     args = p.parse_args(argv)
     unknown = [w for w in getattr(args, "what", None) or [] if w not in BUILDS]
     if unknown:
         p.error(f"install: unknown {', '.join(unknown)} (choose from {', '.join(BUILDS)})")
-    try:
-        if args.command == "install":
-            return _install(args.what or list(BUILDS), args.sources, args.require)
-        if args.command == "env":
-            print("\n".join(env_lines(layout.prefix())))
-            return 0
-        root = layout.prefix()
-        print(f"prefix {root}")
-        for name, (installed, _, _) in BUILDS.items():
-            print(f"{name:<6} {installed(root) or 'not built'}")
+    if args.command == "install":
+        return _install(args.what or list(BUILDS), args.sources, args.require)
+    if args.command == "env":
+        print("\n".join(env_lines(layout.prefix())))
         return 0
-    except (PinError, sources.SourceError, StepFailed) as err:
-        print(f"upstream: {err}", file=sys.stderr)
-        return 1
+    root = layout.prefix()
+    print(f"prefix {root}")
+    for name, (installed, _, _) in BUILDS.items():
+        print(f"{name:<6} {installed(root) or 'not built'}")
+    return 0
 
 
 if __name__ == "__main__":

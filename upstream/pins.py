@@ -17,6 +17,8 @@ import yaml
 
 import projectdir
 
+from .errors import UpstreamError
+
 # sha256 of upstream's release tarballs, as the pinned spack-packages lists them (flux_core/package.py, ...).
 RELEASE_SHA256 = {
     ("flux-core", "0.73.0"): "d029c3da68bd0a0bea40d964de772e90a55eec72303b610396882f9e94d8c0c6",
@@ -28,8 +30,10 @@ SPACK_GIT = "https://github.com/spack/spack.git"
 SPACK_PACKAGES_GIT = "https://github.com/spack/spack-packages.git"
 
 
-class PinError(ValueError):
+class PinError(UpstreamError, ValueError):
     """The project's pins cannot say what to build."""
+
+    refused = True
 
 
 @dataclasses.dataclass(frozen=True)

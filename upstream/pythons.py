@@ -27,7 +27,9 @@ def refusal(found, executable, need=LOGIN_TOOLS):
 
 def require_login_python():
     # type: () -> None
-    """Exit with refusal()'s line when this Python is older than LOGIN_TOOLS."""
+    """Exit 2 (refused: projectdir/cli.py's codes, not imported here) with refusal()'s line when this Python is
+    older than LOGIN_TOOLS."""
     line = refusal(sys.version_info, sys.executable)
     if line:
-        sys.exit(line)
+        sys.stderr.write(line + "\n")
+        sys.exit(2)

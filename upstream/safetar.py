@@ -13,9 +13,13 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from .errors import UpstreamError
 
-class UnsafeMember(ValueError):
+
+class UnsafeMember(UpstreamError, ValueError):
     """A member `filter="data"` refuses; the message names the member and why, in one line."""
+
+    refused = True
 
 
 def _inside(path: str, dest: str) -> bool:

@@ -16,13 +16,14 @@ import urllib.request
 from pathlib import Path
 
 from . import safetar
+from .errors import UpstreamError
 from .pins import Source
 
 MIRROR_ENV = "PARSL_MPI_STACK_SOURCES"
 TIMEOUT = 60  # seconds for a download or clone to answer
 
 
-class SourceError(RuntimeError):
+class SourceError(UpstreamError, RuntimeError):
     """A source that cannot be had; the message is one line and says how to provide it."""
 
 

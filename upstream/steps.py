@@ -12,10 +12,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from .errors import UpstreamError
+
 PERCENT = re.compile(rb"\[\s*(\d+)%\]")  # cmake's "[ 45%] Building ..."
 
 
-class StepFailed(RuntimeError):
+class StepFailed(UpstreamError, RuntimeError):
     """A build step failed; the message names the step and its log."""
 
 

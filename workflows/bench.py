@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from projectdir import cli
 from workflows import variants, verify
 from workflows.demo import runnable
 from workflows.launchers import DEFAULT_RANK_LAUNCHER
@@ -118,8 +119,8 @@ def with_option_rows(labels: Sequence[str]) -> list[str]:
     return todo
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="scripts/bench.sh", description=__doc__.split("\n")[0])
+def parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = cli.Parser(prog=prog, description=__doc__.split("\n")[0])
     p.add_argument("--k", type=int, nargs="+", default=[4, 16, 64], help="numbers of MPI runs (default 4 16 64)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
     known = known_rows()
@@ -175,7 +176,11 @@ def summarize(names: Sequence[str], ks: Sequence[int], samples: dict[tuple[str, 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    """The console script parsl-mpi-bench (scripts/bench.sh brings a cluster up around it)."""
+    return cli.run(lambda prog: _main(parser(prog).parse_args(argv)))
+
+
+def _main(args: argparse.Namespace) -> int:
     from workflows import slurm
 
     cpus = slurm.partition_nodes(None)

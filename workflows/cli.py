@@ -14,25 +14,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
+
+from projectdir import cli
 
 from . import environment, monitoring, runner, session, variants
 from .launchers import MPI_FLAVOURS, RANK_LAUNCHERS
 from .settings import SOURCE, Settings
-
-PROG = "python -m workflows"
-RUN_PY_PROG = "python workflows/run.py"  # `run` implied: python workflows/run.py VARIANT | clean | visualize
-
-
-class _Parser(argparse.ArgumentParser):
-    """A usage error is one line on stderr, after the command's name (prefix), with no usage block."""
-
-    def __init__(self, *args: Any, prefix: str = "workflows", **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self.prefix = prefix
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prefix}: {message}\n")
 
 
 def _default(name: str) -> Any:
@@ -105,18 +93,13 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
                         f"as RUN_DIR/{monitoring.SCREENSHOT}")
 
 
-def _prefix(as_run_py: bool) -> str:
-    """What a line on stderr starts with."""
-    return "run.py" if as_run_py else "workflows"
-
-
-def parser(as_run_py: bool = False) -> argparse.ArgumentParser:
-    """The whole command line; as_run_py: as `python workflows/run.py` reads it (`run` implied, 'run.py: ...')."""
-    prog, prefix = (RUN_PY_PROG if as_run_py else PROG), _prefix(as_run_py)
-    p = _Parser(prog=prog, prefix=prefix, description="The MPI hello world through one Parsl executor variant on Slurm "
+def parser(as_run_py: bool = False, prog: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; as_run_py: as `python workflows/run.py` reads it (`run` implied)."""
+    p = cli.Parser(prog=prog, description="The MPI hello world through one Parsl executor variant on Slurm "
                 "(run), the run directories it leaves (clean), and a monitored run's record (visualize).")
+    prog = p.prog
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = sub.add_parser("run", prefix=prefix, prog=prog if as_run_py else None,
+    run = sub.add_parser("run", prog=prog if as_run_py else None,
                          help="VARIANT [options]: one workflow run",
                          description="The MPI hello world (or your own MPI program: --command) through one Parsl "
                                      "executor variant: settings, the variant's Config, apps on Slurm, verified "
@@ -125,12 +108,12 @@ def parser(as_run_py: bool = False) -> argparse.ArgumentParser:
                          epilog=f"also: {prog} clean [--dry-run] | visualize RUN_DIR [--port N]" if as_run_py else None)
     _add_run_arguments(run)
     _add_variant_options(run)
-    clean = sub.add_parser("clean", prefix=prefix,
+    clean = sub.add_parser("clean",
                            help="remove run directories and Parsl's stray runinfo, nothing else",
                            description="Remove the run directories under runs/ (those holding the marker a run "
                                        "leaves) and Parsl's stray runinfo/, nothing else.")
     clean.add_argument("--dry-run", action="store_true", help="list what would be removed")
-    vis = sub.add_parser("visualize", prefix=prefix, help="RUN_DIR: parsl-visualize on a monitored run's database",
+    vis = sub.add_parser("visualize", help="RUN_DIR: parsl-visualize on a monitored run's database",
                          description="Serve a monitored run's database with parsl-visualize on 127.0.0.1 until Ctrl-C.")
     vis.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run directory of a --monitoring run")
     vis.add_argument("--port", type=int, help="port (default: a free one)")
@@ -150,7 +133,7 @@ def clean(dry_run: bool, runs_root: Path = Path("runs")) -> int:
     return 0
 
 
-def visualize(run_dir: Path, port: int | None, name: str = "workflows") -> int:
+def visualize(run_dir: Path, port: int | None) -> int:
     """parsl-visualize on that run's database, on 127.0.0.1, until Ctrl-C or SIGTERM."""
     run_dir = run_dir.absolute()
     db = monitoring.database(run_dir)
@@ -168,20 +151,19 @@ def visualize(run_dir: Path, port: int | None, name: str = "workflows") -> int:
                 time.sleep(3600)
     except KeyboardInterrupt:
         return 0
-    except monitoring.MonitoringError as err:
-        print(f"{name}: {err}", file=sys.stderr)
-        return 2
 
 
 def main(argv: Sequence[str] | None = None, as_run_py: bool = False) -> int:
     """The console script (parsl-mpi-workflows) and python -m workflows; as_run_py: python workflows/run.py."""
-    argv = sys.argv[1:] if argv is None else list(argv)
+    return cli.run(lambda prog: _main(prog, sys.argv[1:] if argv is None else list(argv), as_run_py))
+
+
+def _main(name: str, argv: list[str], as_run_py: bool) -> int:
     if as_run_py and argv[:1] not in (["clean"], ["visualize"]):
         argv = ["run", *argv]
-    args = parser(as_run_py).parse_args(argv)
-    name = _prefix(as_run_py)
+    args = parser(as_run_py, name).parse_args(argv)
     if args.command == "clean":
         return clean(args.dry_run)
     if args.command == "visualize":
-        return visualize(args.run_dir, args.port, name)
+        return visualize(args.run_dir, args.port)
     return runner.run(args, name)

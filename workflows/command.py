@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import shlex
 
+from .errors import WorkflowsError
 
-class CommandError(ValueError):
+
+class CommandError(WorkflowsError, ValueError):
     """A --command that cannot run; the message is one line."""
+
+    refused = True
 
 
 def argv(command: str) -> tuple[str, ...]:

@@ -10,6 +10,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from projectdir import cli
+from workflows import cli as workflows_cli
 from workflows import variants
 
 RUN = Path(__file__).resolve().parent / "run.py"
@@ -35,14 +37,20 @@ def table(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m workflows.demo", description=__doc__)
+def parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = cli.Parser(prog=prog, description=__doc__)
     p.add_argument("--runs-root", type=Path, default=Path("runs"), help="where run directories go")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args, extra = parser().parse_known_args(argv)  # the rest goes to every run.py (e.g. --no-spack)
+    """The console script parsl-mpi-demo (scripts/demo.sh)."""
+    return cli.run(lambda prog: _main(prog, argv))
+
+
+def _main(prog: str, argv: Sequence[str] | None) -> int:
+    args, extra = parser(prog).parse_known_args(argv)  # the rest goes to every run.py (e.g. --no-spack)
+    workflows_cli.parser(as_run_py=True, prog=prog).parse_args(["run", "htex", *extra])  # refused before any run
     stamp = time.strftime("%Y%m%d-%H%M%S")
     rows, failed = [], []
     todo, skipped = runnable()

@@ -18,18 +18,24 @@ from collections.abc import Sequence
 from typing import Optional
 
 if __name__ == "__main__":  # python3 -m workflows.environment from the checkout: refuse a Python older than 3.9
-    # in one line. Imported by the run path (run.py loads the workflows package alone, on conda's Python,
-    # where upstream is not importable) it is not needed: Parsl needs 3.10 anyway.
+    # in one line, before the imports below that need it. Imported by the run path (run.py loads the workflows
+    # package alone, on conda's Python, where upstream is not importable) it is not needed: Parsl needs 3.10.
     from upstream.pythons import require_login_python
 
     require_login_python()
+
+from projectdir import cli  # noqa: E402
+
+from .errors import WorkflowsError  # noqa: E402
 
 CONDA = "miniconda3"
 DEFAULT_LOADS: tuple[str, ...] = ("openmpi", "flux-sched", CONDA)
 
 
-class LoadOrderError(ValueError):
+class LoadOrderError(WorkflowsError, ValueError):
     """A load list that would break conda's Python."""
+
+    refused = True
 
 
 def _package(spec: str) -> str:
@@ -80,9 +86,9 @@ def current_venv() -> Optional[str]:
     return sys.prefix if sys.prefix != getattr(sys, "base_prefix", sys.prefix) else None
 
 
-def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python3 -m workflows.environment",
+def parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
+    parser = cli.Parser(
+        prog=prog,
         description="Print the environment set-up lines (module loads), miniconda3 last.",
     )
     parser.add_argument("--load", action="append", metavar="SPEC",
@@ -93,12 +99,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        print(render(args.load or DEFAULT_LOADS, spack=not args.no_spack, venv=args.venv))
-    except LoadOrderError as err:
-        print(f"environment: {err}", file=sys.stderr)
-        return 2
+    """The console script parsl-mpi-environment and python3 -m workflows.environment."""
+    return cli.run(lambda prog: _main(parser(prog).parse_args(argv)))
+
+
+def _main(args: argparse.Namespace) -> int:
+    print(render(args.load or DEFAULT_LOADS, spack=not args.no_spack, venv=args.venv))
     return 0
 
 

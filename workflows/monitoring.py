@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import WorkflowsError
+
 DATABASE = "monitoring.db"
 SCREENSHOT = "monitoring.png"
 HOW_TO_GET = "run scripts/setup.sh (or pip install -e '.[monitoring]')"
@@ -36,8 +38,10 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
 
 
-class MonitoringError(RuntimeError):
+class MonitoringError(WorkflowsError, RuntimeError):
     """What the monitoring tools could not do; the message is one line."""
+
+    refused = True
 
 
 def database(run_dir: Path) -> Path:

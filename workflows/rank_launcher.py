@@ -22,5 +22,5 @@ class RankLauncher:
     def command(self, flavour: str, hosts: Sequence[str], ranks_per_node: int, program: Sequence[str],
                 time_limit: float | None = None) -> list[str]:
         """time_limit: seconds after which the launcher's scheduler itself ends the run, where it has one
-        (Flux); elsewhere the `timeout` around the launch ends it (workflows.apps.run_line)."""
+        (Flux); elsewhere the `timeout` around the launch ends it (workflows.submission.run_line)."""
         raise NotImplementedError

@@ -2,8 +2,9 @@
 
 The same as `python -m workflows run ...` (workflows/cli.py). Run as a file, this script sits inside
 its package without being part of it, and the checkout need not be installed (on a cluster, conda's
-Python runs it from the checkout): so it loads the package from its own folder, the importlib recipe
-for a source file, rather than putting the project on sys.path. Nothing imports this module.
+Python runs it from the checkout): so it loads the package from its own folder, and projectdir (the
+commands' shared shape, projectdir/cli.py) from beside it, the importlib recipe for a source file, rather
+than putting the project on sys.path. Nothing imports this module.
 """
 
 import importlib.util
@@ -11,16 +12,15 @@ import sys
 from pathlib import Path
 
 
-def load_package() -> None:
-    """The workflows package of this folder as `workflows`, unless one is imported already."""
-    if "workflows" in sys.modules:
+def load_package(folder: Path) -> None:
+    """The package in FOLDER under its folder's name, unless one is imported already."""
+    if folder.name in sys.modules:
         return
-    here = Path(__file__).resolve().parent
-    spec = importlib.util.spec_from_file_location("workflows", here / "__init__.py",
-                                                  submodule_search_locations=[str(here)])
+    spec = importlib.util.spec_from_file_location(folder.name, folder / "__init__.py",
+                                                  submodule_search_locations=[str(folder)])
     assert spec is not None and spec.loader is not None
     package = importlib.util.module_from_spec(spec)
-    sys.modules["workflows"] = package
+    sys.modules[folder.name] = package
     spec.loader.exec_module(package)
 
 
@@ -32,7 +32,9 @@ def unshadow() -> None:
 
 if __name__ == "__main__":  # guarded: Parsl's monitoring spawns processes that run this file as __mp_main__
     unshadow()
-    load_package()
+    here = Path(__file__).resolve().parent
+    load_package(here.parent / "projectdir")
+    load_package(here)
     from workflows.cli import main
 
     sys.exit(main(as_run_py=True))

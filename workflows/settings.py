@@ -11,12 +11,13 @@ import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from .errors import WorkflowsError
 from .launchers import DEFAULT_RANK_LAUNCHER, MPI_FLAVOURS, RANK_LAUNCHERS
 
 SAFE_PATH = re.compile(r"[\w./+,:@%=~-]+")
 # The folder this package is imported from (the checkout, or site-packages): workers import workflows.launch
 # from it. projectdir.import_root() says the same, but `python workflows/run.py` (conda's Python, the project
-# not installed) loads this package alone, without projectdir beside it.
+# not installed) loads this package from its folder: PROJECT is where this file is, whatever sys.path holds.
 PROJECT = Path(__file__).resolve().parent.parent
 SOURCE = Path(__file__).resolve().parent / "mpi_hello.c"  # the MPI hello world each run compiles
 NODE_LOCAL = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), Path("/run"))
@@ -85,8 +86,10 @@ def default_run_dir(variant: str) -> Path:
     return (Path("runs") / f"{variant}-{time.strftime('%Y%m%d-%H%M%S')}").absolute()
 
 
-class SettingsError(ValueError):
+class SettingsError(WorkflowsError, ValueError):
     """Settings that cannot run; the message is one line."""
+
+    refused = True
 
 
 @dataclasses.dataclass(frozen=True)

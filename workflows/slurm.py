@@ -9,8 +9,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+from .errors import WorkflowsError
 
-class SlurmError(RuntimeError):
+
+class SlurmError(WorkflowsError, RuntimeError):
     """Slurm cannot be used; the message is one line: what failed (`detail`), then how to fix it if known."""
 
     def __init__(self, detail: str, hint: str = "") -> None:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .errors import WorkflowsError
 from .settings import Settings
 from .slurm import Block, SlurmdProbe, SlurmError, tagged_job_states, usable_nodes
 
@@ -143,7 +144,7 @@ class BlockSampler:
         self._thread.join()
 
 
-class Stalled(RuntimeError):
+class Stalled(WorkflowsError, RuntimeError):
     """The run could not finish: no block of the workflow could run."""
 
 

@@ -106,6 +106,9 @@ def remove_store(root: Path) -> None:
     shutil.rmtree(root / "opt")
 
 
+PROG = f"{Path(sys.executable).name} -m bundle"  # what run_bundle's error lines start with (projectdir/cli.py)
+
+
 def run_bundle(*args: str, check: bool = False) -> subprocess.CompletedProcess:
     """The CLI as users run it: a subprocess."""
     proc = subprocess.run([sys.executable, "-m", "bundle", *args], cwd=PROJECT, capture_output=True, text=True,

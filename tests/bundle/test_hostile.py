@@ -26,7 +26,18 @@ from bundle.errors import BundleError
 from bundle.format import manifest
 from bundle.packing import scan, writer
 from bundle.relocation import rewrite
-from tests.bundle.conftest import ARCH, PROJECT, Built, build_tree, key, pack, remove_store, run_bundle, tree_state
+from tests.bundle.conftest import (
+    ARCH,
+    PROG,
+    PROJECT,
+    Built,
+    build_tree,
+    key,
+    pack,
+    remove_store,
+    run_bundle,
+    tree_state,
+)
 from tests.bundle.test_archive import craft, members_of
 from tests.bundle.test_deploy import run, snapshot
 
@@ -251,7 +262,7 @@ def test_non_utf8_prefix_refused_before_anything_is_created(tmp_path: Path) -> N
     proc = subprocess.run([sys.executable, "-m", "bundle", "redeploy", str(bundle), "--prefix", new, "--relocate"],
                           cwd=PROJECT, capture_output=True, env={**os.environ, "PYTHONPATH": str(PROJECT)})
     err = proc.stderr.decode()
-    assert proc.returncode == 1 and err.startswith("bundle: --prefix") and "not valid UTF-8" in err
+    assert proc.returncode == 1 and err.startswith(f"{PROG}: --prefix") and "not valid UTF-8" in err
     assert err.count("\n") == 1 and not os.path.lexists(os.fsencode(tmp_path) + b"/bad\xff")
 
 
@@ -351,7 +362,7 @@ def test_every_manifest_shape_is_one_line(built: Built, target: Path, tmp_path: 
 def test_manifest_shape_through_the_cli(built: Built, target: Path, tmp_path: Path) -> None:
     proc = run_bundle("redeploy", str(_bundle_with_manifest(tmp_path, _shape(copy.deepcopy(built.manifest),
                                                                               "size-float"))))
-    assert proc.returncode == 1 and proc.stderr.startswith("bundle: manifest") and proc.stderr.count("\n") == 1
+    assert proc.returncode == 1 and proc.stderr.startswith(f"{PROG}: manifest") and proc.stderr.count("\n") == 1
 
 
 def test_non_utf8_names_in_pack_are_one_line(tmp_path: Path) -> None:

@@ -6,11 +6,11 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.bundle.conftest import PROJECT, Built, build_tree, key, remove_store, run_bundle
+from tests.bundle.conftest import PROG, PROJECT, Built, build_tree, key, remove_store, run_bundle
 
 
 def script(name: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(PROJECT / "scripts" / name), *args], capture_output=True, text=True)
+    return subprocess.run([f"scripts/{name}", *args], capture_output=True, text=True, cwd=PROJECT)  # as typed
 
 
 def test_scripts_help() -> None:
@@ -51,7 +51,7 @@ def test_bad_input_is_one_line_without_traceback(built: Built, target: Path, tmp
         proc = run_bundle(*args)
         assert proc.returncode == 1, args
         lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("bundle: ") and "Traceback" not in proc.stderr, proc.stderr
+        assert len(lines) == 1 and lines[0].startswith(f"{PROG}: ") and "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_pack_output_name_is_what_the_usage_says(tmp_path: Path) -> None:

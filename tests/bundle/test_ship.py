@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bundle.conftest import PROJECT, build_tree, key, pack
+from tests.bundle.conftest import PROG, PROJECT, build_tree, key, pack
 from tests.pythons import OLDEST_LOGIN, OLDEST_TARGET, TOO_OLD_TARGET, interpreter
 
 pytestmark = pytest.mark.cluster
@@ -162,7 +162,7 @@ def test_errors_are_one_line(slurm_cluster, tree, tmp_path):
     assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
     locked = bundle_cli(env, "redeploy", str(bundle), "--to", f"n1:{tree}", "-q")
     holder.wait()
-    assert locked.returncode == 1 and locked.stderr == f"bundle: n1: {tree}: another redeploy holds the lock " \
+    assert locked.returncode == 1 and locked.stderr == f"{PROG}: n1: {tree}: another redeploy holds the lock " \
                                                          "(use --wait to queue)\n"
     bad = bundle_cli(env, "redeploy", str(bundle), "--to", "n1:relative/path")
     assert bad.returncode == 1 and "expected [USER@]HOST:/ABSOLUTE/PREFIX" in bad.stderr
@@ -189,6 +189,6 @@ def test_a_target_python_older_than_3_6_is_refused_in_one_line(slurm_cluster, tr
     python = str(interpreter(TOO_OLD_TARGET))
     bundle = pack(tree, tmp_path / "a/")
     out = bundle_cli(env, "redeploy", str(bundle), "--to", f"n3:{tree}", "--remote-python", python, "-q")
-    assert out.returncode == 1 and out.stderr == (f"bundle: n3: {python} there is Python {TOO_OLD_TARGET}; a ship's "
+    assert out.returncode == 1 and out.stderr == (f"{PROG}: n3: {python} there is Python {TOO_OLD_TARGET}; a ship's "
                                                   "target needs Python 3.6 or newer\n")
     assert on_node(env, "n3", f"test -e {tree}").returncode == 1  # nothing was made there

@@ -107,7 +107,7 @@ def test_up_twice_down_twice_leaves_nothing(tmp_path):
     sh([SCRIPT, "down", "-q", *args], env)
     assert cluster.leftovers(spec) == []
     status = subprocess.run([SCRIPT, "status", *args], env=env, capture_output=True, text=True)
-    assert status.returncode == 3 and "not running" in status.stdout
+    assert status.returncode == 1 and "not running" in status.stdout
 
 
 def test_up_clears_the_leftovers_of_a_crashed_run():
@@ -146,7 +146,7 @@ def test_a_port_in_use_is_a_one_line_reason_and_nothing_is_left():
                                "--subnet", spec.subnet, "--prefix", spec.prefix, "--ctld-port", str(spec.ctld_port),
                                "--slurmd-port", str(spec.slurmd_port)], capture_output=True, text=True)
     assert proc.returncode == 1
-    reason = f"local-cluster: port {spec.ctld_port} in use (pick another with --ctld-port)"
+    reason = f"{SCRIPT}: port {spec.ctld_port} in use (pick another with --ctld-port)"  # the command typed
     assert proc.stderr.strip().splitlines() == [reason]
     assert cluster.leftovers(spec) == []
 

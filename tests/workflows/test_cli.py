@@ -52,8 +52,7 @@ def test_the_placement_picture_and_summary_say_what_ran(argv, label):
 
 
 def test_one_parser_has_the_three_commands_and_run_takes_every_option():
-    p = cli.parser()
-    assert p.prog == "python -m workflows"
+    p = cli.parser()  # its prog is the command typed: tests/test_cli_shape.py
     assert p.parse_args(["clean", "--dry-run"]).dry_run
     assert p.parse_args(["visualize", "runs/x", "--port", "8000"]).port == 8000
     args = p.parse_args(["run", "mpi", "--launcher", "flux", "--repeats", "8"])
@@ -66,9 +65,12 @@ def test_settings_never_import_the_variants():
     assert subprocess.run([sys.executable, "-c", code], cwd=PROJECT).returncode == 0
 
 
-@pytest.mark.parametrize("argv, out", [(["--help"], "usage: python workflows/run.py [-h] [--repeats REPEATS]"),
-                                       (["clean", "--help"], "usage: python workflows/run.py clean [-h] [--dry-run]"),
-                                       (["visualize", "--help"], "usage: python workflows/run.py visualize [-h]")])
+RUN_PY = f"{Path(sys.executable).name} {PROJECT / 'workflows' / 'run.py'}"  # as typed (projectdir/cli.py)
+
+
+@pytest.mark.parametrize("argv, out", [(["--help"], f"usage: {RUN_PY} [-h] [--repeats REPEATS]"),
+                                       (["clean", "--help"], f"usage: {RUN_PY} clean [-h] [--dry-run]"),
+                                       (["visualize", "--help"], f"usage: {RUN_PY} visualize [-h]")])
 def test_run_py_works_from_a_python_where_the_project_is_not_installed(tmp_path, argv, out):
     # -I -S: no site-packages (so no editable install of the project), no PYTHONPATH, not run from the checkout
     proc = subprocess.run([sys.executable, "-I", "-S", str(PROJECT / "workflows" / "run.py"), *argv], cwd=tmp_path,
@@ -83,8 +85,8 @@ def test_run_py_and_the_package_cli_refuse_alike_each_in_its_own_name(tmp_path):
     package = subprocess.run([sys.executable, "-m", "workflows", "run", "htex", "--launcher", "flux"],
                              cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60)
     why = "--launcher flux: the htex variant launches with mpirun only (flux is for: mpi, flux)\n"
-    assert (as_run_py.returncode, as_run_py.stderr) == (2, f"run.py: {why}")
-    assert (package.returncode, package.stderr) == (2, f"workflows: {why}")
+    assert (as_run_py.returncode, as_run_py.stderr) == (2, f"{RUN_PY}: {why}")
+    assert (package.returncode, package.stderr) == (2, f"{Path(sys.executable).name} -m workflows: {why}")
 
 
 def test_clean_of_the_package_cli_keeps_what_is_not_a_run(tmp_path):

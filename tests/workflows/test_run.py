@@ -19,6 +19,7 @@ from ..conftest import PROJECT
 
 pytestmark = pytest.mark.cluster
 RUN = [sys.executable, str(PROJECT / "workflows" / "run.py")]
+PROG = f"{Path(sys.executable).name} {RUN[1]}"  # what its lines start with: the command typed (projectdir/cli.py)
 
 
 def our_jobs(env) -> list[str]:
@@ -103,7 +104,7 @@ def test_unreachable_slurm_is_one_line(slurm_cluster, shared_dir):
     (shared_dir / "broken.conf").write_text("this is not a slurm.conf\n")
     env = {**slurm_cluster.env, "SLURM_CONF": str(shared_dir / "broken.conf")}
     proc = run(env, "htex", "--no-spack", "--run-dir", str(shared_dir / "r"))
-    assert proc.returncode == 2 and proc.stderr.startswith("run.py: Slurm unreachable: sinfo: "), proc.stderr
+    assert proc.returncode == 2 and proc.stderr.startswith(f"{PROG}: Slurm unreachable: sinfo: "), proc.stderr
     assert "local-cluster.sh up" in proc.stderr  # says what is missing and how to get it
     assert len(proc.stderr.strip().splitlines()) == 1 and not (shared_dir / "r").exists()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -41,9 +42,10 @@ def test_another_variant_s_option_is_refused_in_one_line():
 
 
 def test_the_cli_refuses_it_before_anything_is_submitted():
-    proc = subprocess.run([sys.executable, str(PROJECT / "workflows" / "run.py"), "htex", "--flux-wrapper", "parsl",
-                           "--no-spack"], capture_output=True, text=True, timeout=60, cwd=PROJECT)
-    assert (proc.returncode, proc.stderr) == (2, "run.py: --flux-wrapper is not an option of the htex variant\n")
+    proc = subprocess.run([sys.executable, "workflows/run.py", "htex", "--flux-wrapper", "parsl", "--no-spack"],
+                          capture_output=True, text=True, timeout=60, cwd=PROJECT)
+    prog = f"{Path(sys.executable).name} workflows/run.py"  # the command typed (projectdir/cli.py)
+    assert (proc.returncode, proc.stderr) == (2, f"{prog}: --flux-wrapper is not an option of the htex variant\n")
 
 
 def test_a_new_variant_s_option_needs_only_its_class(monkeypatch):
