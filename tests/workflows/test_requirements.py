@@ -73,7 +73,7 @@ def third_party(path: Path) -> set[str]:
             names |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module.split(".")[0])
-    return names - set(sys.stdlib_module_names) - {"workflows", "__future__"}
+    return names - set(sys.stdlib_module_names) - {"workflows", "projectdir", "__future__"}  # the project: its checkout
 
 
 def unprovided(imported: Mapping[str, set[str]], provided: set[str],

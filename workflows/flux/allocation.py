@@ -23,11 +23,13 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ..errors import WorkflowsError
+
 RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
 REPEAT = re.compile(r"^(\d+)(?:\(x(\d+)\))?$")
 
 
-class AllocationError(ValueError):
+class AllocationError(WorkflowsError, ValueError):
     """The Slurm environment does not describe an allocation this can read (the message is one line)."""
 
 

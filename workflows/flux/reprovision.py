@@ -28,6 +28,8 @@ from urllib.parse import urlparse
 
 import zmq
 
+from ..errors import WorkflowsError
+
 logger = logging.getLogger(__name__)
 
 WATCH_PERIOD = 1.0  # seconds between the watch's looks at the block job and its first node
@@ -45,7 +47,7 @@ class NoInstance(RuntimeError):
         self.job_id = job_id
 
 
-class InstanceLost(RuntimeError):
+class InstanceLost(WorkflowsError, RuntimeError):
     """Flux instances kept dying: more blocks lost than the executor may replace."""
 
 
