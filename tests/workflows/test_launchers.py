@@ -31,10 +31,12 @@ def test_flux_asks_flux_for_counts_whole_nodes_and_one_core_per_rank_and_ignores
     assert RANK_LAUNCHERS["flux"].under_flux and not RANK_LAUNCHERS["mpirun"].under_flux
 
 
-def test_flux_gives_the_run_its_time_limit_in_whole_seconds_and_mpirun_leaves_it_to_timeout():
-    """Flux ends a run at its limit itself, deaf ranks included; mpirun's run ends by the `timeout` around it."""
+def test_flux_ranks_end_their_program_at_the_time_limit_and_flux_the_job_after_and_mpirun_leaves_it_to_timeout():
+    """Each rank's `timeout` ends its program (deaf ranks: SIGKILL 5 s on); Flux's own limit is the backstop;
+    mpirun's run ends by the `timeout` around the launch."""
     cmd = RANK_LAUNCHERS["flux"].command("openmpi", ["n1"], 2, ["./hello"], time_limit=7.2)
-    assert cmd[cmd.index("-t") + 1] == "8s" and cmd.index("-t") < cmd.index("sh")
+    assert cmd[cmd.index("-t") + 1] == "23s" and cmd.index("-t") < cmd.index("sh")
+    assert "; timeout --kill-after=5 7.2 ./hello; rc=$?" in cmd[-1]
     assert "-t" not in RANK_LAUNCHERS["flux"].command("openmpi", ["n1"], 2, ["./hello"])
     assert RANK_LAUNCHERS["mpirun"].command("openmpi", ["n1"], 2, ["./hello"], time_limit=7.2) == \
         RANK_LAUNCHERS["mpirun"].command("openmpi", ["n1"], 2, ["./hello"])
