@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from ..placement import stamp
 from ..rank_launcher import RankLauncher
 
-
 KILL_AFTER = 5  # seconds between a rank's SIGTERM and its SIGKILL at the run's time limit
 BACKSTOP = 10  # seconds more before Flux's own limit ends the job
 
