@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import PROJECT
+from .processes import processes_named
 from .test_run import RUN, our_jobs
 
 pytestmark = pytest.mark.cluster
@@ -43,17 +44,6 @@ def deaf_source(directory: Path, name: str) -> Path:
     path = directory / "deaf.c"
     path.write_text(text)
     return path
-
-
-def processes_named(name: str) -> list[int]:
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if cmdline.read_bytes().split(b"\0")[0] == name.encode():
-                found.append(int(cmdline.parent.name))
-        except OSError:
-            continue
-    return found
 
 
 def watch_deaf_ranks(proc: subprocess.Popen, env: dict, name: str, timeout: float = 180) -> tuple[float, float]:

@@ -30,6 +30,7 @@ from workflows.settings import PROJECT
 from workflows.variants.base import InfrastructureRetries
 
 from ...needs import require
+from ..processes import processes_named
 
 pytestmark = pytest.mark.flux
 BROKERS = 2
@@ -173,18 +174,6 @@ def test_the_highest_exit_status_over_ranks_fails_the_app(instance: Instance) ->
     with pytest.raises(BashExitFailure) as failed:
         shell("case $FLUX_TASK_RANK in 1) exit 5;; 2) exit 3;; esac", parsl_resource_specification=spec).result(120)
     assert failed.value.exitcode == 5
-
-
-def processes_named(name: str) -> list[int]:
-    """This machine's processes whose argv[0] is name (every broker of the instance runs here)."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if cmdline.read_bytes().split(b"\0")[0] == name.encode():
-                found.append(int(cmdline.parent.name))
-        except OSError:
-            continue
-    return found
 
 
 def wait_for(path: Path, timeout: float = 120) -> None:
